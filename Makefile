@@ -1,0 +1,39 @@
+# One-command set-up: `make demo` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATA   ?= data/synthetic
+RUN    ?= runs
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED = 1
+
+.PHONY: install test lint demo demo-mri demo-microscopy bench clean
+
+$(STAMP): setup.cfg setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check tf_otcycle train tests benchmarks
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check tf_otcycle train tests benchmarks
+
+demo: demo-mri
+
+demo-mri: $(STAMP)
+	$(BIN)/python -m tf_otcycle.data.synthetic mri --out $(DATA)/mri
+	$(BIN)/python train/mri.py --flagfile=train/configs/mri_demo.flags --run_dir=$(RUN)/mri_demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/psf_conv.py
+
+clean:
+	rm -rf $(RUN) $(DATA)

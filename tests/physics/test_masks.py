@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from tf_otcycle.physics import equispaced_mask, file_seed, random_mask
+
+
+def _fastmri_random(num_cols, acceleration, center_fraction, seed):
+    """Re-statement of fastMRI RandomMaskFunc.__call__ with one acceleration."""
+    rng = np.random.RandomState()
+    rng.seed(seed)
+    choice = rng.randint(0, 1)  # choose_acceleration
+    assert choice == 0
+    num_low_freqs = int(round(num_cols * center_fraction))
+    prob = (num_cols / acceleration - num_low_freqs) / (num_cols - num_low_freqs)
+    mask = rng.uniform(size=num_cols) < prob
+    pad = (num_cols - num_low_freqs + 1) // 2
+    mask[pad : pad + num_low_freqs] = True
+    return mask.astype(np.float32)
+
+
+def _fastmri_equispaced(num_cols, acceleration, center_fraction, seed):
+    rng = np.random.RandomState()
+    rng.seed(seed)
+    rng.randint(0, 1)
+    num_low_freqs = int(round(num_cols * center_fraction))
+    mask = np.zeros(num_cols, dtype=np.float32)
+    pad = (num_cols - num_low_freqs + 1) // 2
+    mask[pad : pad + num_low_freqs] = True
+    adjusted_accel = (acceleration * (num_low_freqs - num_cols)) / (
+        num_low_freqs * acceleration - num_cols
+    )
+    offset = rng.randint(0, round(adjusted_accel))
+    accel_samples = np.arange(offset, num_cols - 1, adjusted_accel)
+    accel_samples = np.around(accel_samples).astype(np.uint)
+    mask[accel_samples] = True
+    return mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42, (1, 2, 3), file_seed("file1000001.h5")])
+@pytest.mark.parametrize("num_cols,acc,cf", [(368, 4, 0.08), (320, 4, 0.04), (64, 8, 0.04)])
+def test_random_mask_equals_fastmri(seed, num_cols, acc, cf):
+    np.testing.assert_array_equal(
+        random_mask(num_cols, acc, cf, seed=seed), _fastmri_random(num_cols, acc, cf, seed)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 3, (7, 7)])
+@pytest.mark.parametrize("num_cols,acc,cf", [(368, 4, 0.08), (320, 4, 0.04)])
+def test_equispaced_mask_equals_fastmri(seed, num_cols, acc, cf):
+    np.testing.assert_array_equal(
+        equispaced_mask(num_cols, acc, cf, seed=seed), _fastmri_equispaced(num_cols, acc, cf, seed)
+    )
+
+
+@pytest.mark.parametrize("fn", [random_mask, equispaced_mask])
+@pytest.mark.parametrize("cf", [0.04, 0.08])
+def test_acs_block_and_acceleration(fn, cf):
+    num_cols = 320
+    masks = np.stack([fn(num_cols, 4, cf, seed=s) for s in range(200)])
+    num_low = int(round(num_cols * cf))
+    pad = (num_cols - num_low + 1) // 2
+    assert masks.dtype == np.float32 and masks.shape == (200, num_cols)
+    assert np.all(masks[:, pad : pad + num_low] == 1)
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    accel = num_cols / masks.sum(axis=1).mean()
+    assert abs(accel - 4) < 0.25
+
+
+def test_same_seed_same_mask_different_seed_different_mask():
+    a = random_mask(320, 4, 0.04, seed=5)
+    np.testing.assert_array_equal(a, random_mask(320, 4, 0.04, seed=5))
+    assert not np.array_equal(a, random_mask(320, 4, 0.04, seed=6))
+
+
+def test_equispaced_offset_is_respected():
+    m = equispaced_mask(64, 4, 0.0, offset=1)
+    assert m[1] == 1 and m[0] == 0 and m[5] == 1
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [((64, -4, 0.08), "acceleration"), ((64, 4, 1.5), "center_fraction"), ((1, 4, 0.1), "num_cols"), ((64, 4, 0.5), "center_fraction")],
+)
+def test_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        random_mask(*args, seed=0)

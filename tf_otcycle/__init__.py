@@ -1,0 +1,9 @@
+"""tf_otcycle: optimal-transport-driven cycleGAN for unsupervised inverse problems.
+
+Importing the package registers every custom Keras object, so
+``keras.saving.load_model("generator.keras")`` works in other projects.
+"""
+
+from tf_otcycle import layers, metrics, physics  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,10 @@
+"""Keras layers for the physics: the MRI ``FFTMask`` and the microscopy ``PSFConv3D``.
+
+Instance normalisation in the networks is ``keras.layers.GroupNormalization(groups=-1)``
+(one group per channel), so no custom normalisation layer is needed.
+"""
+
+from tf_otcycle.layers.fft_mask import FFTMask
+from tf_otcycle.layers.psf_conv import PSFConv3D
+
+__all__ = ["FFTMask", "PSFConv3D"]

@@ -1,0 +1,135 @@
+"""1-D Cartesian undersampling masks along the phase-encode (width) axis.
+
+The algorithms are those of fastMRI's ``data/subsample.py`` (``RandomMaskFunc`` and
+``EquispacedMaskFunc``) with a single acceleration, so a mask drawn here with seed ``s``
+equals the one fastMRI draws with ``seed=s``. Each call owns a fresh
+``np.random.RandomState(seed)``; fastMRI's ``choose_acceleration`` consumes one
+``randint(0, 1)`` draw before the mask draw and so do we, so the streams line up.
+
+Masks are float32 arrays of shape ``(num_cols,)``: 1 = acquired k-space column, 0 = missing.
+Columns index the *centred* k-space (zero frequency at ``num_cols // 2``).
+
+The paper samples x4 with 4 % autocalibration (ACS) lines: ``center_fraction=0.04``;
+fastMRI's default for x4 is ``0.08``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Seed = int | Sequence[int] | None
+
+
+def _check(num_cols: int, acceleration: float, center_fraction: float) -> int:
+    if int(num_cols) != num_cols or num_cols < 2:
+        raise ValueError(f"num_cols: expected an integer >= 2, got {num_cols!r}")
+    if not acceleration >= 1:
+        raise ValueError(f"acceleration: expected a value >= 1, got {acceleration!r}")
+    if not 0 <= center_fraction <= 1:
+        raise ValueError(f"center_fraction: expected a value in [0, 1], got {center_fraction!r}")
+    num_low = int(round(num_cols * center_fraction))
+    if num_low > num_cols / acceleration:
+        raise ValueError(
+            f"center_fraction: {center_fraction} gives {num_low} ACS lines, more than the "
+            f"{num_cols / acceleration:.1f} lines that acceleration {acceleration} allows "
+            f"for num_cols={num_cols}"
+        )
+    return num_low
+
+
+def random_mask(
+    num_cols: int, acceleration: float, center_fraction: float, seed: Seed = None
+) -> np.ndarray:
+    """fastMRI ``RandomMaskFunc``: a fully sampled centre plus uniformly random lines.
+
+    ``num_low = round(num_cols * center_fraction)`` centre lines starting at
+    ``pad = (num_cols - num_low + 1) // 2`` are always sampled; every other line is sampled
+    independently with ``prob = (num_cols / acceleration - num_low) / (num_cols - num_low)``
+    (drawn with ``RandomState(seed).uniform(size=num_cols) < prob``), so the *expected*
+    acceleration is ``acceleration``.
+
+    Args:
+        num_cols: number of phase-encode columns W.
+        acceleration: undersampling factor R >= 1.
+        center_fraction: fraction of columns in the fully sampled centre (ACS).
+        seed: seed for ``np.random.RandomState`` (int or sequence of ints, e.g.
+            ``tuple(map(ord, fname))`` as fastMRI does per file); None draws fresh entropy.
+
+    Returns:
+        float32 array ``(num_cols,)`` of 0/1.
+    """
+    num_low = _check(num_cols, acceleration, center_fraction)
+    rng = np.random.RandomState(seed)
+    rng.randint(0, 1)  # fastMRI's choose_acceleration() with a single acceleration
+    if num_cols == num_low:
+        return np.ones(num_cols, np.float32)
+    prob = (num_cols / acceleration - num_low) / (num_cols - num_low)
+    mask = rng.uniform(size=num_cols) < prob
+    pad = (num_cols - num_low + 1) // 2
+    mask[pad : pad + num_low] = True
+    return mask.astype(np.float32)
+
+
+def equispaced_mask(
+    num_cols: int,
+    acceleration: float,
+    center_fraction: float,
+    offset: int | None = None,
+    seed: Seed = None,
+) -> np.ndarray:
+    """fastMRI ``EquispacedMaskFunc``: a fully sampled centre plus equally spaced lines.
+
+    The centre block is as in :func:`random_mask`. The outer lines are spaced by
+    ``adjusted = acceleration * (num_low - num_cols) / (num_low * acceleration - num_cols)``
+    so that the *total* acceleration is ``acceleration``, starting at ``offset``
+    (drawn as ``RandomState(seed).randint(0, round(adjusted))`` when None).
+
+    Args:
+        num_cols: number of phase-encode columns W.
+        acceleration: undersampling factor R >= 1.
+        center_fraction: fraction of columns in the fully sampled centre (ACS).
+        offset: index of the first outer line; None draws it from ``seed``.
+        seed: seed for ``np.random.RandomState`` when ``offset`` is None.
+
+    Returns:
+        float32 array ``(num_cols,)`` of 0/1.
+    """
+    num_low = _check(num_cols, acceleration, center_fraction)
+    rng = np.random.RandomState(seed)
+    rng.randint(0, 1)  # fastMRI's choose_acceleration() with a single acceleration
+    mask = np.zeros(num_cols, np.float32)
+    pad = (num_cols - num_low + 1) // 2
+    mask[pad : pad + num_low] = 1
+    if num_low == 0 or num_low * acceleration == num_cols:
+        adjusted = float(acceleration)
+    else:
+        adjusted = acceleration * (num_low - num_cols) / (num_low * acceleration - num_cols)
+    if offset is None:
+        offset = rng.randint(0, max(1, round(adjusted)))
+    if not 0 <= offset < num_cols:
+        raise ValueError(f"offset: expected 0 <= offset < {num_cols}, got {offset}")
+    samples = np.around(np.arange(offset, num_cols - 1, adjusted)).astype(np.int64)
+    mask[samples] = 1
+    return mask
+
+
+def make_mask(
+    mask_type: str,
+    num_cols: int,
+    acceleration: float,
+    center_fraction: float,
+    seed: Seed = None,
+) -> np.ndarray:
+    """Dispatch on ``mask_type`` ('random' | 'equispaced'); see those functions."""
+    if mask_type == "random":
+        return random_mask(num_cols, acceleration, center_fraction, seed=seed)
+    if mask_type == "equispaced":
+        return equispaced_mask(num_cols, acceleration, center_fraction, seed=seed)
+    raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {mask_type!r}")
+
+
+def file_seed(name: str) -> tuple[int, ...]:
+    """fastMRI's per-file seed ``tuple(map(ord, fname))`` for reproducible test masks."""
+    return tuple(map(ord, name))
