@@ -4,7 +4,8 @@ Instance normalisation in the networks is ``keras.layers.GroupNormalization(grou
 (one group per channel), so no custom normalisation layer is needed.
 """
 
+from tf_otcycle.layers.crop import RandomSpatialCrop
 from tf_otcycle.layers.fft_mask import FFTMask
 from tf_otcycle.layers.psf_conv import PSFConv3D
 
-__all__ = ["FFTMask", "PSFConv3D"]
+__all__ = ["FFTMask", "PSFConv3D", "RandomSpatialCrop"]

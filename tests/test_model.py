@@ -1,0 +1,88 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.layers import FFTMask, PSFConv3D
+from tf_otcycle.model import OTCycleGAN
+from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
+from tf_otcycle.physics import random_mask
+from tf_otcycle.training import adam
+
+
+def _mri_model(n_critic=2, lr=1e-3):
+    g = build_unet(2, 2, depth=2, base_filters=4, residual=True)
+    c = build_patchgan(2, 2, base_filters=4, n_layers=2)
+    model = OTCycleGAN(g, FFTMask(), c, n_critic=n_critic, seed=0)
+    model.compile(adam(lr), adam(lr))
+    return model
+
+
+def _mri_data(n=4, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    x = np.stack([np.sin(2 * np.pi * (k + 1) * xx) * np.cos(2 * np.pi * yy) for k in range(n)])
+    x = np.stack([x, 0.3 * x], -1).astype(np.float32)
+    masks = np.stack([random_mask(size, 4, 0.08, seed=i) for i in range(n)])
+    op = FFTMask()
+    y = op(x[::-1], masks).numpy()
+    return {"x": x, "x_mask": masks, "y": y + 0.01 * rng.standard_normal(y.shape).astype(np.float32), "y_mask": masks[::-1]}
+
+
+def test_train_step_counts_and_cycle_loss_decreases():
+    model = _mri_model(n_critic=3)
+    data = _mri_data()
+    ds = tf.data.Dataset.from_tensor_slices(data).repeat().batch(2)
+    before = model.evaluate(ds, steps=2, return_dict=True, verbose=0)["cycle_loss"]
+    hist = model.fit(ds, epochs=3, steps_per_epoch=10, verbose=0)
+    after = model.evaluate(ds, steps=2, return_dict=True, verbose=0)["cycle_loss"]
+    assert int(model.g_optimizer.iterations) == 30
+    assert int(model.d_optimizer.iterations) == 3 * 30
+    assert after < before
+    for values in hist.history.values():
+        assert np.all(np.isfinite(values))
+
+
+def test_fixed_forward_op_is_not_trained():
+    model = _mri_model()
+    assert model.generator_variables == model.generator.trainable_variables
+
+
+def test_trainable_psf_is_updated_with_generator_and_stays_valid():
+    g = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid")
+    psf = PSFConv3D(4)
+    cx = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=0)
+    cy = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=1)
+    model = OTCycleGAN(g, psf, cx, cy, n_critic=2, seed=0)
+    model.compile(adam(1e-2), adam(1e-3))
+    psf.set_psf(np.random.default_rng(0).random((4, 4, 4)))
+    before = psf.psf.copy()
+    rng = np.random.default_rng(0)
+    data = {"x": rng.random((2, 8, 8, 8, 1)).astype(np.float32), "y": rng.random((2, 8, 8, 8, 1)).astype(np.float32)}
+    hist = model.fit(tf.data.Dataset.from_tensor_slices(data).batch(1), epochs=2, verbose=0)
+    assert all(np.isfinite(v).all() for v in hist.history.values())
+    assert psf.kernel.numpy().min() >= 0
+    np.testing.assert_allclose(psf.psf.sum(), 1.0, rtol=1e-5)
+    assert not np.allclose(psf.psf, before)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight")])
+def test_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        OTCycleGAN(build_unet(depth=1, base_filters=2), FFTMask(), build_patchgan(base_filters=2, n_layers=1), **kwargs)
+
+
+def test_bad_batch():
+    model = _mri_model()
+    with pytest.raises(ValueError, match="'x'"):
+        model.train_step({"y": tf.zeros((1, 16, 16, 2))})
+
+
+def test_fit_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = _mri_model(n_critic=2)
+    ds = tf.data.Dataset.from_tensor_slices(_mri_data()).repeat().batch(2)
+    model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    assert int(model.d_optimizer.iterations) == 4
+    assert isinstance(model.g_optimizer, keras.optimizers.Adam)

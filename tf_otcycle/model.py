@@ -1,0 +1,201 @@
+"""The OT-cycleGAN: one deep generator, the physics as the other direction, WGAN-GP critics."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_otcycle import losses
+
+
+@keras.saving.register_keras_serializable(package="tf_otcycle")
+class OTCycleGAN(keras.Model):
+    """Optimal-transport cycleGAN (the dual of the PLS transport cost, paper eqs. 18-21).
+
+    Names follow the paper; x is an image, y a measurement:
+
+    * ``generator`` G_Θ: y -> x, a deep network (the only one).
+    * ``forward_op`` H: x -> y, the physics; fixed (MRI: ``FFTMask``) or trainable
+      (microscopy: ``PSFConv3D``, then updated with the generator).
+    * ``critic_x`` φ: Kantorovich potential on images; ``critic_y`` ψ: on measurements,
+      optional (with a fixed H the y-side GAN term does not depend on G and is dropped).
+    * ``rho``, ``sigma``: cycle weights of eq. (21),
+      ``l_cycle = rho |x - G(Hx)|_1 + sigma |y - H G(y)|_1``.
+    * eq. (20): ``l_GAN = (1-rho) φ(x) - (1-sigma) φ(G(y)) + (1-sigma) ψ(y) - (1-rho) ψ(Hx)``,
+      maximised by the critics (each trained on its unweighted Wasserstein loss plus
+      ``gp_weight`` times the gradient penalty) and minimised by G and H.
+
+    Scale: the norms of eq. (21) are L1 *norms* of whole samples, the critics 1-Lipschitz
+    in the L2 norm. G minimises ``(l_cycle + gan_weight * l_GAN) / N``, N the number of
+    elements of a sample, so the cycle terms read as mean absolute errors; Adam is
+    invariant to the common factor, so this is eq. (19) itself for ``gan_weight = 1``.
+
+    One ``train_step`` = ``n_critic`` critic updates on the batch (fresh interpolation
+    weights each time), then one update of G (and of H when trainable). Losses are summed
+    per sample and divided by the *global* batch size, as Keras sums gradients across
+    replicas.
+
+    Data: a dict with ``"x"`` (clean images) and ``"y"`` (measurements) of equal batch size,
+    unpaired; optional ``"x_mask"`` / ``"y_mask"`` are passed to ``forward_op`` as its
+    second argument (the per-sample MRI sampling masks of x's and y's acquisitions).
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        forward_op: keras.layers.Layer,
+        critic_x: keras.Model,
+        critic_y: keras.Model | None = None,
+        rho: float = 0.5,
+        sigma: float = 0.5,
+        n_critic: int = 5,
+        gp_weight: float = 10.0,
+        gan_weight: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if rho < 0 or sigma < 0:
+            raise ValueError(f"rho/sigma: expected >= 0, got {rho}/{sigma}")
+        if n_critic < 1:
+            raise ValueError(f"n_critic: expected >= 1, got {n_critic}")
+        if gp_weight < 0:
+            raise ValueError(f"gp_weight: expected >= 0, got {gp_weight}")
+        self.generator = generator
+        self.forward_op = forward_op
+        self.critic_x = critic_x
+        self.critic_y = critic_y
+        self.rho = float(rho)
+        self.sigma = float(sigma)
+        self.n_critic = int(n_critic)
+        self.gp_weight = float(gp_weight)
+        if gan_weight < 0:
+            raise ValueError(f"gan_weight: expected >= 0, got {gan_weight}")
+        self.gan_weight = float(gan_weight)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("g_loss", "cycle_loss", "cycle_x", "cycle_y", "critic_loss", "critic_gap", "gp")
+        }
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # --- set-up ----------------------------------------------------------------------------
+    @property
+    def generator_variables(self) -> list:
+        """Variables updated by the generator step: G, plus H when trainable."""
+        return self.generator.trainable_variables + self.forward_op.trainable_variables
+
+    @property
+    def critic_variables(self) -> list:
+        out = list(self.critic_x.trainable_variables)
+        if self.critic_y is not None:
+            out += self.critic_y.trainable_variables
+        return out
+
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
+        """Attach the two optimizers and build them on their variables.
+
+        Call inside ``strategy.scope()``: building the optimizers there, before the first
+        step, is what makes ``fit`` work under ``MirroredStrategy`` (TF 2.17 otherwise fails
+        with "You must feed a value for placeholder tensor").
+        """
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.critic_variables)
+        self.built = True
+
+    def call(self, y, training: bool = False):
+        """Reconstruction ``G(y)``."""
+        return self.generator(y, training=training)
+
+    # --- the objective ---------------------------------------------------------------------
+    def _forward(self, x, sampling_mask):
+        if sampling_mask is None:
+            return self.forward_op(x)
+        return self.forward_op(x, sampling_mask)
+
+    def _global_mean(self, per_sample: tf.Tensor) -> tf.Tensor:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch = tf.cast(tf.shape(per_sample)[0] * replicas, per_sample.dtype)
+        return tf.reduce_sum(per_sample) / batch
+
+    def _alpha(self, t: tf.Tensor) -> tf.Tensor:
+        shape = tf.concat([tf.shape(t)[:1], tf.ones([tf.rank(t) - 1], tf.int32)], 0)
+        return keras.random.uniform(shape, seed=self.seed_generator)  # (B, 1, ..., 1)
+
+    def critic_losses(self, real_x, fake_x, real_y, fake_y):
+        """Critic losses to minimise, per sample: ``φ(G(y)) - φ(x) + gp`` (+ ψ side)."""
+        gap_x = losses.critic_score(self.critic_x(real_x, training=True)) - losses.critic_score(
+            self.critic_x(fake_x, training=True)
+        )
+        gp = losses.gradient_penalty(self.critic_x, real_x, fake_x, self._alpha(real_x))
+        loss = -gap_x + self.gp_weight * gp
+        if self.critic_y is not None:
+            gap_y = losses.critic_score(self.critic_y(real_y, training=True)) - losses.critic_score(
+                self.critic_y(fake_y, training=True)
+            )
+            gp_y = losses.gradient_penalty(self.critic_y, real_y, fake_y, self._alpha(real_y))
+            loss += -gap_y + self.gp_weight * gp_y
+            gp += gp_y
+        return loss, gap_x, gp
+
+    def generator_losses(self, real_x, real_y, x_mask, y_mask):
+        """Generator loss per sample and its cycle parts."""
+        fake_x = self.generator(real_y, training=True)  # G(y)
+        fake_y = self._forward(real_x, x_mask)  # Hx
+        cycled_x = self.generator(fake_y, training=True)  # G(Hx)
+        cycled_y = self._forward(fake_x, y_mask)  # H G(y)
+        cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.sigma)
+        adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True))
+        if self.critic_y is not None:
+            adv += -(1.0 - self.rho) * losses.critic_score(self.critic_y(fake_y, training=True))
+        n = tf.cast(tf.reduce_prod(tf.shape(real_x)[1:]), adv.dtype)  # elements per sample
+        return cyc_x + cyc_y + self.gan_weight * adv / n, cyc_x, cyc_y
+
+    @staticmethod
+    def unpack(data):
+        if isinstance(data, tuple) and len(data) == 1:
+            data = data[0]
+        if not isinstance(data, dict) or "x" not in data or "y" not in data:
+            raise ValueError("data: expected a dict with 'x' (images) and 'y' (measurements)")
+        return data["x"], data["y"], data.get("x_mask"), data.get("y_mask")
+
+    def train_step(self, data):
+        real_x, real_y, x_mask, y_mask = self.unpack(data)
+        fake_x = self.generator(real_y, training=True)
+        fake_y = self._forward(real_x, x_mask)
+        for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
+            with tf.GradientTape() as tape:
+                d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
+                d_total = self._global_mean(d_loss)
+            grads = tape.gradient(d_total, self.critic_variables)
+            self.d_optimizer.apply_gradients(zip(grads, self.critic_variables))
+        with tf.GradientTape() as tape:
+            g_loss, cyc_x, cyc_y = self.generator_losses(real_x, real_y, x_mask, y_mask)
+            g_total = self._global_mean(g_loss)
+        grads = tape.gradient(g_total, self.generator_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator_variables))
+        values = {
+            "g_loss": g_loss,
+            "cycle_loss": cyc_x + cyc_y,
+            "cycle_x": cyc_x,
+            "cycle_y": cyc_y,
+            "critic_loss": d_loss,
+            "critic_gap": gap,
+            "gp": gp,
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def test_step(self, data):
+        real_x, real_y, x_mask, y_mask = self.unpack(data)
+        g_loss, cyc_x, cyc_y = self.generator_losses(real_x, real_y, x_mask, y_mask)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["cycle_loss"].update_state(cyc_x + cyc_y)
+        return {name: self.trackers[name].result() for name in ("g_loss", "cycle_loss")}
