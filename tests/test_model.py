@@ -84,5 +84,5 @@ def test_fit_under_mirrored_strategy():
         model = _mri_model(n_critic=2)
     ds = tf.data.Dataset.from_tensor_slices(_mri_data()).repeat().batch(2)
     model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
-    assert int(model.d_optimizer.iterations) == 4
+    assert int(model.d_optimizer.iterations.numpy()) == 4
     assert isinstance(model.g_optimizer, keras.optimizers.Adam)

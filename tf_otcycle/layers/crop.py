@@ -34,6 +34,7 @@ class RandomSpatialCrop(keras.layers.Layer):
         self.fraction = float(fraction)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
 
     def call(self, x):
         if self.fraction == 1.0:

@@ -53,18 +53,13 @@ class FFTMask(keras.layers.Layer):
             )
             if fixed is not None:
                 self.fixed_mask.assign(fixed)
-
-    def build(self, input_shape):
-        _check_image_shape(input_shape, "x")
-        if self.num_cols is not None and input_shape[2] is not None and input_shape[2] != self.num_cols:
-            raise ValueError(
-                f"x: width {input_shape[2]} does not match the fixed sampling_mask width {self.num_cols}"
-            )
-        self.built = True
+        self.built = True  # no shape-dependent state; fit's symbolic build needs built layers
 
     def call(self, x, sampling_mask=None):
         x = tf.convert_to_tensor(x, tf.float32)
         _check_image_shape(x.shape, "x")
+        if self.num_cols is not None and x.shape[2] is not None and x.shape[2] != self.num_cols:
+            raise ValueError(f"x: width {x.shape[2]} does not match the fixed sampling_mask width {self.num_cols}")
         if sampling_mask is None:
             if self.fixed_mask is None:
                 raise ValueError("sampling_mask: none given and the layer has no fixed mask")

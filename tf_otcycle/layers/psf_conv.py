@@ -67,11 +67,7 @@ class PSFConv3D(keras.layers.Layer):
             constraint=keras.constraints.NonNeg(),
             trainable=True,
         )
-
-    def build(self, input_shape):
-        if len(input_shape) != 5:
-            raise ValueError(f"x: expected shape (B, D, H, W, C), got {tuple(input_shape)}")
-        self.built = True
+        self.built = True  # the kernel does not depend on the input shape
 
     # --- the PSF ---------------------------------------------------------------------------
     def normalized_kernel(self) -> tf.Tensor:
