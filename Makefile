@@ -32,6 +32,10 @@ demo-mri: $(STAMP)
 	$(BIN)/python -m tf_otcycle.data.synthetic mri --out $(DATA)/mri
 	$(BIN)/python train/mri.py --flagfile=train/configs/mri_demo.flags --run_dir=$(RUN)/mri_demo
 
+demo-microscopy: $(STAMP)
+	$(BIN)/python -m tf_otcycle.data.synthetic microscopy --out $(DATA)/microscopy
+	$(BIN)/python train/microscopy.py --flagfile=train/configs/microscopy_demo.flags --run_dir=$(RUN)/microscopy_demo
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/psf_conv.py
 

@@ -156,3 +156,117 @@ def write_panel(path: str | os.PathLike, images: Sequence[np.ndarray], error_aga
         row = np.concatenate([row, err], axis=0)
     png = tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy()
     atomic_write_bytes(path, png)
+
+
+# --- microscopy -----------------------------------------------------------------------------
+
+
+def volume_views(volume: np.ndarray) -> np.ndarray:
+    """Maximum-intensity XY view with the YZ and XZ views beside and below it, one 2-D image.
+
+    Layout (``(D, H, W)`` in): ``[[XY (H, W), YZ (H, D)], [XZ (D, W), 0]]``.
+    """
+    xy = volume.max(axis=0)
+    yz = volume.max(axis=2).T  # (H, D)
+    xz = volume.max(axis=1)  # (D, W)
+    d = volume.shape[0]
+    top = np.concatenate([xy, yz], axis=1)
+    bottom = np.concatenate([xz, np.zeros((d, d), volume.dtype)], axis=1)
+    return np.concatenate([top, bottom], axis=0)
+
+
+def write_volume_panel(path: str | os.PathLike, volumes: Sequence[np.ndarray]) -> None:
+    """PNG of :func:`volume_views` of each volume side by side (each scaled to its own max)."""
+    views = [volume_views(v) for v in volumes]
+    row = np.concatenate([np.clip(v / (v.max() or 1.0), 0, 1) for v in views], axis=1)
+    atomic_write_bytes(path, tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy())
+
+
+def evaluate_microscopy(
+    methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    test_files: Sequence[str],
+    panel_dir: str | os.PathLike | None = None,
+    num_panels: int = 2,
+) -> tuple[list[dict], list[dict]]:
+    """PSNR / SSIM of each method on each ``NAME_blurred.tif`` against ``NAME_gt.tif``.
+
+    Both are normalised to [0, 1] (min-max, as in training); PSNR over the volume with data
+    range 1, SSIM per XY slice (data range 1), averaged. A method maps a normalised blurred
+    volume ``(D, H, W)`` to a reconstruction of the same shape.
+
+    Returns:
+        ``(per_file_rows, summary_rows)``: rows of ``method, file, psnr, ssim`` and the
+        means per method and test folder (``method, file=<folder>/*, psnr, ssim``).
+    """
+    from tf_otcycle.data import tiff
+
+    rows: list[dict] = []
+    panels = 0
+    for path in test_files:
+        blurred = tiff.normalize(tiff.read_stack(path))
+        gt_path = tiff.gt_path_for(path)
+        if not gt_path.exists():
+            raise tiff.TiffFormatError(f"{path}: no ground truth {gt_path.name} beside it")
+        gt = tiff.normalize(tiff.read_stack(gt_path))
+        if gt.shape != blurred.shape:
+            raise tiff.TiffFormatError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
+        outputs = {}
+        for name, method in methods.items():
+            out = np.asarray(method(blurred), np.float32)
+            outputs[name] = out
+            rows.append({
+                "method": name, "file": f"{Path(path).parent.name}/{Path(path).name}",
+                "psnr": metrics.psnr(gt, out, data_range=1.0), "ssim": metrics.ssim(gt, out, data_range=1.0),
+            })
+        if panel_dir is not None and panels < num_panels:
+            write_volume_panel(Path(panel_dir) / f"{Path(path).parent.name}_{Path(path).stem}.png", [*outputs.values(), gt])
+            panels += 1
+    summary = []
+    for folder in sorted({r["file"].split("/")[0] for r in rows}):
+        for name in methods:
+            sel = [r for r in rows if r["method"] == name and r["file"].startswith(folder + "/")]
+            summary.append({"method": name, "file": f"{folder}/*", "psnr": float(np.mean([r["psnr"] for r in sel])),
+                            "ssim": float(np.mean([r["ssim"] for r in sel])), "volumes": len(sel)})
+    return rows, summary
+
+
+def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Sequence[float]) -> dict:
+    """Normalised cross-correlation (centred, same size) and FWHM per axis of two PSFs."""
+    from tf_otcycle.physics.psf import fwhm
+
+    a, b = _center_to(learned, reference.shape), reference
+    a0, b0 = a - a.mean(), b - b.mean()
+    ncc = float(np.sum(a0 * b0) / (np.linalg.norm(a0) * np.linalg.norm(b0) + 1e-20))
+    fl, fr = fwhm(a, voxel_size), fwhm(b, voxel_size)
+    return {"ncc": ncc, **{f"fwhm_{ax}_learned": v for ax, v in zip("zyx", fl)}, **{f"fwhm_{ax}_true": v for ax, v in zip("zyx", fr)}}
+
+
+def _center_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Crop or zero-pad ``psf`` around its ``shape // 2`` centre to ``shape``."""
+    out = np.zeros(shape, np.float64)
+    src_c = [n // 2 for n in psf.shape]
+    dst_c = [n // 2 for n in shape]
+    src, dst = [], []
+    for sn, dn, sc, dc in zip(psf.shape, shape, src_c, dst_c):
+        lo = min(sc, dc)
+        hi = min(sn - sc, dn - dc)
+        src.append(slice(sc - lo, sc + hi))
+        dst.append(slice(dc - lo, dc + hi))
+    out[tuple(dst)] = psf[tuple(src)]
+    return out
+
+
+def psf_panel(path: str | os.PathLike, psfs: Sequence[np.ndarray]) -> None:
+    """PNG of the central XY / XZ / YZ sections of each PSF (rows), each scaled to its max."""
+    rows = []
+    for p in psfs:
+        c = [n // 2 for n in p.shape]
+        xy, xz, yz = p[c[0]], p[:, c[1], :], p[:, :, c[2]]
+        h = max(xy.shape[0], xz.shape[0], yz.shape[0])
+        parts = [np.pad(s, ((0, h - s.shape[0]), (0, 1))) for s in (xy, xz, yz)]
+        row = np.concatenate(parts, axis=1)
+        rows.append(row / (row.max() or 1.0))
+    width = max(r.shape[1] for r in rows)
+    img = np.concatenate([np.pad(r, ((0, 1), (0, width - r.shape[1]))) for r in rows], axis=0)
+    img = np.kron(img, np.ones((4, 4)))  # enlarge small kernels for viewing
+    atomic_write_bytes(path, tf.io.encode_png((np.clip(img, 0, 1)[..., None] * 255).round().astype(np.uint8)).numpy())

@@ -67,3 +67,30 @@ def export_mri_generator(generator: keras.Model, export_dir: str | os.PathLike, 
     keras_path = export_keras(generator, export_dir / "generator.keras")
     saved = write_saved_model(mri_archive(generator), export_dir / model_name)
     return {"keras": keras_path, "saved_model": saved}
+
+
+def microscopy_archive(generator: keras.Model) -> keras.export.ExportArchive:
+    """``serving_default``: ``blurred (B, D, H, W, 1) float32`` in [0, 1] -> ``deconvolved``."""
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+
+    def serve(blurred):
+        return {"deconvolved": generator(blurred, training=False)}
+
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None, None, None, None, 1], tf.float32, name="blurred")]
+    )
+    return archive
+
+
+def export_microscopy_generator(
+    generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model"
+) -> dict[str, Path]:
+    """Export G as ``generator.keras`` and a new SavedModel version, the learned PSF as TIFF beside them."""
+    from tf_otcycle.data.tiff import write_stack
+
+    export_dir = Path(export_dir)
+    keras_path = export_keras(generator, export_dir / "generator.keras")
+    saved = write_saved_model(microscopy_archive(generator), export_dir / model_name)
+    write_stack(export_dir / "learned_psf.tif", psf)
+    return {"keras": keras_path, "saved_model": saved, "psf": export_dir / "learned_psf.tif"}

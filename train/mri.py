@@ -10,42 +10,29 @@ G. Re-running the same command resumes from the last checkpoint.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import common  # train/common.py: shared flags and run flow
+import numpy as np
+from absl import app, flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-from tf_otcycle import metrics  # noqa: E402
-from tf_otcycle.data import fastmri  # noqa: E402
-from tf_otcycle.evaluation import (  # noqa: E402
+from tf_otcycle import metrics
+from tf_otcycle.data import fastmri
+from tf_otcycle.evaluation import (
     evaluate_mri,
     generator_method,
     prepare_volume,
     write_tables,
     zero_filled,
 )
-from tf_otcycle.export import export_mri_generator  # noqa: E402
-from tf_otcycle.layers import FFTMask  # noqa: E402
-from tf_otcycle.model import OTCycleGAN  # noqa: E402
-from tf_otcycle.models import build_patchgan, build_unet  # noqa: E402
-from tf_otcycle.physics.fft import channels_to_complex  # noqa: E402
-from tf_otcycle.training import (  # noqa: E402
-    CheckpointCallback,
-    TrainState,
-    ValidationCallback,
-    adam,
-    is_chief,
-    make_strategy,
-    save_flags,
-)
+from tf_otcycle.export import export_mri_generator
+from tf_otcycle.layers import FFTMask
+from tf_otcycle.model import OTCycleGAN
+from tf_otcycle.models import build_patchgan, build_unet
+from tf_otcycle.physics.fft import channels_to_complex
+from tf_otcycle.training import ValidationCallback, adam
 
 # === Flags (the contract of this entry point) ===
-flags.DEFINE_string("run_dir", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.")
 flags.DEFINE_string("clean_files", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
 flags.DEFINE_string("measured_files", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y.")
 flags.DEFINE_string("val_files", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.")
@@ -54,46 +41,21 @@ flags.DEFINE_float("acceleration", 4.0, "Undersampling factor R.")
 flags.DEFINE_float("center_fraction", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08.")
 flags.DEFINE_enum("mask_type", "random", ["random", "equispaced"], "1-D Cartesian mask family (fastMRI algorithms).")
 flags.DEFINE_integer("crop_size", 320, "Centre crop of the images (crop_size x crop_size).")
-flags.DEFINE_integer("epochs", 100, "Training epochs.")
-flags.DEFINE_integer("steps_per_epoch", None, "Generator steps per epoch; default: measured slices // batch_size.")
-flags.DEFINE_integer("batch_size", 1, "Global batch size (split over replicas).")
-flags.DEFINE_integer("base_filters", 64, "Filters of the first U-Net level.")
-flags.DEFINE_integer("depth", 4, "U-Net poolings; crop_size must be divisible by 2**depth.")
 flags.DEFINE_boolean("residual", True, "Generator adds its input to its (linear) output.")
-flags.DEFINE_integer("critic_filters", 64, "Filters of the first PatchGAN conv.")
-flags.DEFINE_integer("critic_layers", 3, "Stride-2 conv layers of the PatchGAN.")
-flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.")
-flags.DEFINE_float("rho", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21).")
-flags.DEFINE_float("sigma", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21).")
-flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.")
-flags.DEFINE_float("gan_weight", 1.0, "Weight of the Wasserstein terms in the generator loss (eq. 19: 1).")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate (both optimizers).")
-flags.DEFINE_float("beta_1", 0.5, "Adam beta_1.")
-flags.DEFINE_float("beta_2", 0.9, "Adam beta_2.")
-flags.DEFINE_integer("seed", 0, "Global seed (weights, data order, training masks).")
-flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "one_device"], "tf.distribute strategy.")
-flags.DEFINE_boolean("eval_only", False, "Skip training: restore the latest checkpoint, evaluate and export.")
 flags.DEFINE_boolean("cache_images", False, "Keep the cropped training images in memory after the first epoch.")
 flags.DEFINE_integer("val_slices", 8, "Validation slices evaluated at each epoch end.")
-flags.DEFINE_integer("num_panels", 2, "Test volumes that get a PNG panel (input | reconstruction | target, errors below).")
-flags.DEFINE_integer("checkpoint_every", 1, "Epochs between checkpoints (the last epoch is always saved).")
-flags.DEFINE_boolean("export", True, "Export the generator (.keras and a new SavedModel version) after evaluation.")
+common.define_common_flags(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
 
 FLAGS = flags.FLAGS
-CONFIG_KEYS = [
-    "run_dir", "clean_files", "measured_files", "val_files", "test_files", "acceleration", "center_fraction",
-    "mask_type", "crop_size", "epochs", "steps_per_epoch", "batch_size", "base_filters", "depth", "residual",
-    "critic_filters", "critic_layers", "n_critic", "rho", "sigma", "gp_weight", "gan_weight", "learning_rate", "beta_1",
-    "beta_2", "seed", "strategy", "eval_only", "cache_images", "val_slices", "num_panels", "checkpoint_every",
-    "export",
+CONFIG_KEYS = common.COMMON_KEYS + [
+    "clean_files", "measured_files", "val_files", "test_files", "acceleration", "center_fraction", "mask_type",
+    "crop_size", "residual", "cache_images", "val_slices",
 ]
 
 
 def validate(config: dict) -> list[str]:
     """All problems with the flag values, before any work."""
-    errors = []
-    if not config["run_dir"]:
-        errors.append("--run_dir is required")
+    errors = common.validate_common(config)
     if not config["test_files"]:
         errors.append("--test_files is required")
     if not config["eval_only"]:
@@ -106,20 +68,10 @@ def validate(config: dict) -> list[str]:
         errors.append(f"--center_fraction must be in [0, 1), got {config['center_fraction']}")
     elif config["acceleration"] >= 1 and config["center_fraction"] * config["acceleration"] > 1:
         errors.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
-    for name in ("rho", "sigma", "gp_weight", "gan_weight"):
-        if config[name] < 0:
-            errors.append(f"--{name} must be >= 0, got {config[name]}")
-    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic", "crop_size", "checkpoint_every"):
-        if config[name] < 1:
-            errors.append(f"--{name} must be >= 1, got {config[name]}")
-    if config["depth"] < 0:
-        errors.append(f"--depth must be >= 0, got {config['depth']}")
-    elif config["crop_size"] % (2 ** config["depth"]):
+    if config["crop_size"] < 1:
+        errors.append(f"--crop_size must be >= 1, got {config['crop_size']}")
+    elif config["depth"] >= 0 and config["crop_size"] % (2 ** config["depth"]):
         errors.append(f"--crop_size {config['crop_size']} must be divisible by 2**depth = {2 ** config['depth']}")
-    if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
-        errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
-    if not config["learning_rate"] > 0:
-        errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
     return errors
 
 
@@ -184,28 +136,6 @@ def validation_fn(generator, infos, config):
     return evaluate
 
 
-def train(config: dict, files: dict, model: OTCycleGAN, state: TrainState, strategy, chief: bool) -> None:
-    initial_epoch = state.restore(log=logging.info if not chief else print)
-    if initial_epoch >= config["epochs"]:
-        print(f"Training already complete ({initial_epoch} epochs).")
-        return
-    dataset = fastmri.unpaired_mri_dataset(
-        files["clean_files"], files["measured_files"], config["crop_size"], config["acceleration"],
-        config["center_fraction"], config["mask_type"], config["batch_size"], config["seed"],
-        cache=config["cache_images"],
-    )
-    steps = config["steps_per_epoch"] or max(1, sum(i.num_slices for i in files["measured_files"]) // config["batch_size"])
-    run_dir = Path(config["run_dir"])
-    callbacks = [
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False),
-        CheckpointCallback(state, config["checkpoint_every"], write=chief),
-    ]
-    if files.get("val_files"):
-        callbacks.append(ValidationCallback(validation_fn(model.generator, files["val_files"], config), run_dir / "logs"))
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=2)
-
-
 def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     run_dir = Path(config["run_dir"])
     methods = {"input": zero_filled, "ot_cyclegan": generator_method(model.generator)}
@@ -215,16 +145,19 @@ def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     )
     table = write_tables(summary, run_dir / "eval", ["method", "psnr", "ssim", "nmse", "volumes", "seconds_per_slice"])
     write_tables(per_volume, run_dir / "eval", ["method", "file", "psnr", "ssim", "nmse"], name="per_volume")
+    lines = []
     if config["export"]:
         paths = export_mri_generator(model.generator, run_dir / "export")
-        print(f"Exported {paths['keras']} and {paths['saved_model']}")
-    return table
+        lines.append(f"Exported {paths['keras']} and {paths['saved_model']}")
+    lines.append(f"\nTest metrics ({len(files['test_files'])} volumes, x{config['acceleration']:g}, "
+                 f"{config['center_fraction']:.0%} ACS), {run_dir / 'eval' / 'metrics.csv'}:\n{table}")
+    return "\n".join(lines)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = {k: FLAGS[k].value for k in CONFIG_KEYS}
+    config = common.read_config(CONFIG_KEYS)
     errors = validate(config)
     if errors:
         raise app.UsageError("bad flags:\n  " + "\n  ".join(errors))
@@ -232,28 +165,26 @@ def main(argv):
         files = resolve_files(config)
     except (ValueError, fastmri.FastMRIFormatError) as e:
         raise app.UsageError(str(e)) from None
-    keras.utils.set_random_seed(config["seed"])
-    tf.config.optimizer.set_experimental_options({"remapping": False})  # avoids a noisy grappler error
-    strategy = make_strategy(config["strategy"])
-    chief = is_chief(strategy)
-    run_dir = Path(config["run_dir"])
-    with strategy.scope():
-        model = build_model(config)
-        state = TrainState(model, run_dir / "checkpoints")
-    if chief:
-        flags_text = "\n".join(f"--{k}={'' if v is None else v}" for k, v in config.items() if v is not None) + "\n"
-        save_flags(run_dir, flags_text, config)
-    if config["eval_only"]:
-        if state.restore() == 0 and state.manager.latest_checkpoint is None:
-            raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")
-    else:
-        train(config, files, model, state, strategy, chief)
-    if chief:
-        table = evaluate_and_export(config, files, model)
-        print(f"\nTest metrics ({len(files['test_files'])} volumes, x{config['acceleration']:g}, "
-              f"{config['center_fraction']:.0%} ACS), {run_dir / 'eval' / 'metrics.csv'}:\n{table}")
+
+    def make_dataset():
+        return fastmri.unpaired_mri_dataset(
+            files["clean_files"], files["measured_files"], config["crop_size"], config["acceleration"],
+            config["center_fraction"], config["mask_type"], config["batch_size"], config["seed"],
+            cache=config["cache_images"],
+        )
+
+    def extra_callbacks(model):
+        if not files.get("val_files"):
+            return []
+        evaluate = validation_fn(model.generator, files["val_files"], config)
+        return [ValidationCallback(evaluate, Path(config["run_dir"]) / "logs")]
+
+    steps = 1
+    if not config["eval_only"]:
+        steps = config["steps_per_epoch"] or max(1, sum(i.num_slices for i in files["measured_files"]) // config["batch_size"])
+    common.run(config, build_model, make_dataset, steps, extra_callbacks,
+               lambda model: evaluate_and_export(config, files, model))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required([])
-    app.run(main, argv=sys.argv)
+    app.run(main)

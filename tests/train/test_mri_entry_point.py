@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tf_otcycle.data.synthetic import write_mri_dataset
+from tf_otcycle.training import TrainState
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "train" / "mri.py"
@@ -44,6 +45,7 @@ def run(args, check=True):
 
 
 def load_entry_point():
+    sys.path.insert(0, str(SCRIPT.parent))  # train/common.py, as when the script runs
     spec = importlib.util.spec_from_file_location("train_mri", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -72,7 +74,7 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
     config = {k: entry.FLAGS[k].default for k in entry.CONFIG_KEYS}
     config.update(crop_size=32, base_filters=4, depth=2, critic_filters=4, critic_layers=2, n_critic=2, learning_rate=1e-3)
     model = entry.build_model(config)
-    state = entry.TrainState(model, run_dir / "checkpoints")
+    state = TrainState(model, run_dir / "checkpoints")
     assert state.restore(log=lambda s: None) == 1
     assert state.step == 3 and int(model.d_optimizer.iterations) == 6
     names = {name for name in reader.get_variable_to_shape_map() if name.startswith(("generator/", "g_optimizer/", "d_optimizer/", "critic_x/"))}
@@ -85,7 +87,7 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
     out = run(tiny_flags(data, run_dir, epochs=2, export=False)).stdout
     assert "Resumed from step 3" in out
     model = entry.build_model(config)
-    state = entry.TrainState(model, run_dir / "checkpoints")
+    state = TrainState(model, run_dir / "checkpoints")
     assert state.restore(log=lambda s: None) == 2 and state.step == 6
 
 

@@ -28,7 +28,14 @@ class PSFConv3D(keras.layers.Layer):
 
     The kernel has the Conv3D layout ``(kd, kh, kw, 1, 1)``, is kept non-negative by
     ``keras.constraints.NonNeg()`` (applied by the optimizer after each update) and is
-    normalised to unit sum in the forward pass, so ``h`` is a PSF that preserves flux.
+    normalised to unit sum in the forward pass, so ``h`` is a PSF that preserves flux. It is
+    stored at mean-1 scale (``set_psf`` multiplies the unit-sum PSF by its size) so that
+    Adam's per-element steps are relative to the kernel's values.
+
+    With ``learn_gain=True`` the layer computes ``g * (h * x)`` with a trainable scalar gain
+    ``g = exp(log_gain)``: the unit-sum PSF stays a PSF while the gain absorbs the different
+    intensity normalisation of the two domains (the paper's plain Conv3D kernel has no
+    unit-sum constraint and absorbs it implicitly).
     Both implementations compute the same Conv3D ``padding='same'`` cross-correlation:
 
     * ``'direct'``: ``tf.nn.conv3d``. Its backward pass is slow for a 20^3 kernel.
@@ -49,7 +56,13 @@ class PSFConv3D(keras.layers.Layer):
         ``(B, D, H, W, C)`` float32.
     """
 
-    def __init__(self, kernel_size: int | Sequence[int] = 20, implementation: str = "fft", **kwargs):
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int] = 20,
+        implementation: str = "fft",
+        learn_gain: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(kernel_size, int):
             kernel_size = (kernel_size,) * 3
@@ -60,6 +73,8 @@ class PSFConv3D(keras.layers.Layer):
             raise ValueError(f"implementation: expected 'fft' or 'direct', got {implementation!r}")
         self.kernel_size = kernel_size
         self.implementation = implementation
+        self.learn_gain = bool(learn_gain)
+        self.log_gain = self.add_weight(name="log_gain", shape=(), initializer="zeros", trainable=self.learn_gain)
         self.kernel = self.add_weight(
             name="kernel",
             shape=kernel_size + (1, 1),
@@ -87,7 +102,17 @@ class PSFConv3D(keras.layers.Layer):
             raise ValueError(f"psf: expected shape {self.kernel_size}, got {psf.shape}")
         if not np.all(np.isfinite(psf)) or psf.min() < 0 or psf.sum() <= 0:
             raise ValueError("psf: expected finite non-negative values with a positive sum")
-        self.kernel.assign((psf / psf.sum())[..., None, None])
+        self.kernel.assign((psf / psf.mean())[..., None, None])
+
+    @property
+    def gain(self) -> float:
+        """The intensity gain g (1 unless ``learn_gain``)."""
+        return float(np.exp(np.asarray(self.log_gain)))
+
+    def set_gain(self, gain: float) -> None:
+        if not gain > 0:
+            raise ValueError(f"gain: expected > 0, got {gain!r}")
+        self.log_gain.assign(float(np.log(gain)))
 
     # --- forward ---------------------------------------------------------------------------
     def call(self, x):
@@ -102,9 +127,8 @@ class PSFConv3D(keras.layers.Layer):
                     f"{self.kernel_size} (input shape {x.shape})"
                 )
         kernel = self.normalized_kernel()
-        if self.implementation == "direct":
-            return self._direct(x, kernel)
-        return self._fft(x, kernel)
+        y = self._direct(x, kernel) if self.implementation == "direct" else self._fft(x, kernel)
+        return y * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else y
 
     def _direct(self, x, kernel):
         shape = tf.shape(x)
@@ -138,5 +162,7 @@ class PSFConv3D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"kernel_size": list(self.kernel_size), "implementation": self.implementation})
+        config.update({
+            "kernel_size": list(self.kernel_size), "implementation": self.implementation, "learn_gain": self.learn_gain,
+        })
         return config

@@ -32,6 +32,7 @@ def build_unet(
     output_activation: str | None = None,
     residual: bool = False,
     spatial_shape: Sequence[int | None] | None = None,
+    output_bias: float = 0.0,
     name: str = "unet",
 ) -> keras.Model:
     """U-Net of conv - instance norm - activation blocks with pooling and skip connections.
@@ -58,6 +59,8 @@ def build_unet(
         output_activation: None (linear) or e.g. ``'sigmoid'``.
         residual: add the input to the (linear) output; needs out_channels == in_channels.
         spatial_shape: static spatial shape, or None for any size (SavedModel friendly).
+        output_bias: initial bias of the output conv (e.g. ``logit(mean intensity)`` for a
+            sigmoid output on sparse data, so training starts near the data's mean).
         name: model name.
 
     Returns:
@@ -103,7 +106,10 @@ def build_unet(
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         for i in range(convs_per_level):
             x = conv_block(x, filters, ndim, activation, f"dec{level}_{i}")
-    x = _CONV[ndim](out_channels, 1, activation=output_activation, name="output")(x)
+    x = _CONV[ndim](
+        out_channels, 1, activation=output_activation, name="output",
+        bias_initializer=keras.initializers.Constant(output_bias),
+    )(x)
     if residual:
         x = keras.layers.Add(name="residual")([x, inputs])
     return keras.Model(inputs, x, name=name)
