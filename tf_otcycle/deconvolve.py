@@ -1,0 +1,90 @@
+"""Whole-volume deconvolution of TIFF stacks with an exported generator.
+
+    python -m tf_otcycle.deconvolve --model=RUN/export/generator.keras --input=in.tif --output=out.tif
+
+The input is normalised to [0, 1] (min-max, as in training), deconvolved tile by tile with
+smooth blending (:mod:`tf_otcycle.tiling`) and written as float32 in that normalised range,
+or with ``--output_dtype=input`` rescaled to the input's range and dtype. ``--input`` may be
+a folder, then ``--output`` is a folder too. An existing output is kept unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: int = 16, batch_size: int = 1) -> np.ndarray:
+    """Normalise a raw stack ``(D, H, W)`` to [0, 1] and deconvolve it; float32 ``(D, H, W)``."""
+    from tf_otcycle.data.tiff import normalize
+    from tf_otcycle.tiling import predict_tiled
+
+    return predict_tiled(lambda b: generator(b, training=False), normalize(volume), tile, overlap, batch_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tf_otcycle.deconvolve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="exported generator (.keras)")
+    parser.add_argument("--input", required=True, help="TIFF stack, or a folder of stacks")
+    parser.add_argument("--output", required=True, help="output TIFF (or folder when --input is a folder)")
+    parser.add_argument("--tile", type=int, default=64, help="tile size (the training patch size)")
+    parser.add_argument("--overlap", type=int, default=None, help="overlap between tiles (default tile // 4)")
+    parser.add_argument("--batch_size", type=int, default=1, help="tiles per network call")
+    parser.add_argument("--output_dtype", choices=["float32", "input"], default="float32",
+                        help="float32 in the normalised [0, 1] range, or the input's dtype and range")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = parser.parse_args(argv)
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.is_dir():
+        pairs = [(p, dst / p.name) for p in sorted(src.iterdir()) if p.suffix.lower() in (".tif", ".tiff")]
+        if not pairs:
+            parser.error(f"--input: {src} holds no .tif/.tiff file")
+    elif src.exists():
+        pairs = [(src, dst)]
+    else:
+        parser.error(f"--input: {src} does not exist")
+    existing = [str(o) for _, o in pairs if o.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"--output: {existing[0]} exists (pass --overwrite to replace it)")
+    if args.overlap is None:
+        args.overlap = args.tile // 4
+    if args.tile < 4 or not 0 <= args.overlap < args.tile:
+        parser.error("--tile must be >= 4 and 0 <= --overlap < --tile")
+
+    import keras
+
+    import tf_otcycle  # noqa: F401  (registers the custom objects)
+    from tf_otcycle.data.tiff import TiffFormatError, read_stack, write_stack
+
+    try:
+        generator = keras.saving.load_model(args.model)
+    except Exception as e:
+        parser.error(f"--model: cannot load {args.model} ({type(e).__name__}: {e})")
+    for i, (inp, out) in enumerate(pairs, 1):
+        try:
+            raw = read_stack(inp)
+        except TiffFormatError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        result = deconvolve_volume(generator, raw, args.tile, args.overlap, args.batch_size)
+        if args.output_dtype == "input":
+            lo, hi = float(raw.min()), float(raw.max())
+            result = result * (hi - lo) + lo
+            if np.issubdtype(raw.dtype, np.integer):
+                info = np.iinfo(raw.dtype)
+                result = np.clip(np.round(result), info.min, info.max)
+            result = result.astype(raw.dtype)
+        write_stack(out, result)
+        print(f"[{i}/{len(pairs)}] {inp} {raw.shape} -> {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
