@@ -4,6 +4,7 @@ Importing the package registers every custom Keras object, so
 ``keras.saving.load_model("generator.keras")`` works in other projects.
 """
 
-from tf_otcycle import layers, metrics, physics  # noqa: F401
+from tf_otcycle import layers, losses, metrics, model, models, physics, schedules  # noqa: F401
+from tf_otcycle.model import OTCycleGAN  # noqa: F401
 
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tf_otcycle.io_utils import atomic_path
-from tf_otcycle.physics.fft import channels_to_complex
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, fft2c, ifft2c
 
 
 def export_keras(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -45,9 +45,43 @@ def write_saved_model(archive: keras.export.ExportArchive, model_dir: str | os.P
     return target
 
 
+def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consistency: tf.Tensor) -> dict:
+    """k-space in, reconstruction out, with training's normalisation inside.
+
+    ``y = ifft2c(mask * kspace)`` is divided by ``s = std(|y|)`` per sample (as in training),
+    passed through G and multiplied back by ``s``. Where ``data_consistency`` is true the
+    sampled k-space lines of the output are replaced by the measured ones.
+
+    Args:
+        kspace: complex64 ``(B, H, W)`` centred k-space of the (cropped) image grid;
+            unsampled lines may hold anything (they are masked).
+        mask: float32 ``(B, W)`` sampling mask (1 = sampled line).
+        data_consistency: bool ``(B,)``.
+
+    Returns:
+        ``{"reconstruction": (B, H, W, 2) float32, "magnitude": (B, H, W) float32}``.
+    """
+    m = tf.cast(mask, tf.complex64)[:, None, :]  # (B, 1, W)
+    y = ifft2c(kspace * m)  # (B, H, W) zero-filled image
+    scale = tf.math.reduce_std(tf.abs(y), axis=[1, 2]) + 1e-12  # (B,)
+    c = tf.cast(scale, tf.complex64)[:, None, None]
+    x = channels_to_complex(generator(complex_to_channels(y / c), training=False)) * c
+    x_dc = ifft2c(kspace * m + (1 - m) * fft2c(x))
+    x = tf.where(tf.reshape(data_consistency, [-1, 1, 1]), x_dc, x)
+    return {"reconstruction": complex_to_channels(x), "magnitude": tf.abs(x)}
+
+
 def mri_archive(generator: keras.Model) -> keras.export.ExportArchive:
-    """``serving_default``: ``image (B, H, W, 2) float32`` (normalised zero-filled image) ->
-    ``reconstruction (B, H, W, 2)`` and ``magnitude (B, H, W)``."""
+    """Signatures of the MRI generator.
+
+    * ``serving_default``: ``image (B, H, W, 2) float32`` (the normalised zero-filled image,
+      as in training) -> ``reconstruction (B, H, W, 2)``, ``magnitude (B, H, W)``;
+    * ``reconstruct_kspace``: ``kspace (B, H, W) complex64``, ``mask (B, W) float32``,
+      ``data_consistency (B,) bool`` -> the same outputs in k-space units (see
+      :func:`reconstruct_kspace`);
+    * ``reconstruct_kspace_ri``: the same with ``kspace_real`` / ``kspace_imag`` float32
+      inputs, for JSON clients (TF Serving's REST API has no complex type).
+    """
     archive = keras.export.ExportArchive()
     archive.track(generator)
 
@@ -55,10 +89,46 @@ def mri_archive(generator: keras.Model) -> keras.export.ExportArchive:
         recon = generator(image, training=False)
         return {"reconstruction": recon, "magnitude": tf.abs(channels_to_complex(recon))}
 
+    def serve_kspace(kspace, mask, data_consistency):
+        return reconstruct_kspace(generator, kspace, mask, data_consistency)
+
+    def serve_kspace_ri(kspace_real, kspace_imag, mask, data_consistency):
+        return reconstruct_kspace(generator, tf.complex(kspace_real, kspace_imag), mask, data_consistency)
+
+    hw = [None, None, None]
     archive.add_endpoint(
         "serving_default", serve, input_signature=[tf.TensorSpec([None, None, None, 2], tf.float32, name="image")]
     )
+    archive.add_endpoint("reconstruct_kspace", serve_kspace, input_signature=[
+        tf.TensorSpec(hw, tf.complex64, name="kspace"), tf.TensorSpec([None, None], tf.float32, name="mask"),
+        tf.TensorSpec([None], tf.bool, name="data_consistency"),
+    ])
+    archive.add_endpoint("reconstruct_kspace_ri", serve_kspace_ri, input_signature=[
+        tf.TensorSpec(hw, tf.float32, name="kspace_real"), tf.TensorSpec(hw, tf.float32, name="kspace_imag"),
+        tf.TensorSpec([None, None], tf.float32, name="mask"), tf.TensorSpec([None], tf.bool, name="data_consistency"),
+    ])
     return archive
+
+
+def rest_request(signature_name: str, inputs: dict, row_format: bool = False) -> dict:
+    """Body of a TF Serving REST ``:predict`` request for ``inputs`` (name -> array).
+
+    Columnar (``{"inputs": {...}}``) by default, row format (``{"instances": [...]}``) with
+    ``row_format``. Complex arrays cannot be written as JSON: use ``reconstruct_kspace_ri``.
+    """
+    import numpy as np
+
+    for name, value in inputs.items():
+        if np.iscomplexobj(value):
+            raise ValueError(f"{name}: JSON has no complex type; send real and imaginary parts (reconstruct_kspace_ri)")
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    if not row_format:
+        return {"signature_name": signature_name, "inputs": {k: v.tolist() for k, v in arrays.items()}}
+    batch = {len(v) for v in arrays.values()}
+    if len(batch) != 1:
+        raise ValueError(f"inputs: row format needs one batch size, got {sorted(batch)}")
+    n = batch.pop()
+    return {"signature_name": signature_name, "instances": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(n)]}
 
 
 def export_mri_generator(generator: keras.Model, export_dir: str | os.PathLike, model_name: str = "saved_model") -> dict[str, Path]:

@@ -1,0 +1,193 @@
+"""Exports: SavedModels served without our package, .keras reuse, inference commands."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.data.synthetic import write_fastmri_file
+from tf_otcycle.export import (
+    export_microscopy_generator,
+    export_mri_generator,
+    next_version,
+    reconstruct_kspace,
+    rest_request,
+)
+from tf_otcycle.models import build_unet
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_python(code: str, cwd) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    keras.utils.set_random_seed(1)
+    mri = build_unet(2, 2, depth=1, base_filters=2, residual=True, name="generator")
+    mic = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid", name="generator")
+    mri_paths = export_mri_generator(mri, root / "mri")
+    mic_paths = export_microscopy_generator(mic, np.full((4, 4, 4), 1 / 64, np.float32), root / "mic")
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((2, 16, 16, 2)).astype(np.float32)
+    kspace = (rng.standard_normal((2, 16, 16)) + 1j * rng.standard_normal((2, 16, 16))).astype(np.complex64)
+    mask = np.zeros((2, 16), np.float32)
+    mask[:, ::3] = 1
+    dc = np.array([True, False])
+    blurred = rng.random((1, 8, 8, 8, 1)).astype(np.float32)
+    recon = mri(image).numpy()
+    ks = reconstruct_kspace(mri, kspace, mask, dc)
+    np.savez(root / "io.npz", image=image, kspace=kspace, mask=mask, dc=dc, blurred=blurred, recon=recon,
+             ks_recon=ks["reconstruction"].numpy(), ks_mag=ks["magnitude"].numpy(), deconv=mic(blurred).numpy())
+    return {"root": root, "mri": mri_paths, "mic": mic_paths, "mri_model": mri}
+
+
+def test_saved_models_run_in_a_process_without_our_package(exports):
+    code = f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        io = np.load({str(exports['root'] / 'io.npz')!r})
+        mri = tf.saved_model.load({str(exports['mri']['saved_model'])!r})
+        assert set(mri.signatures) == {{"serving_default", "reconstruct_kspace", "reconstruct_kspace_ri"}}
+        out = mri.signatures["serving_default"](image=tf.constant(io["image"]))
+        np.testing.assert_allclose(out["reconstruction"].numpy(), io["recon"], atol=1e-5)
+        mag = np.abs(io["recon"][..., 0] + 1j * io["recon"][..., 1])
+        np.testing.assert_allclose(out["magnitude"].numpy(), mag, atol=1e-5)
+        ks = mri.signatures["reconstruct_kspace"](kspace=tf.constant(io["kspace"]), mask=tf.constant(io["mask"]),
+                                                  data_consistency=tf.constant(io["dc"]))
+        np.testing.assert_allclose(ks["reconstruction"].numpy(), io["ks_recon"], atol=1e-5)
+        ri = mri.signatures["reconstruct_kspace_ri"](kspace_real=tf.constant(io["kspace"].real),
+                                                     kspace_imag=tf.constant(io["kspace"].imag),
+                                                     mask=tf.constant(io["mask"]), data_consistency=tf.constant(io["dc"]))
+        np.testing.assert_allclose(ri["magnitude"].numpy(), io["ks_mag"], atol=1e-5)
+        mic = tf.saved_model.load({str(exports['mic']['saved_model'])!r})
+        d = mic.signatures["serving_default"](blurred=tf.constant(io["blurred"]))
+        np.testing.assert_allclose(d["deconvolved"].numpy(), io["deconv"], atol=1e-5)
+        assert "tf_otcycle" not in sys.modules
+        print("ok")
+    """
+    assert "ok" in fresh_python(code, exports["root"]).stdout
+
+
+def test_data_consistency_keeps_measured_lines(exports):
+    io = np.load(exports["root"] / "io.npz")
+    x = io["ks_recon"][..., 0] + 1j * io["ks_recon"][..., 1]
+    k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    sampled = io["mask"][0] > 0
+    np.testing.assert_allclose(k[0][:, sampled], io["kspace"][0][:, sampled], atol=1e-4)
+    assert not np.allclose(k[1][:, sampled], io["kspace"][1][:, sampled], atol=1e-4)
+
+
+def test_saved_model_cli_lists_the_signatures(exports):
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    out = subprocess.run([str(cli), "show", "--all", "--dir", str(exports["mri"]["saved_model"])],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("serving_default", "reconstruct_kspace", "reconstruct_kspace_ri", "data_consistency", "magnitude"):
+        assert name in out.stdout
+
+
+def test_rest_request_bodies_match_the_signatures(exports):
+    mri = tf.saved_model.load(str(exports["mri"]["saved_model"]))
+    mic = tf.saved_model.load(str(exports["mic"]["saved_model"]))
+    io = np.load(exports["root"] / "io.npz")
+    cases = [
+        (mri, "serving_default", {"image": io["image"]}),
+        (mri, "reconstruct_kspace_ri", {"kspace_real": io["kspace"].real, "kspace_imag": io["kspace"].imag,
+                                        "mask": io["mask"], "data_consistency": io["dc"]}),
+        (mic, "serving_default", {"blurred": io["blurred"]}),
+    ]
+    for model, name, inputs in cases:
+        for row_format in (False, True):
+            body = json.loads(json.dumps(rest_request(name, inputs, row_format)))
+            assert body["signature_name"] == name
+            if row_format:
+                columns = {k: np.array([inst[k] for inst in body["instances"]]) for k in inputs}
+            else:
+                columns = {k: np.array(v) for k, v in body["inputs"].items()}
+            spec = model.signatures[name].structured_input_signature[1]
+            assert set(columns) == set(spec)
+            for key, value in columns.items():
+                assert spec[key].shape.is_compatible_with(value.shape), (name, key, value.shape)
+    with pytest.raises(ValueError, match="complex"):
+        rest_request("reconstruct_kspace", {"kspace": io["kspace"]})
+
+
+def test_versions_increase_and_temporaries_are_not_versions(exports, tmp_path):
+    g = exports["mri_model"]
+    a = export_mri_generator(g, tmp_path)["saved_model"]
+    (tmp_path / "saved_model" / ".3.partial").mkdir()
+    b = export_mri_generator(g, tmp_path)["saved_model"]
+    assert (a.name, b.name) == ("1", "2") and next_version(tmp_path / "saved_model") == 3
+    assert not [p for p in (tmp_path / "saved_model").iterdir() if p.name.startswith(".") and p.name != ".3.partial"]
+
+
+def test_keras_model_is_reused_and_fine_tuned_in_another_project(exports, tmp_path):
+    code = f"""
+        import numpy as np
+        import keras
+        import tf_otcycle  # registers the custom objects
+        g = keras.saving.load_model({str(exports['mri']['keras'])!r}, safe_mode=True)
+        inp = keras.Input((None, None, 2))
+        out = keras.layers.Conv2D(2, 1, name="head")(g(inp))
+        model = keras.Model(inp, out)
+        model.compile(keras.optimizers.Adam(1e-3), loss="mae")
+        x = np.random.default_rng(0).standard_normal((2, 16, 16, 2)).astype("float32")
+        before = [w.copy() for w in g.get_weights()]
+        model.fit(x, x, epochs=1, batch_size=2, verbose=0)
+        assert any(not np.allclose(a, b) for a, b in zip(before, g.get_weights()))
+        model.save("finetuned.keras")
+        again = keras.saving.load_model("finetuned.keras", safe_mode=True)
+        np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), atol=1e-5)
+        print("ok")
+    """
+    assert "ok" in fresh_python(code, tmp_path).stdout
+
+
+def test_reconstruct_command(exports, tmp_path):
+    src = tmp_path / "in"
+    write_fastmri_file(src / "a.h5", 1, size=16, slices=2)
+    write_fastmri_file(src / "b.h5", 2, size=16, slices=3, coils=2)
+    with h5py.File(src / "a.h5", "r") as f:
+        kspace, attrs = f["kspace"][()], dict(f.attrs)
+    with h5py.File(tmp_path / "undersampled.h5", "w") as f:  # a challenge-style file with its mask
+        mask = np.zeros(kspace.shape[-1], np.float32)
+        mask[::2] = 1
+        f["kspace"] = kspace * mask
+        f["mask"] = mask
+    cmd = [sys.executable, "-m", "tf_otcycle.reconstruct", f"--model={exports['mri']['keras']}", "--crop_size=16"]
+    out_dir = tmp_path / "out"
+    proc = subprocess.run([*cmd, f"--input={src}", f"--output={out_dir}", "--data_consistency"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with h5py.File(out_dir / "a.h5", "r") as f:
+        assert f["reconstruction"].shape == (2, 16, 16) and f["reconstruction"].dtype == np.float32
+        assert f.attrs["patient_id"] == attrs["patient_id"] and f.attrs["data_consistency"]
+    with h5py.File(out_dir / "b.h5", "r") as f:
+        assert f["reconstruction"].shape == (3, 16, 16)
+    proc = subprocess.run([*cmd, f"--input={tmp_path / 'undersampled.h5'}", f"--output={tmp_path / 'u_out.h5'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with h5py.File(tmp_path / "u_out.h5", "r") as f:
+        assert not f.attrs["retrospective_undersampling"] and np.all(np.isfinite(f["reconstruction"][()]))
+    proc = subprocess.run([*cmd, f"--input={src}", f"--output={out_dir}"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert proc.returncode != 0 and "exists" in proc.stderr
+    (tmp_path / "bad.h5").write_bytes(b"garbage")
+    proc = subprocess.run([*cmd, f"--input={tmp_path / 'bad.h5'}", f"--output={tmp_path / 'x.h5'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert proc.returncode != 0 and "bad.h5" in proc.stderr and not (tmp_path / "x.h5").exists()
