@@ -175,10 +175,14 @@ def volume_views(volume: np.ndarray) -> np.ndarray:
     return np.concatenate([top, bottom], axis=0)
 
 
-def write_volume_panel(path: str | os.PathLike, volumes: Sequence[np.ndarray]) -> None:
-    """PNG of :func:`volume_views` of each volume side by side (each scaled to its own max)."""
+def write_volume_panel(path: str | os.PathLike, volumes: Sequence[np.ndarray], error_against: np.ndarray | None = None) -> None:
+    """PNG of :func:`volume_views` of each volume side by side (each scaled to its own max);
+    with ``error_against`` a second row shows the views of ``|volume - reference|``."""
     views = [volume_views(v) for v in volumes]
     row = np.concatenate([np.clip(v / (v.max() or 1.0), 0, 1) for v in views], axis=1)
+    if error_against is not None:
+        errs = [volume_views(np.abs(v - error_against)) for v in volumes]
+        row = np.concatenate([row, np.concatenate([np.clip(e, 0, 1) for e in errs], axis=1)], axis=0)
     atomic_write_bytes(path, tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy())
 
 
@@ -212,14 +216,18 @@ def evaluate_microscopy(
             raise tiff.TiffFormatError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
         outputs = {}
         for name, method in methods.items():
+            t0 = tf.timestamp()
             out = np.asarray(method(blurred), np.float32)
+            seconds = float(tf.timestamp() - t0)
             outputs[name] = out
             rows.append({
                 "method": name, "file": f"{Path(path).parent.name}/{Path(path).name}",
                 "psnr": metrics.psnr(gt, out, data_range=1.0), "ssim": metrics.ssim(gt, out, data_range=1.0),
+                "nmse": metrics.nmse(gt, out), "seconds": seconds,
             })
         if panel_dir is not None and panels < num_panels:
-            write_volume_panel(Path(panel_dir) / f"{Path(path).parent.name}_{Path(path).stem}.png", [*outputs.values(), gt])
+            write_volume_panel(Path(panel_dir) / f"{Path(path).parent.name}_{Path(path).stem}.png",
+                               [*outputs.values(), gt], error_against=gt)
             panels += 1
     summary = []
     for folder in sorted({r["file"].split("/")[0] for r in rows}):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import tensorflow as tf
 
@@ -63,6 +65,8 @@ class OTCycleGAN(keras.Model):
             raise ValueError(f"gp_weight: expected >= 0, got {gp_weight}")
         self.generator = generator
         self.forward_op = forward_op
+        # Physics layers take the per-sample sampling mask; a deep F (conventional cycleGAN) does not.
+        self._mask_aware = "sampling_mask" in inspect.signature(forward_op.call).parameters
         self.critic_x = critic_x
         self.critic_y = critic_y
         self.rho = float(rho)
@@ -115,7 +119,7 @@ class OTCycleGAN(keras.Model):
 
     # --- the objective ---------------------------------------------------------------------
     def _forward(self, x, sampling_mask):
-        if sampling_mask is None:
+        if sampling_mask is None or not self._mask_aware:
             return self.forward_op(x)
         return self.forward_op(x, sampling_mask)
 

@@ -26,30 +26,37 @@ COMMON_KEYS = [
 ]
 
 
+def define(definer, name: str, *args, **kwargs) -> None:
+    """Define a flag unless another entry point module already did (``train/compare.py``
+    imports both entry points; the first definition wins, flagfiles set the values)."""
+    if name not in flags.FLAGS:
+        definer(name, *args, **kwargs)
+
+
 def define_common_flags(epochs: int, base_filters: int, depth: int, critic_filters: int, critic_layers: int) -> None:
     """The training flags both entry points share (paper defaults where the paper gives one)."""
-    flags.DEFINE_string("run_dir", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.")
-    flags.DEFINE_integer("epochs", epochs, "Training epochs.")
-    flags.DEFINE_integer("steps_per_epoch", None, "Generator steps per epoch; default: one pass over the measurement domain.")
-    flags.DEFINE_integer("batch_size", 1, "Global batch size (split over replicas); paper: 1.")
-    flags.DEFINE_integer("base_filters", base_filters, "Filters of the first U-Net level.")
-    flags.DEFINE_integer("depth", depth, "U-Net poolings; input sizes must be divisible by 2**depth.")
-    flags.DEFINE_integer("critic_filters", critic_filters, "Filters of the first PatchGAN conv.")
-    flags.DEFINE_integer("critic_layers", critic_layers, "Stride-2 conv layers of each PatchGAN.")
-    flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.")
-    flags.DEFINE_float("rho", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21).")
-    flags.DEFINE_float("sigma", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21).")
-    flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.")
-    flags.DEFINE_float("gan_weight", 1.0, "Weight of the Wasserstein terms in the generator loss (eq. 19: 1).")
-    flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate (both optimizers).")
-    flags.DEFINE_float("beta_1", 0.5, "Adam beta_1.")
-    flags.DEFINE_float("beta_2", 0.9, "Adam beta_2.")
-    flags.DEFINE_integer("seed", 0, "Global seed (weights, data order, random masks/patches).")
-    flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "one_device"], "tf.distribute strategy.")
-    flags.DEFINE_boolean("eval_only", False, "Skip training: restore the latest checkpoint, evaluate and export.")
-    flags.DEFINE_integer("num_panels", 2, "Test files that get a PNG panel.")
-    flags.DEFINE_integer("checkpoint_every", 1, "Epochs between checkpoints (the last epoch is always saved).")
-    flags.DEFINE_boolean("export", True, "Export the generator (.keras and a new SavedModel version) after evaluation.")
+    define(flags.DEFINE_string, "run_dir", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.")
+    define(flags.DEFINE_integer, "epochs", epochs, "Training epochs.")
+    define(flags.DEFINE_integer, "steps_per_epoch", None, "Generator steps per epoch; default: one pass over the measurement domain.")
+    define(flags.DEFINE_integer, "batch_size", 1, "Global batch size (split over replicas); paper: 1.")
+    define(flags.DEFINE_integer, "base_filters", base_filters, "Filters of the first U-Net level.")
+    define(flags.DEFINE_integer, "depth", depth, "U-Net poolings; input sizes must be divisible by 2**depth.")
+    define(flags.DEFINE_integer, "critic_filters", critic_filters, "Filters of the first PatchGAN conv.")
+    define(flags.DEFINE_integer, "critic_layers", critic_layers, "Stride-2 conv layers of each PatchGAN.")
+    define(flags.DEFINE_integer, "n_critic", 5, "Critic updates per generator update.")
+    define(flags.DEFINE_float, "rho", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21).")
+    define(flags.DEFINE_float, "sigma", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21).")
+    define(flags.DEFINE_float, "gp_weight", 10.0, "Gradient penalty weight.")
+    define(flags.DEFINE_float, "gan_weight", 1.0, "Weight of the Wasserstein terms in the generator loss (eq. 19: 1).")
+    define(flags.DEFINE_float, "learning_rate", 1e-4, "Adam learning rate (both optimizers).")
+    define(flags.DEFINE_float, "beta_1", 0.5, "Adam beta_1.")
+    define(flags.DEFINE_float, "beta_2", 0.9, "Adam beta_2.")
+    define(flags.DEFINE_integer, "seed", 0, "Global seed (weights, data order, random masks/patches).")
+    define(flags.DEFINE_enum, "strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "one_device"], "tf.distribute strategy.")
+    define(flags.DEFINE_boolean, "eval_only", False, "Skip training: restore the latest checkpoint, evaluate and export.")
+    define(flags.DEFINE_integer, "num_panels", 2, "Test files that get a PNG panel.")
+    define(flags.DEFINE_integer, "checkpoint_every", 1, "Epochs between checkpoints (the last epoch is always saved).")
+    define(flags.DEFINE_boolean, "export", True, "Export the generator (.keras and a new SavedModel version) after evaluation.")
 
 
 def validate_common(config: dict) -> list[str]:

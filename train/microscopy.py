@@ -37,21 +37,21 @@ from tf_otcycle.tiling import predict_tiled
 from tf_otcycle.training import ValidationCallback, adam
 
 # === Flags (the contract of this entry point) ===
-flags.DEFINE_string("blurred_files", None, "Glob(s), comma-separated: blurred widefield TIFF stacks, the measurement domain Y.")
-flags.DEFINE_string("sharp_files", None, "Glob(s): sharp TIFF stacks of *other* samples, the image domain X.")
-flags.DEFINE_string("test_files", None, "Glob(s): blurred test stacks NAME_blurred.tif with NAME_gt.tif beside them.")
-flags.DEFINE_string("val_files", None, "Glob(s): validation stacks (NAME_blurred.tif [+ NAME_gt.tif]) for TensorBoard panels.")
-flags.DEFINE_integer("patch_size", 64, "Cubic training patch size (paper: 64); divisible by 2**depth.")
-flags.DEFINE_integer("psf_size", 20, "Size of the learned cubic PSF kernel (paper: 20).")
-flags.DEFINE_enum("psf_init", "born_wolf", ["born_wolf", "gaussian", "flat"], "Initial PSF.")
-flags.DEFINE_float("wavelength", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF.")
-flags.DEFINE_float("numerical_aperture", 1.4, "NA for the Born & Wolf initial PSF.")
-flags.DEFINE_float("refractive_index", 1.5, "Immersion refractive index for the Born & Wolf initial PSF.")
-flags.DEFINE_string("voxel_size", "0.2,0.1,0.1", "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report).")
-flags.DEFINE_string("gaussian_sigma", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels.")
-flags.DEFINE_string("true_psf", None, "Optional TIFF of the true PSF, compared with the learned one.")
-flags.DEFINE_integer("decay_epoch", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs.")
-flags.DEFINE_integer("tile_overlap", None, "Overlap of inference tiles; default patch_size // 4.")
+common.define(flags.DEFINE_string, "blurred_files", None, "Glob(s), comma-separated: blurred widefield TIFF stacks, the measurement domain Y.")
+common.define(flags.DEFINE_string, "sharp_files", None, "Glob(s): sharp TIFF stacks of *other* samples, the image domain X.")
+common.define(flags.DEFINE_string, "test_files", None, "Glob(s): blurred test stacks NAME_blurred.tif with NAME_gt.tif beside them.")
+common.define(flags.DEFINE_string, "val_files", None, "Glob(s): validation stacks (NAME_blurred.tif [+ NAME_gt.tif]) for TensorBoard panels.")
+common.define(flags.DEFINE_integer, "patch_size", 64, "Cubic training patch size (paper: 64); divisible by 2**depth.")
+common.define(flags.DEFINE_integer, "psf_size", 20, "Size of the learned cubic PSF kernel (paper: 20).")
+common.define(flags.DEFINE_enum, "psf_init", "born_wolf", ["born_wolf", "gaussian", "flat"], "Initial PSF.")
+common.define(flags.DEFINE_float, "wavelength", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF.")
+common.define(flags.DEFINE_float, "numerical_aperture", 1.4, "NA for the Born & Wolf initial PSF.")
+common.define(flags.DEFINE_float, "refractive_index", 1.5, "Immersion refractive index for the Born & Wolf initial PSF.")
+common.define(flags.DEFINE_string, "voxel_size", "0.2,0.1,0.1", "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report).")
+common.define(flags.DEFINE_string, "gaussian_sigma", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels.")
+common.define(flags.DEFINE_string, "true_psf", None, "Optional TIFF of the true PSF, compared with the learned one.")
+common.define(flags.DEFINE_integer, "decay_epoch", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs.")
+common.define(flags.DEFINE_integer, "tile_overlap", None, "Overlap of inference tiles; default patch_size // 4.")
 common.define_common_flags(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
 
 FLAGS = flags.FLAGS
@@ -211,13 +211,8 @@ def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = common.read_config(CONFIG_KEYS)
-    errors = validate(config)
-    if errors:
-        raise app.UsageError("bad flags:\n  " + "\n  ".join(errors))
+def resolve_data(config: dict) -> tuple[dict, dict]:
+    """Expand and check the file flags; read and normalise the training volumes."""
     _triple(config["voxel_size"], "voxel_size")
     try:
         files = {"test_files": expand_files(config["test_files"], "--test_files")}
@@ -235,7 +230,17 @@ def main(argv):
                 raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
     except ValueError as e:
         raise app.UsageError(str(e)) from None
+    return files, volumes
 
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = common.read_config(CONFIG_KEYS)
+    errors = validate(config)
+    if errors:
+        raise app.UsageError("bad flags:\n  " + "\n  ".join(errors))
+    files, volumes = resolve_data(config)
     steps = 1
     if not config["eval_only"]:
         voxels = sum(v.size for v in volumes["blurred_files"])

@@ -33,17 +33,17 @@ from tf_otcycle.physics.fft import channels_to_complex
 from tf_otcycle.training import ValidationCallback, adam
 
 # === Flags (the contract of this entry point) ===
-flags.DEFINE_string("clean_files", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
-flags.DEFINE_string("measured_files", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y.")
-flags.DEFINE_string("val_files", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.")
-flags.DEFINE_string("test_files", None, "Glob(s): test files evaluated after training (fastMRI metrics).")
-flags.DEFINE_float("acceleration", 4.0, "Undersampling factor R.")
-flags.DEFINE_float("center_fraction", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08.")
-flags.DEFINE_enum("mask_type", "random", ["random", "equispaced"], "1-D Cartesian mask family (fastMRI algorithms).")
-flags.DEFINE_integer("crop_size", 320, "Centre crop of the images (crop_size x crop_size).")
-flags.DEFINE_boolean("residual", True, "Generator adds its input to its (linear) output.")
-flags.DEFINE_boolean("cache_images", False, "Keep the cropped training images in memory after the first epoch.")
-flags.DEFINE_integer("val_slices", 8, "Validation slices evaluated at each epoch end.")
+common.define(flags.DEFINE_string, "clean_files", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
+common.define(flags.DEFINE_string, "measured_files", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y.")
+common.define(flags.DEFINE_string, "val_files", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.")
+common.define(flags.DEFINE_string, "test_files", None, "Glob(s): test files evaluated after training (fastMRI metrics).")
+common.define(flags.DEFINE_float, "acceleration", 4.0, "Undersampling factor R.")
+common.define(flags.DEFINE_float, "center_fraction", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08.")
+common.define(flags.DEFINE_enum, "mask_type", "random", ["random", "equispaced"], "1-D Cartesian mask family (fastMRI algorithms).")
+common.define(flags.DEFINE_integer, "crop_size", 320, "Centre crop of the images (crop_size x crop_size).")
+common.define(flags.DEFINE_boolean, "residual", True, "Generator adds its input to its (linear) output.")
+common.define(flags.DEFINE_boolean, "cache_images", False, "Keep the cropped training images in memory after the first epoch.")
+common.define(flags.DEFINE_integer, "val_slices", 8, "Validation slices evaluated at each epoch end.")
 common.define_common_flags(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
 
 FLAGS = flags.FLAGS

@@ -27,7 +27,7 @@ def data(tmp_path_factory):
 
 def flags(data, run_dir, **extra):
     f = {
-        "run_dir": run_dir, "blurred_files": f"{data}/train/blurred/*.tif", "sharp_files": f"{data}/train/sharp/*.tif",
+        "run_dir": run_dir, "blurred_files": f"{data}/train/blurred/*_blurred.tif", "sharp_files": f"{data}/train/sharp/*.tif",
         "test_files": f"{data}/test_400nm/*_blurred.tif,{data}/test_600nm/*_blurred.tif",
         "val_files": f"{data}/val/*_blurred.tif", "true_psf": f"{data}/psf_500nm.tif", "patch_size": 16,
         "psf_size": 6, "epochs": 2, "decay_epoch": 1, "steps_per_epoch": 2, "base_filters": 2, "depth": 1,
