@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -40,18 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
-    src, dst = Path(args.input), Path(args.output)
-    if src.is_dir():
-        pairs = [(p, dst / p.name) for p in sorted(src.iterdir()) if p.suffix.lower() in (".tif", ".tiff")]
-        if not pairs:
-            parser.error(f"--input: {src} holds no .tif/.tiff file")
-    elif src.exists():
-        pairs = [(src, dst)]
-    else:
-        parser.error(f"--input: {src} does not exist")
-    existing = [str(o) for _, o in pairs if o.exists()]
-    if existing and not args.overwrite:
-        parser.error(f"--output: {existing[0]} exists (pass --overwrite to replace it)")
+    from tf_otcycle.io_utils import plan_outputs
+
+    try:
+        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff"), args.overwrite)
+    except ValueError as e:
+        parser.error(str(e))
     if args.overlap is None:
         args.overlap = args.tile // 4
     if args.tile < 4 or not 0 <= args.overlap < args.tile:

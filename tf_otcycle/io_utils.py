@@ -49,3 +49,27 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def plan_outputs(
+    src: str | os.PathLike, dst: str | os.PathLike, suffixes: tuple[str, ...], overwrite: bool
+) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs of an inference command: one file, or every file of a folder.
+
+    Raises:
+        ValueError: the input is missing or holds no file with one of ``suffixes``, or an
+            output exists and ``overwrite`` is false (nothing is written then).
+    """
+    src, dst = Path(src), Path(dst)
+    if src.is_dir():
+        pairs = [(p, dst / p.name) for p in sorted(src.iterdir()) if p.suffix.lower() in suffixes]
+        if not pairs:
+            raise ValueError(f"--input: {src} holds no {'/'.join(suffixes)} file")
+    elif src.exists():
+        pairs = [(src, dst)]
+    else:
+        raise ValueError(f"--input: {src} does not exist")
+    existing = [str(o) for _, o in pairs if o.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"--output: {existing[0]} exists (pass --overwrite to replace it)")
+    return pairs
