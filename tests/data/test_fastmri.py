@@ -1,0 +1,107 @@
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.data import fastmri
+from tf_otcycle.data.synthetic import write_fastmri_file
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fastmri")
+    single = [root / f"single{i}.h5" for i in range(2)]
+    for i, p in enumerate(single):
+        write_fastmri_file(p, i, size=32, slices=3)
+    multi = root / "multi.h5"
+    write_fastmri_file(multi, 5, size=32, slices=2, coils=4)
+    return {"single": single, "multi": multi, "root": root}
+
+
+def test_synthetic_file_has_the_fastmri_layout(files):
+    with h5py.File(files["single"][0], "r") as f:
+        assert f["kspace"].dtype == np.complex64 and f["kspace"].shape == (3, 64, 36)
+        assert f["reconstruction_esc"].shape == (3, 32, 32) and f["reconstruction_esc"].dtype == np.float32
+        for key in ("acquisition", "max", "norm", "patient_id"):
+            assert key in f.attrs
+        assert b"<ismrmrdHeader" in f["ismrmrd_header"][()]
+        assert np.isclose(f.attrs["max"], f["reconstruction_esc"][()].max())
+    with h5py.File(files["multi"], "r") as f:
+        assert f["kspace"].shape == (2, 4, 64, 36) and f["reconstruction_rss"].shape == (2, 32, 32)
+
+
+def test_single_and_multicoil_images_match_the_file_targets(files):
+    for path in (files["single"][0], files["multi"]):
+        info = fastmri.inspect_file(path, 32)
+        images, target = fastmri.read_volume(info, 32)
+        assert images.shape == (info.num_slices, 32, 32) and images.dtype == np.complex64
+        np.testing.assert_allclose(np.abs(images), target, rtol=1e-4, atol=1e-6 * target.max())
+    assert fastmri.inspect_file(files["multi"]).multicoil
+
+
+def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
+    infos = fastmri.inspect_files(map(str, files["single"]), 32)
+    multi = fastmri.inspect_files([str(files["multi"])], 32)
+    ds = fastmri.unpaired_mri_dataset(infos, infos[:1] + multi, 32, 4, 0.08, batch_size=2, seed=1)
+    batches = list(ds.take(4))
+    b = batches[0]
+    assert b["x"].shape == (2, 32, 32, 2) and b["y"].shape == (2, 32, 32, 2)
+    assert b["x_mask"].shape == (2, 32) and b["y_mask"].shape == (2, 32)
+    y = b["y"].numpy()
+    std = np.std(np.abs(y[..., 0] + 1j * y[..., 1]), axis=(1, 2))
+    np.testing.assert_allclose(std, 1.0, rtol=1e-3)
+    masks = np.concatenate([bb["y_mask"].numpy() for bb in batches])
+    assert len({m.tobytes() for m in masks}) > 1  # a fresh mask per sample
+    # y really is H_mask applied to an image: H y = y.
+    yc = y[..., 0] + 1j * y[..., 1]
+    again = fastmri.undersample(tf.constant(yc.astype(np.complex64)), b["y_mask"][0]).numpy()
+    np.testing.assert_allclose(again[0], yc[0], atol=1e-4)
+
+
+def test_eval_mask_is_reproducible_per_file(files):
+    a = fastmri.eval_mask(files["single"][0], "random", 32, 4, 0.08)
+    assert np.array_equal(a, fastmri.eval_mask(str(files["single"][0]), "random", 32, 4, 0.08))
+    assert not np.array_equal(a, fastmri.eval_mask(files["single"][1], "random", 32, 4, 0.08))
+
+
+def _write(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for k, v in datasets.items():
+            f[k] = v
+    return path
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: _write(p, reconstruction_esc=np.zeros((2, 8, 8), np.float32)), "no 'kspace'"),
+        (lambda p: _write(p, kspace=np.zeros((2, 40, 40), np.float32)), "dtype float32"),
+        (lambda p: _write(p, kspace=np.zeros((40, 40), np.complex64)), "shape"),
+        (lambda p: _write(p, kspace=np.zeros((0, 40, 40), np.complex64)), "empty"),
+        (lambda p: _write(p, kspace=np.zeros((2, 40, 40), np.complex64), mask=np.ones(39, np.float32)), "'mask'"),
+        (lambda p: _write(p, kspace=np.zeros((2, 20, 40), np.complex64)), "smaller than crop_size"),
+        (lambda p: p.write_bytes(b""), "not a readable HDF5"),
+        (lambda p: p.write_bytes(b"this is not hdf5 at all" * 10), "not a readable HDF5"),
+    ],
+)
+def test_corrupt_files_raise_naming_the_file(tmp_path, make, match):
+    path = tmp_path / "bad.h5"
+    make(path)
+    with pytest.raises(fastmri.FastMRIFormatError, match=match) as e:
+        fastmri.inspect_file(path, crop_size=32)
+    assert str(path) in str(e.value)
+
+
+def test_missing_file_and_empty_glob(tmp_path):
+    with pytest.raises(fastmri.FastMRIFormatError, match="nothere.h5"):
+        fastmri.inspect_file(tmp_path / "nothere.h5")
+    with pytest.raises(ValueError, match="--clean_files.*matches no file"):
+        fastmri.expand_files(str(tmp_path / "*.h5"), "--clean_files")
+
+
+def test_nan_kspace_is_rejected(tmp_path):
+    k = np.ones((1, 40, 40), np.complex64)
+    k[0, 3, 3] = np.nan
+    path = _write(tmp_path / "nan.h5", kspace=k)
+    with pytest.raises(fastmri.FastMRIFormatError, match="NaN"):
+        fastmri.read_volume(fastmri.inspect_file(path, 32), 32)

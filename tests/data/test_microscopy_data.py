@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import tifffile
+
+from tf_otcycle.data import microscopy_sim, tiff
+from tf_otcycle.physics import born_wolf_psf
+from tf_otcycle.data.synthetic import write_microscopy_dataset
+
+
+def test_blurred_volume_is_the_psf_convolution_before_noise():
+    sim = microscopy_sim.simulate((12, 24, 24), seed=3, psf_shape=(9, 9, 9))
+    psf = born_wolf_psf((9, 9, 9), (0.2, 0.1, 0.1), 0.5)
+    ref = np.zeros_like(sim["gt"], np.float64)
+    gt = sim["gt"].astype(np.float64)
+    # Direct 'same' convolution at a few voxels.
+    pad = np.pad(gt, 4)
+    for z, y, x in [(6, 12, 12), (3, 5, 20), (11, 23, 0)]:
+        ref[z, y, x] = np.sum(pad[z : z + 9, y : y + 9, x : x + 9] * psf[::-1, ::-1, ::-1])
+        np.testing.assert_allclose(sim["blurred_clean"][z, y, x], ref[z, y, x], rtol=1e-3, atol=1e-3)
+    assert sim["gt"].max() > 0 and np.isclose(np.percentile(sim["blurred_clean"], 99.9), 255, rtol=1e-3)
+
+
+@pytest.mark.parametrize("gain,sigma", [(7.0, 3.0), (2.0, 0.0)])
+def test_noise_statistics_match_the_parameters(gain, sigma):
+    rng = np.random.RandomState(0)
+    level = 100.0
+    y = microscopy_sim.add_noise(np.full((40, 64, 64), level, np.float32), rng, gain, sigma)
+    assert abs(y.mean() - level) < 0.5
+    np.testing.assert_allclose(y.var(), gain * level + sigma**2, rtol=0.03)
+
+
+def test_synthetic_folders(tmp_path):
+    written = write_microscopy_dataset(tmp_path, shape=(8, 24, 24), num_blurred=1, num_sharp=1, num_val=1,
+                                       num_test=1, psf_shape=(8, 8, 8))
+    assert set(written) == {"blurred", "sharp", "val", "test_400nm", "test_500nm", "test_600nm"}
+    blurred = written["test_400nm"][0]
+    assert tifffile.imread(blurred).dtype == np.uint16
+    assert tiff.gt_path_for(blurred).exists()
+    # Same sample at three wavelengths: same ground truth, different blur.
+    gts = [tifffile.imread(tiff.gt_path_for(written[f"test_{w}nm"][0])) for w in (400, 500, 600)]
+    np.testing.assert_allclose(gts[0] / gts[0].max(), gts[2] / gts[2].max(), atol=1e-6)
+    assert (tmp_path / "psf_500nm.tif").exists()
+
+
+def test_read_normalise_reflect_and_patches(tmp_path):
+    vol = (np.random.default_rng(0).random((5, 20, 20)) * 1000).astype(np.uint16)
+    tiff.write_stack(tmp_path / "a.tif", vol)
+    back = tiff.read_stack(tmp_path / "a.tif")
+    np.testing.assert_array_equal(back, vol)
+    (v,) = tiff.load_domain([str(tmp_path / "a.tif")], patch_size=16)
+    assert v.shape == (16, 20, 20) and v.min() == 0 and v.max() == 1
+    np.testing.assert_array_equal(v[5:10], tiff.normalize(vol))  # reflected around the original
+    rng = np.random.RandomState(0)
+    for _ in range(5):
+        p = tiff.random_patch(v, 16, rng)
+        assert p.shape == (16, 16, 16) and p.dtype == np.float32 and 0 <= p.min() and p.max() <= 1
+    ds = tiff.unpaired_volume_dataset([v], [v], 16, batch_size=2, seed=1)
+    batch = next(iter(ds))
+    assert batch["x"].shape == (2, 16, 16, 16, 1) and batch["y"].shape == (2, 16, 16, 16, 1)
+
+
+def test_bad_stacks_raise_naming_the_file(tmp_path):
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((20, 20), np.uint16))
+    with pytest.raises(tiff.TiffFormatError, match="flat.tif.*3-D stack"):
+        tiff.read_stack(tmp_path / "flat.tif")
+    nan = np.ones((4, 20, 20), np.float32)
+    nan[1, 2, 3] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    with pytest.raises(tiff.TiffFormatError, match="nan.tif.*NaN"):
+        tiff.read_stack(tmp_path / "nan.tif")
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff")
+    with pytest.raises(tiff.TiffFormatError, match="junk.tif.*not a readable TIFF"):
+        tiff.read_stack(tmp_path / "junk.tif")
+    tifffile.imwrite(tmp_path / "a8.tif", np.zeros((4, 32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "a16.tif", np.zeros((4, 32, 32), np.uint16))
+    with pytest.raises(tiff.TiffFormatError, match="a16.tif.*dtype uint16 differs"):
+        tiff.load_domain([str(tmp_path / "a8.tif"), str(tmp_path / "a16.tif")], patch_size=16)
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((4, 12, 12), np.uint8))
+    with pytest.raises(tiff.TiffFormatError, match="small.tif.*smaller than the patch/kernel"):
+        tiff.load_domain([str(tmp_path / "small.tif")], patch_size=8, min_size=20)
+    with pytest.raises(tiff.TiffFormatError, match="no file"):
+        tiff.load_domain([], patch_size=8, what="--blurred_files")
+    with pytest.raises(tiff.TiffFormatError, match="NAME_blurred"):
+        tiff.gt_path_for(tmp_path / "x.tif")

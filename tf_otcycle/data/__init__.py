@@ -1,0 +1,1 @@
+"""Data: readers for fastMRI HDF5 and TIFF stacks, unpaired tf.data pipelines, simulators."""

@@ -1,0 +1,322 @@
+"""fastMRI HDF5 files: validation, reading, and the unpaired tf.data pipelines for MRI.
+
+File format (fastMRI knee/brain, as distributed):
+
+* ``kspace``: complex64 ``(slices, H, W)`` single-coil or ``(slices, coils, H, W)``
+  multi-coil, centred k-space, W = phase-encode columns;
+* ``reconstruction_esc`` (single-coil) / ``reconstruction_rss`` (multi-coil): float32
+  ``(slices, 320, 320)`` targets (absent from the challenge test sets);
+* attributes ``acquisition``, ``max``, ``norm``, ``patient_id``; ``ismrmrd_header`` XML.
+
+Images: ``ifft2c`` of each slice (root-sum-of-squares over coils for multi-coil files,
+giving a real image), centre-cropped to ``crop_size`` x ``crop_size``.
+
+Retrospective undersampling acts on the *cropped* image: ``y = H_m x`` with
+``H_m = F^H P_m F`` on ``crop_size`` columns, which is exactly the operator the network
+is trained with (``FFTMask``). Each slice is divided by ``std(|y|)``, the standard
+deviation of the magnitude of its undersampled image (paper, appendix D.1); clean slices
+use the same rule with their own mask, so both domains share one intensity scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import tensorflow as tf
+import tensorflow_io as tfio
+
+from tf_otcycle.physics.fft import complex_to_channels, fft2c, ifft2c
+from tf_otcycle.physics.masks import file_seed, make_mask
+
+
+class FastMRIFormatError(ValueError):
+    """A file is not a readable fastMRI HDF5 file; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FastMRIFile:
+    """What :func:`inspect_file` learned about one file."""
+
+    path: str
+    num_slices: int
+    kspace_shape: tuple[int, ...]
+    multicoil: bool
+    target_key: str | None
+    attrs: dict
+
+
+def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
+    """Glob patterns (comma-separated string or list) -> sorted unique file list.
+
+    Raises:
+        ValueError: a pattern matches nothing, naming ``what`` and the pattern.
+    """
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    files: list[str] = []
+    for pattern in patterns:
+        pattern = os.path.expanduser(pattern.strip())
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise ValueError(f"{what}: pattern {pattern!r} matches no file")
+        files.extend(m for m in matched if m not in files)
+    if not files:
+        raise ValueError(f"{what}: no file pattern given")
+    return files
+
+
+def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastMRIFile:
+    """Open a fastMRI file and check its layout.
+
+    Raises:
+        FastMRIFormatError: unreadable file, missing or malformed ``kspace``, image
+            smaller than ``crop_size``; the message names the file and the problem.
+    """
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise FastMRIFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+    with f:
+        if "kspace" not in f:
+            raise FastMRIFormatError(f"{path}: no 'kspace' dataset (found: {sorted(f.keys())})")
+        k = f["kspace"]
+        if not isinstance(k, h5py.Dataset):
+            raise FastMRIFormatError(f"{path}: 'kspace' is not a dataset")
+        if not np.issubdtype(k.dtype, np.complexfloating):
+            raise FastMRIFormatError(f"{path}: 'kspace' has dtype {k.dtype}, expected complex64")
+        if k.ndim not in (3, 4):
+            raise FastMRIFormatError(
+                f"{path}: 'kspace' has shape {k.shape}, expected (slices, H, W) or (slices, coils, H, W)"
+            )
+        if min(k.shape) == 0:
+            raise FastMRIFormatError(f"{path}: 'kspace' is empty (shape {k.shape})")
+        h, w = k.shape[-2:]
+        if crop_size is not None and (h < crop_size or w < crop_size):
+            raise FastMRIFormatError(
+                f"{path}: image {h}x{w} is smaller than crop_size {crop_size}"
+            )
+        if "mask" in f:
+            m = f["mask"]
+            if m.ndim != 1 or m.shape[0] != w:
+                raise FastMRIFormatError(
+                    f"{path}: 'mask' has shape {m.shape}, expected ({w},) to match the k-space width"
+                )
+        multicoil = k.ndim == 4
+        target_key = None
+        for key in ("reconstruction_rss", "reconstruction_esc") if multicoil else ("reconstruction_esc", "reconstruction_rss"):
+            if key in f:
+                target_key = key
+                break
+        attrs = {key: _plain(v) for key, v in f.attrs.items()}
+        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs)
+
+
+def _plain(v):
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def center_crop(x, size: int):
+    """Centre crop of the last two axes to ``size`` x ``size`` (NumPy or TF), fastMRI offsets."""
+    h, w = x.shape[-2], x.shape[-1]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def kspace_to_image(kspace: tf.Tensor, crop_size: int, multicoil: bool | None = None) -> tf.Tensor:
+    """k-space ``(..., H, W)`` or ``(coils, H, W)`` slice -> cropped complex image.
+
+    Single-coil ``(H, W)``: ``crop(ifft2c(k))``. Multi-coil ``(C, H, W)``:
+    ``crop(sqrt(sum_c |ifft2c(k_c)|^2))`` as a complex tensor with zero phase.
+    ``multicoil`` defaults to ``rank == 3``.
+    """
+    kspace = tf.convert_to_tensor(kspace, tf.complex64)
+    image = ifft2c(kspace)
+    if multicoil is None:
+        multicoil = kspace.shape.rank == 3
+    if multicoil:
+        rss = tf.sqrt(tf.reduce_sum(tf.abs(image) ** 2, axis=0))
+        image = tf.complex(rss, tf.zeros_like(rss))
+    return _tf_center_crop(image, crop_size)
+
+
+def _tf_center_crop(x: tf.Tensor, size: int) -> tf.Tensor:
+    shape = tf.shape(x)
+    top, left = (shape[-2] - size) // 2, (shape[-1] - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def undersample(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """``H_m x = ifft2c(m * fft2c(x))`` for complex ``(..., H, W)`` and mask ``(W,)``."""
+    return ifft2c(fft2c(image) * tf.cast(mask, tf.complex64))
+
+
+def normalize_pair(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Return ``(x / s, H_m x / s, s)`` with ``s = std(|H_m x|)`` (complex ``(H, W)`` in)."""
+    y = undersample(image, mask)
+    scale = tf.math.reduce_std(tf.abs(y)) + 1e-12
+    c = tf.cast(scale, tf.complex64)
+    return image / c, y / c, scale
+
+
+# --- volumes for evaluation and inference -----------------------------------------------------
+
+
+def read_volume(info: FastMRIFile, crop_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """All slices of a file as cropped complex images ``(S, crop, crop)`` and the target.
+
+    The target is the file's ``reconstruction_*`` cropped to ``crop_size`` (None if absent).
+    """
+    with h5py.File(info.path, "r") as f:
+        kspace = f["kspace"][()]
+        target = None
+        if info.target_key is not None:
+            target = center_crop(np.asarray(f[info.target_key][()], np.float32), crop_size)
+    images = np.stack([kspace_to_image(kspace[i], crop_size, info.multicoil).numpy() for i in range(kspace.shape[0])])
+    if not np.all(np.isfinite(images)):
+        raise FastMRIFormatError(f"{info.path}: 'kspace' contains NaN or Inf")
+    return images, target
+
+
+def eval_mask(info_or_path, mask_type: str, num_cols: int, acceleration: float, center_fraction: float) -> np.ndarray:
+    """The reproducible test mask of a file: fastMRI's seed ``tuple(map(ord, fname))``."""
+    path = info_or_path.path if isinstance(info_or_path, FastMRIFile) else str(info_or_path)
+    return make_mask(mask_type, num_cols, acceleration, center_fraction, seed=file_seed(Path(path).name))
+
+
+# --- training pipelines -----------------------------------------------------------------------
+
+
+def _slice_dataset(infos: Sequence[FastMRIFile], multicoil: bool) -> tf.data.Dataset:
+    paths = [i.path for i in infos if i.multicoil == multicoil]
+    rank = 3 if multicoil else 2
+    spec = tf.TensorSpec([None] * rank, tf.complex64)
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    return files.interleave(
+        lambda p: tfio.IODataset.from_hdf5(p, dataset="/kspace", spec=spec),
+        cycle_length=max(1, min(len(paths), 4)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def image_dataset(infos: Sequence[FastMRIFile], crop_size: int) -> tf.data.Dataset:
+    """Cropped complex images ``(crop, crop)`` of every slice of every file (tensorflow-io reads)."""
+    parts = [
+        _slice_dataset(infos, mc).map(lambda k, mc=mc: kspace_to_image(k, crop_size, mc), num_parallel_calls=tf.data.AUTOTUNE)
+        for mc in (False, True)
+        if any(i.multicoil == mc for i in infos)
+    ]
+    ds = parts[0]
+    for p in parts[1:]:
+        ds = ds.concatenate(p)
+    return ds
+
+
+def _mask_from_seed(seed: tf.Tensor, mask_type: str, num_cols: int, acceleration: float, center_fraction: float) -> tf.Tensor:
+    """fastMRI's mask algorithm with the integer ``seed`` (a scalar int64 tensor) -> ``(num_cols,)``."""
+
+    def draw(s):
+        return make_mask(mask_type, num_cols, acceleration, center_fraction, seed=int(s) % (2**32))
+
+    m = tf.numpy_function(draw, [seed], tf.float32, stateful=False)
+    return tf.ensure_shape(m, [num_cols])
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Flip a complex ``(H, W)`` image up-down and/or left-right from two bits of ``seed``.
+
+    Flips keep the physics: the flipped image's k-space is the flipped k-space.
+    """
+    bits = tf.math.floormod(tf.bitwise.right_shift(seed, [40, 41]), 2)
+    image = tf.cond(bits[0] > 0, lambda: tf.reverse(image, [-2]), lambda: image)
+    return tf.cond(bits[1] > 0, lambda: tf.reverse(image, [-1]), lambda: image)
+
+
+def unpaired_mri_dataset(
+    clean: Sequence[FastMRIFile],
+    measured: Sequence[FastMRIFile],
+    crop_size: int,
+    acceleration: float,
+    center_fraction: float,
+    mask_type: str = "random",
+    batch_size: int = 1,
+    seed: int = 0,
+    shuffle_buffer: int = 256,
+    cache: bool = False,
+    flip: bool = True,
+) -> tf.data.Dataset:
+    """Infinite unpaired training batches ``{"x", "x_mask", "y", "y_mask"}``.
+
+    * ``x``: clean images from ``clean`` files, ``(B, crop, crop, 2)``, divided by
+      ``std(|H x|)`` under the mask ``x_mask`` drawn for it (used by the cycle ``G(Hx)``);
+    * ``y``: retrospectively undersampled images of the *other* files, ``(B, crop, crop, 2)``,
+      divided by ``std(|y|)``, with their mask ``y_mask`` ``(B, crop)``.
+
+    Masks are drawn per sample (fastMRI's algorithm, seeds from a ``seed``-ed stream);
+    with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`);
+    slices are shuffled with a buffer, mapped in parallel and prefetched. ``cache`` keeps
+    the cropped images in memory after the first pass (``crop^2 * 8`` bytes a slice).
+    """
+
+    def domain(infos, offset, key):
+        return _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed + offset,
+                            shuffle_buffer, cache, flip).map(lambda d: {key: d[key], f"{key}_mask": d["mask"]})
+
+    ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
+    ds = ds.map(lambda a, b: {**a, **b})
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def paired_mri_dataset(
+    infos: Sequence[FastMRIFile],
+    crop_size: int,
+    acceleration: float,
+    center_fraction: float,
+    mask_type: str = "random",
+    batch_size: int = 1,
+    seed: int = 0,
+    shuffle_buffer: int = 256,
+    cache: bool = False,
+    flip: bool = True,
+) -> tf.data.Dataset:
+    """Infinite *matched* batches ``{"x", "y", "x_mask", "y_mask"}`` of the same slices, for
+    the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
+    ds = _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip)
+    ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_mask": d["mask"], "y_mask": d["mask"]})
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip):
+    """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
+    images = image_dataset(infos, crop_size)
+    if cache:
+        images = images.cache()
+    images = images.shuffle(shuffle_buffer, seed=seed).repeat()
+    seeds = tf.data.Dataset.random(seed=seed + 1000)
+
+    def prepare(image, s):
+        mask = _mask_from_seed(s, mask_type, crop_size, acceleration, center_fraction)
+        if flip:
+            image = augment(image, s)
+        x, y, _ = normalize_pair(image, mask)
+        shape = [crop_size, crop_size, 2]
+        return {"x": tf.ensure_shape(complex_to_channels(x), shape), "y": tf.ensure_shape(complex_to_channels(y), shape),
+                "mask": mask}
+
+    return tf.data.Dataset.zip(images, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def inspect_files(paths: Iterable[str], crop_size: int) -> list[FastMRIFile]:
+    """:func:`inspect_file` on each path."""
+    return [inspect_file(p, crop_size) for p in paths]

@@ -1,0 +1,192 @@
+"""TIFF stacks: reading and checking volumes, normalisation, and the unpaired 3-D patch pipeline.
+
+A stack is a multi-page TIFF whose pages are the z-slices: ``(D, H, W)`` after reading,
+8/16-bit integer or float. Volumes are normalised to [0, 1] by their own minimum and
+maximum (the paper normalises patches to [0, 1]); a depth below the patch depth is
+extended by reflection (paper: 30 -> 64 slices).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tifffile
+from scipy import ndimage
+
+SUPPORTED = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64)
+
+
+class TiffFormatError(ValueError):
+    """A file is not a usable TIFF stack; the message names the file."""
+
+
+def read_stack(path: str | os.PathLike) -> np.ndarray:
+    """Read a TIFF stack as ``(D, H, W)`` in its stored dtype.
+
+    Raises:
+        TiffFormatError: unreadable file, not a 3-D single-channel stack, unsupported dtype,
+            NaN or Inf values.
+    """
+    path = str(path)
+    try:
+        data = tifffile.imread(path)
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise TiffFormatError(f"{path}: not a readable TIFF file ({type(e).__name__}: {e})") from None
+    data = np.asarray(data)
+    if data.ndim == 4 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise TiffFormatError(f"{path}: expected a 3-D stack (z, y, x), got an array of shape {data.shape}")
+    if data.dtype.type not in SUPPORTED:
+        raise TiffFormatError(f"{path}: unsupported dtype {data.dtype}")
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise TiffFormatError(f"{path}: contains NaN or Inf values")
+    return data
+
+
+def write_stack(path: str | os.PathLike, volume: np.ndarray) -> None:
+    """Write ``(D, H, W)`` as a multi-page TIFF, atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tifffile.imwrite(tmp, np.asarray(volume), photometric="minisblack")
+    os.replace(tmp, path)
+
+
+def normalize(volume: np.ndarray) -> np.ndarray:
+    """Min-max normalisation to [0, 1], float32 (a constant volume gives zeros)."""
+    v = volume.astype(np.float32)
+    lo, hi = float(v.min()), float(v.max())
+    return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+
+
+def reflect_depth(volume: np.ndarray, depth: int) -> np.ndarray:
+    """Extend the z axis to at least ``depth`` by reflection (symmetric about the end slices)."""
+    d = volume.shape[0]
+    if d >= depth:
+        return volume
+    before = (depth - d) // 2
+    return np.pad(volume, ((before, depth - d - before), (0, 0), (0, 0)), mode="symmetric")
+
+
+def load_domain(
+    paths: Sequence[str], patch_size: int, min_size: int = 1, what: str = "files"
+) -> list[np.ndarray]:
+    """Read, check and normalise all stacks of one domain; reflect their depth to ``patch_size``.
+
+    Raises:
+        TiffFormatError: a bad file (see :func:`read_stack`), a file whose dtype differs from
+            the domain's first file, or a lateral size below ``max(patch_size, min_size)``.
+    """
+    if not paths:
+        raise TiffFormatError(f"{what}: no file")
+    volumes, dtype = [], None
+    for path in paths:
+        v = read_stack(path)
+        if dtype is None:
+            dtype = v.dtype
+        elif v.dtype != dtype:
+            raise TiffFormatError(f"{path}: dtype {v.dtype} differs from {dtype} of {paths[0]} ({what} must share one dtype)")
+        need = max(patch_size, min_size)
+        if v.shape[1] < need or v.shape[2] < need:
+            raise TiffFormatError(f"{path}: lateral size {v.shape[1:]} is smaller than the patch/kernel size {need}")
+        if v.shape[0] < min_size and v.shape[0] * 2 < min_size:
+            raise TiffFormatError(f"{path}: depth {v.shape[0]} is too small for the kernel size {min_size}")
+        volumes.append(reflect_depth(normalize(v), patch_size))
+    return volumes
+
+
+def random_patch(volume: np.ndarray, size: int, rng: np.random.RandomState, augment: bool = True) -> np.ndarray:
+    """A random ``size^3`` patch with the paper's augmentations (float32 ``(size, size, size)``).
+
+    Translation (random position), scale (zoom by 0.8-1.25 around a randomly placed crop),
+    lateral rotation by multiples of 90 degrees and flips along each axis.
+    """
+    scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if augment else 1.0
+    extent = [min(n, max(4, int(round(size * scale)))) for n in volume.shape]
+    start = [rng.randint(0, n - e + 1) for n, e in zip(volume.shape, extent)]
+    patch = volume[tuple(slice(s, s + e) for s, e in zip(start, extent))]
+    if patch.shape != (size, size, size):
+        patch = ndimage.zoom(patch, [size / e for e in patch.shape], order=1, grid_mode=True, mode="grid-mirror")
+        patch = patch[:size, :size, :size]
+    if augment:
+        patch = np.rot90(patch, k=rng.randint(4), axes=(1, 2))
+        for axis in range(3):
+            if rng.rand() < 0.5:
+                patch = np.flip(patch, axis)
+    return np.ascontiguousarray(np.clip(patch, 0, 1), np.float32)
+
+
+def unpaired_volume_dataset(
+    sharp: Sequence[np.ndarray],
+    blurred: Sequence[np.ndarray],
+    patch_size: int,
+    batch_size: int = 1,
+    seed: int = 0,
+    augment: bool = True,
+) -> tf.data.Dataset:
+    """Infinite batches ``{"x": sharp patches, "y": blurred patches}``, each ``(B, P, P, P, 1)``.
+
+    Each element draws a volume and a patch with its own ``RandomState`` seeded from a
+    ``seed``-ed stream, in parallel map calls; batches are prefetched.
+    """
+
+    def domain(volumes, offset):
+        def draw(s):
+            rng = np.random.RandomState(int(s) % (2**32))
+            return random_patch(volumes[rng.randint(len(volumes))], patch_size, rng, augment)
+
+        def to_patch(s):
+            p = tf.numpy_function(draw, [s], tf.float32, stateful=False)
+            return tf.ensure_shape(p, [patch_size] * 3)[..., None]
+
+        return tf.data.Dataset.random(seed=seed + offset).map(to_patch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    ds = tf.data.Dataset.zip(domain(sharp, 0), domain(blurred, 1)).map(lambda x, y: {"x": x, "y": y})
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def gt_path_for(blurred_path: str | os.PathLike) -> Path:
+    """``NAME_blurred.tif`` -> ``NAME_gt.tif`` in the same folder."""
+    p = Path(blurred_path)
+    stem = p.name
+    for suffix in (".tiff", ".tif"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            ext = suffix
+            break
+    else:
+        raise TiffFormatError(f"{p}: expected a .tif or .tiff file")
+    if not stem.endswith("_blurred"):
+        raise TiffFormatError(f"{p}: test files must be named NAME_blurred.tif (ground truth NAME_gt.tif)")
+    return p.with_name(stem[: -len("_blurred")] + "_gt" + ext)
+
+
+def paired_volume_dataset(
+    sharp: Sequence[np.ndarray], blurred: Sequence[np.ndarray], patch_size: int, batch_size: int = 1,
+    seed: int = 0, augment: bool = True,
+) -> tf.data.Dataset:
+    """Infinite *matched* batches ``{"x", "y"}``: the same patch (same augmentation) of each
+    ``blurred[i]`` and its ground truth ``sharp[i]``, for the supervised baseline."""
+    if len(sharp) != len(blurred) or any(a.shape != b.shape for a, b in zip(sharp, blurred)):
+        raise ValueError("sharp/blurred: expected matched volumes of equal shapes")
+
+    def draw(s):
+        rng = np.random.RandomState(int(s) % (2**32))
+        i = rng.randint(len(blurred))
+        state = rng.get_state()
+        y = random_patch(blurred[i], patch_size, rng, augment)
+        rng.set_state(state)
+        return random_patch(sharp[i], patch_size, rng, augment), y
+
+    def to_pair(s):
+        x, y = tf.numpy_function(draw, [s], [tf.float32, tf.float32], stateful=False)
+        shape = [patch_size] * 3
+        return {"x": tf.ensure_shape(x, shape)[..., None], "y": tf.ensure_shape(y, shape)[..., None]}
+
+    ds = tf.data.Dataset.random(seed=seed).map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
