@@ -3,8 +3,8 @@ import pytest
 import tifffile
 
 from tf_otcycle.data import microscopy_sim, tiff
-from tf_otcycle.physics import born_wolf_psf
 from tf_otcycle.data.synthetic import write_microscopy_dataset
+from tf_otcycle.physics import born_wolf_psf
 
 
 def test_blurred_volume_is_the_psf_convolution_before_noise():
