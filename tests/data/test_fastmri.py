@@ -30,6 +30,15 @@ def test_synthetic_file_has_the_fastmri_layout(files):
         assert f["kspace"].shape == (2, 4, 64, 36) and f["reconstruction_rss"].shape == (2, 32, 32)
 
 
+def test_ismrmrd_header_is_parsed(files, tmp_path):
+    info = fastmri.inspect_file(files["single"][0], 32)
+    assert info.header["encoded_size"] == (64, 36, 1) and info.header["recon_size"] == (32, 32, 1)
+    assert info.header["center"] == 18 and (info.header["padding_left"], info.header["padding_right"]) == (0, 36)
+    bad = _write(tmp_path / "hdr.h5", kspace=np.zeros((1, 40, 40), np.complex64), ismrmrd_header=b"<not-xml")
+    with pytest.raises(fastmri.FastMRIFormatError, match="hdr.h5.*ismrmrd_header"):
+        fastmri.inspect_file(bad)
+
+
 def test_single_and_multicoil_images_match_the_file_targets(files):
     for path in (files["single"][0], files["multi"]):
         info = fastmri.inspect_file(path, 32)

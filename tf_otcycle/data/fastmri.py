@@ -49,6 +49,7 @@ class FastMRIFile:
     multicoil: bool
     target_key: str | None
     attrs: dict
+    header: dict = dataclasses.field(default_factory=dict)
 
 
 def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
@@ -115,7 +116,42 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
                 target_key = key
                 break
         attrs = {key: _plain(v) for key, v in f.attrs.items()}
-        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs)
+        header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
+        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs, header)
+
+
+def parse_ismrmrd_header(xml: bytes | str, path: str = "") -> dict:
+    """The fields fastMRI reads from ``ismrmrd_header``: encoded and recon matrix sizes and
+    the phase-encode limits, with the zero-padded column range they imply.
+
+    Returns:
+        dict with ``encoded_size`` and ``recon_size`` ``(x, y, z)``, ``center`` and
+        ``maximum`` of ``kspace_encoding_step_1``, and ``padding_left``/``padding_right``
+        (fastMRI: ``left = enc_y // 2 - center``, ``right = left + maximum + 1``).
+
+    Raises:
+        FastMRIFormatError: the XML does not parse or lacks these fields.
+    """
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://www.ismrm.org/ISMRMRD"}
+    try:
+        root = ET.fromstring(xml)
+
+        def ints(tag):
+            node = root.find(f"m:encoding/{tag}", ns)
+            return tuple(int(node.find(f"m:{a}", ns).text) for a in ("x", "y", "z"))
+
+        enc = ints("m:encodedSpace/m:matrixSize")
+        recon = ints("m:reconSpace/m:matrixSize")
+        limits = root.find("m:encoding/m:encodingLimits/m:kspace_encoding_step_1", ns)
+        center = int(limits.find("m:center", ns).text)
+        maximum = int(limits.find("m:maximum", ns).text)
+    except (ET.ParseError, AttributeError, TypeError, ValueError) as e:
+        raise FastMRIFormatError(f"{path}: unreadable 'ismrmrd_header' ({type(e).__name__}: {e})") from None
+    left = enc[1] // 2 - center
+    return {"encoded_size": enc, "recon_size": recon, "center": center, "maximum": maximum,
+            "padding_left": left, "padding_right": left + maximum + 1}
 
 
 def _plain(v):
