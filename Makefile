@@ -38,6 +38,7 @@ demo-microscopy: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/psf_conv.py
+	$(BIN)/python benchmarks/input_pipelines.py
 
 clean:
 	rm -rf $(RUN) $(DATA)
