@@ -1,0 +1,58 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.io_utils import atomic_path, atomic_write_text, plan_outputs
+from tf_otcycle.schedules import LinearDecayAfter
+from tf_otcycle.training import make_strategy
+
+
+def test_linear_decay_after():
+    s = LinearDecayAfter(1e-4, decay_start=40, total_steps=200)
+    values = [float(s(t)) for t in (0, 39, 40, 120, 200, 250)]
+    np.testing.assert_allclose(values, [1e-4, 1e-4, 1e-4, 5e-5, 0.0, 0.0], atol=1e-12)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
+    assert float(again(120)) == pytest.approx(5e-5)
+    with pytest.raises(ValueError, match="decay_start"):
+        LinearDecayAfter(1e-4, 50, 10)
+
+
+def test_strategies():
+    assert make_strategy("default").num_replicas_in_sync == 1
+    assert isinstance(make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    with pytest.raises(ValueError, match="strategy"):
+        make_strategy("tpu-please")
+
+
+def test_atomic_writes_keep_the_old_output_on_failure(tmp_path):
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("crash while writing")
+    assert (target / "old.txt").read_text() == "old" and not (target / "half.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    atomic_write_text(tmp_path / "f.txt", "x")
+    assert (tmp_path / "f.txt").read_text() == "x"
+
+
+def test_plan_outputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.tif").write_bytes(b"")
+    (tmp_path / "in" / "b.txt").write_bytes(b"")
+    pairs = plan_outputs(tmp_path / "in", tmp_path / "out", (".tif",), overwrite=False)
+    assert [(a.name, b.parent.name) for a, b in pairs] == [("a.tif", "out")]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match="exists"):
+        plan_outputs(tmp_path / "in", tmp_path / "out", (".tif",), overwrite=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        plan_outputs(tmp_path / "nope", tmp_path / "out", (".tif",), overwrite=True)
