@@ -48,9 +48,7 @@ def prepare_volume(
     """
     images, target = fastmri.read_volume(info, crop_size)
     mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
-    y = fastmri.undersample(tf.constant(images), mask)  # (S, crop, crop) complex
-    scale = tf.math.reduce_std(tf.abs(y), axis=[1, 2]) + 1e-12  # per slice, as in training
-    y = y / tf.cast(scale[:, None, None], tf.complex64)
+    _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
     if target is None:
         target = np.abs(images).astype(np.float32)
     return {

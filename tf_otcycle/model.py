@@ -132,18 +132,17 @@ class OTCycleGAN(keras.Model):
         shape = tf.concat([tf.shape(t)[:1], tf.ones([tf.rank(t) - 1], tf.int32)], 0)
         return keras.random.uniform(shape, seed=self.seed_generator)  # (B, 1, ..., 1)
 
+    def _critic_side(self, critic, real, fake):
+        """Wasserstein gap ``D(real) - D(fake)`` and gradient penalty of one critic, per sample."""
+        gap = losses.critic_score(critic(real, training=True)) - losses.critic_score(critic(fake, training=True))
+        return gap, losses.gradient_penalty(critic, real, fake, self._alpha(real))
+
     def critic_losses(self, real_x, fake_x, real_y, fake_y):
         """Critic losses to minimise, per sample: ``φ(G(y)) - φ(x) + gp`` (+ ψ side)."""
-        gap_x = losses.critic_score(self.critic_x(real_x, training=True)) - losses.critic_score(
-            self.critic_x(fake_x, training=True)
-        )
-        gp = losses.gradient_penalty(self.critic_x, real_x, fake_x, self._alpha(real_x))
+        gap_x, gp = self._critic_side(self.critic_x, real_x, fake_x)
         loss = -gap_x + self.gp_weight * gp
         if self.critic_y is not None:
-            gap_y = losses.critic_score(self.critic_y(real_y, training=True)) - losses.critic_score(
-                self.critic_y(fake_y, training=True)
-            )
-            gp_y = losses.gradient_penalty(self.critic_y, real_y, fake_y, self._alpha(real_y))
+            gap_y, gp_y = self._critic_side(self.critic_y, real_y, fake_y)
             loss += -gap_y + self.gp_weight * gp_y
             gp += gp_y
         return loss, gap_x, gp

@@ -25,7 +25,6 @@ import numpy as np
 def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, acceleration: float,
                      center_fraction: float, data_consistency: bool, batch_size: int = 4, progress=None) -> dict:
     """Reconstruct every slice of one file; returns ``{"reconstruction", "attrs", "retrospective"}``."""
-    import h5py
     import tensorflow as tf
 
     from tf_otcycle.data import fastmri
@@ -33,20 +32,12 @@ def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, accel
     from tf_otcycle.physics.fft import fft2c
 
     info = fastmri.inspect_file(path, crop_size)
-    with h5py.File(path, "r") as f:
-        stored_mask = np.asarray(f["mask"][()], np.float32) if "mask" in f else None
-    if stored_mask is not None:
-        with h5py.File(path, "r") as f:
-            kspace = f["kspace"][()]
-        shape = [1] * kspace.ndim
-        shape[-1] = -1
-        kspace = kspace * stored_mask.reshape(shape)
-        images = np.stack([fastmri.kspace_to_image(k, crop_size, info.multicoil).numpy() for k in kspace])
+    images, _ = fastmri.read_volume(info, crop_size)  # zero-filled when the file holds a mask
+    if info.has_mask:
         mask = np.ones((crop_size,), np.float32)  # the zero-filled image is the measurement
         dc = False
     else:
-        images, _ = fastmri.read_volume(info, crop_size)
-        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
+        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)  # applied in the graph
         dc = data_consistency
     out = []
     for i in range(0, len(images), batch_size):
@@ -57,7 +48,7 @@ def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, accel
         if progress is not None:
             progress(n)
     return {"reconstruction": np.concatenate(out).astype(np.float32), "attrs": info.attrs,
-            "retrospective": stored_mask is None, "mask": mask}
+            "retrospective": not info.has_mask, "mask": mask}
 
 
 def write_reconstruction(path: Path, result: dict, source: str, settings: dict) -> None:

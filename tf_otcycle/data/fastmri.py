@@ -50,6 +50,7 @@ class FastMRIFile:
     target_key: str | None
     attrs: dict
     header: dict = dataclasses.field(default_factory=dict)
+    has_mask: bool = False  # a 'mask' dataset: the k-space is an undersampled acquisition
 
 
 def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
@@ -117,7 +118,8 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
                 break
         attrs = {key: _plain(v) for key, v in f.attrs.items()}
         header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
-        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs, header)
+        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
+                           header, has_mask="mask" in f)
 
 
 def parse_ismrmrd_header(xml: bytes | str, path: str = "") -> dict:
@@ -198,10 +200,18 @@ def undersample(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
 
 def normalize_pair(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Return ``(x / s, H_m x / s, s)`` with ``s = std(|H_m x|)`` (complex ``(H, W)`` in)."""
+    """Return ``(x / s, H_m x / s, s)`` with ``s = std(|H_m x|)`` per slice.
+
+    Args:
+        image: complex ``(..., H, W)``, one slice or a stack of slices.
+        mask: ``(W,)``.
+
+    Returns:
+        the two complex arrays and ``s`` of shape ``(...)``.
+    """
     y = undersample(image, mask)
-    scale = tf.math.reduce_std(tf.abs(y)) + 1e-12
-    c = tf.cast(scale, tf.complex64)
+    scale = tf.math.reduce_std(tf.abs(y), axis=[-2, -1]) + 1e-12
+    c = tf.cast(scale, tf.complex64)[..., None, None]
     return image / c, y / c, scale
 
 
@@ -212,9 +222,12 @@ def read_volume(info: FastMRIFile, crop_size: int) -> tuple[np.ndarray, np.ndarr
     """All slices of a file as cropped complex images ``(S, crop, crop)`` and the target.
 
     The target is the file's ``reconstruction_*`` cropped to ``crop_size`` (None if absent).
+    A file with a ``mask`` dataset gives its zero-filled images (k-space times the mask).
     """
     with h5py.File(info.path, "r") as f:
         kspace = f["kspace"][()]
+        if info.has_mask:
+            kspace = kspace * np.asarray(f["mask"][()], np.float32)  # broadcasts over the last (W) axis
         target = None
         if info.target_key is not None:
             target = center_crop(np.asarray(f[info.target_key][()], np.float32), crop_size)
