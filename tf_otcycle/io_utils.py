@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -73,3 +75,23 @@ def plan_outputs(
     if existing and not overwrite:
         raise ValueError(f"--output: {existing[0]} exists (pass --overwrite to replace it)")
     return pairs
+
+
+def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
+    """Glob patterns (comma-separated string or list) -> sorted unique file list.
+
+    Raises:
+        ValueError: a pattern matches nothing, naming ``what`` and the pattern.
+    """
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    files: list[str] = []
+    for pattern in patterns:
+        pattern = os.path.expanduser(pattern.strip())
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise ValueError(f"{what}: pattern {pattern!r} matches no file")
+        files.extend(m for m in matched if m not in files)
+    if not files:
+        raise ValueError(f"{what}: no file pattern given")
+    return files

@@ -19,7 +19,6 @@ from absl import app, flags
 
 from tf_otcycle import metrics
 from tf_otcycle.data import tiff
-from tf_otcycle.data.fastmri import expand_files
 from tf_otcycle.evaluation import (
     evaluate_microscopy,
     psf_panel,
@@ -28,6 +27,7 @@ from tf_otcycle.evaluation import (
     write_tables,
 )
 from tf_otcycle.export import export_microscopy_generator
+from tf_otcycle.io_utils import atomic_write_text, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_multiscale_patchgan, build_unet
@@ -195,8 +195,6 @@ def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
         sim = psf_similarity(learned, true, _triple(config["voxel_size"], "voxel_size"))
         sim_init = psf_similarity(initial_psf(config), true, _triple(config["voxel_size"], "voxel_size"))
         sim["ncc_initial"] = sim_init["ncc"]
-        from tf_otcycle.io_utils import atomic_write_text
-
         atomic_write_text(psf_dir / "similarity.json", json.dumps(sim, indent=2) + "\n")
         write_tables([sim], psf_dir, list(sim), name="similarity")
         shown.append(true)

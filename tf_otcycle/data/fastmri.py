@@ -21,7 +21,6 @@ use the same rule with their own mask, so both domains share one intensity scale
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_io as tfio
 
+from tf_otcycle.io_utils import expand_files  # noqa: F401  (re-exported: fastmri.expand_files)
 from tf_otcycle.physics.fft import complex_to_channels, fft2c, ifft2c
 from tf_otcycle.physics.masks import file_seed, make_mask
 
@@ -51,26 +51,6 @@ class FastMRIFile:
     attrs: dict
     header: dict = dataclasses.field(default_factory=dict)
     has_mask: bool = False  # a 'mask' dataset: the k-space is an undersampled acquisition
-
-
-def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
-    """Glob patterns (comma-separated string or list) -> sorted unique file list.
-
-    Raises:
-        ValueError: a pattern matches nothing, naming ``what`` and the pattern.
-    """
-    if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p.strip()]
-    files: list[str] = []
-    for pattern in patterns:
-        pattern = os.path.expanduser(pattern.strip())
-        matched = sorted(glob.glob(pattern))
-        if not matched:
-            raise ValueError(f"{what}: pattern {pattern!r} matches no file")
-        files.extend(m for m in matched if m not in files)
-    if not files:
-        raise ValueError(f"{what}: no file pattern given")
-    return files
 
 
 def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastMRIFile:

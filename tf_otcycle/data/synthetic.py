@@ -264,6 +264,7 @@ def write_microscopy_dataset(
     """Write the microscopy folders (see the module docstring); lengths in micrometres."""
     from tf_otcycle.data import microscopy_sim
     from tf_otcycle.data.tiff import write_stack
+    from tf_otcycle.physics.psf import born_wolf_psf
 
     out = Path(out)
     written: dict[str, list[Path]] = {}
@@ -305,8 +306,6 @@ def write_microscopy_dataset(
             write_stack(out / split / f"{name}_gt.tif", sim["gt"])
             written[split].append(out / split / f"{name}_blurred.tif")
     for wavelength in sorted({train_wavelength_nm, *test_wavelengths_nm}):
-        from tf_otcycle.physics.psf import born_wolf_psf
-
         write_stack(out / f"psf_{wavelength:g}nm.tif", born_wolf_psf(psf_shape, voxel_size, wavelength / 1000))
     return written
 
