@@ -14,7 +14,7 @@ import tensorflow as tf
 from tf_otcycle import metrics
 from tf_otcycle.data import fastmri
 from tf_otcycle.io_utils import atomic_write_bytes, atomic_write_text
-from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
 
 # A method maps normalised undersampled images (B, H, W, 2) and masks (B, W) to
 # normalised reconstructions (B, H, W, 2).
@@ -32,6 +32,17 @@ def generator_method(generator, batch_size: int = 8) -> Method:
     def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = [np.asarray(generator(y[i : i + batch_size], training=False)) for i in range(0, len(y), batch_size)]
         return np.concatenate(out)
+
+    return run
+
+
+def with_data_consistency(method: Method) -> Method:
+    """``method`` followed by data consistency: the measured k-space lines of the input put back."""
+
+    def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        y_c = channels_to_complex(tf.constant(y))
+        out = channels_to_complex(tf.constant(method(y, mask)))
+        return complex_to_channels(data_consistency(out, fft2c(y_c), tf.constant(mask))).numpy()
 
     return run
 

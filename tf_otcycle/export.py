@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 
 from tf_otcycle.io_utils import atomic_path
-from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, fft2c, ifft2c
+from tf_otcycle.physics import fft
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
 
 
 def export_keras(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -66,7 +67,7 @@ def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consi
     scale = tf.math.reduce_std(tf.abs(y), axis=[1, 2]) + 1e-12  # (B,)
     c = tf.cast(scale, tf.complex64)[:, None, None]
     x = channels_to_complex(generator(complex_to_channels(y / c), training=False)) * c
-    x_dc = ifft2c(kspace * m + (1 - m) * fft2c(x))
+    x_dc = fft.data_consistency(x, kspace, mask)
     x = tf.where(tf.reshape(data_consistency, [-1, 1, 1]), x_dc, x)
     return {"reconstruction": complex_to_channels(x), "magnitude": tf.abs(x)}
 

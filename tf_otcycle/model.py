@@ -27,15 +27,41 @@ class OTCycleGAN(keras.Model):
       maximised by the critics (each trained on its unweighted Wasserstein loss plus
       ``gp_weight`` times the gradient penalty) and minimised by G and H.
 
-    Scale: the norms of eq. (21) are L1 *norms* of whole samples, the critics 1-Lipschitz
-    in the L2 norm. G minimises ``(l_cycle + gan_weight * l_GAN) / N``, N the number of
-    elements of a sample, so the cycle terms read as mean absolute errors; Adam is
-    invariant to the common factor, so this is eq. (19) itself for ``gan_weight = 1``.
+    Scale (how the implementation relates to eq. 19): the paper writes L1 *norms* of whole
+    samples and 1-Lipschitz critics. Summed norms grow like N (elements per sample) and a
+    1-Lipschitz (L2) potential like sqrt(N), so their balance would change with the image
+    size. The implementation uses means, as the authors' code does, and measures the
+    potentials in the same per-element units::
+
+        l_cycle = rho * mean|x - G(Hx)| + sigma * mean|y - H G(y)|
+        l_adv   = -(1-sigma) * φ(G(y)) / sqrt(N_x)  [ - (1-rho) * ψ(Hx) / sqrt(N_y) ]
+        L_G     = l_cycle + gan_weight * ramp(step) * l_adv
+
+    ``φ / sqrt(N)`` is 1-Lipschitz in the RMS norm ``||v||_2 / sqrt(N)``, which bounds the
+    mean absolute error, so the two terms keep their ratio at 64^2, 320^2 or 64^3. The
+    critics' own terms in eq. (20) (``φ(x)``, ``ψ(y)``) do not depend on G and drop out of
+    its gradient. ``ramp`` rises linearly from 0 to 1 over ``gan_warmup_steps`` generator
+    steps (the cycle terms first pull G to a reconstruction, the critics then refine it).
+    The authors' code (``CycleGAN_AccMRI_fft``) weights ``-mean D(G(y))`` by 1 without the
+    ``1/sqrt(N)``: measured, its critic then dominates and the reconstruction degrades.
+
+    Critics minimise ``(φ(G(y)) - φ(x)) / sqrt(N_x) + gp_weight * gp`` (and the ψ side):
+    the WGAN-GP loss of eq. (20) per potential with the gap in the same RMS units. This is
+    what keeps them near 1-Lipschitz at every size: a critic of slope k gains about
+    ``k * D`` in gap (D the distance of the two domains) and pays ``gp_weight * (k - 1)^2``,
+    so its best slope is ``1 + D / (2 gp_weight)``. With the raw gap D is an L2 distance of
+    order sqrt(N) (~180 at 128^2 x 2) and the slope runs to ~10 (measured: gp 50); in RMS
+    units D is of order 1 and the slope stays near 1. A critic's score is the mean of its
+    PatchGAN map.
 
     One ``train_step`` = ``n_critic`` critic updates on the batch (fresh interpolation
-    weights each time), then one update of G (and of H when trainable). Losses are summed
+    weights each time), then one update of G (and of H when trainable). Losses are computed
     per sample and divided by the *global* batch size, as Keras sums gradients across
-    replicas.
+    replicas. Logged: ``g_loss``, ``cycle_x``, ``cycle_y``, ``adversarial`` (``l_adv``
+    before weighting), ``gan_weight`` (with the ramp), ``critic_loss``, ``wasserstein``
+    (``(φ(x) - φ(G(y))) / sqrt(N_x)``, the critic's estimate of W1 in RMS units),
+    ``critic_gap`` (the same, unscaled), ``gp`` and the gradient norms ``g_grad_norm`` and
+    ``d_grad_norm``.
 
     Data: a dict with ``"x"`` (clean images) and ``"y"`` (measurements) of equal batch size,
     unpaired; optional ``"x_mask"`` / ``"y_mask"`` are passed to ``forward_op`` as its
@@ -53,6 +79,8 @@ class OTCycleGAN(keras.Model):
         n_critic: int = 5,
         gp_weight: float = 10.0,
         gan_weight: float = 1.0,
+        gan_warmup_steps: int = 0,
+        cycle_warmup_steps: int = 0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -63,6 +91,10 @@ class OTCycleGAN(keras.Model):
             raise ValueError(f"n_critic: expected >= 1, got {n_critic}")
         if gp_weight < 0:
             raise ValueError(f"gp_weight: expected >= 0, got {gp_weight}")
+        if gan_weight < 0:
+            raise ValueError(f"gan_weight: expected >= 0, got {gan_weight}")
+        if gan_warmup_steps < 0 or cycle_warmup_steps < 0:
+            raise ValueError(f"gan/cycle_warmup_steps: expected >= 0, got {gan_warmup_steps}/{cycle_warmup_steps}")
         self.generator = generator
         self.forward_op = forward_op
         # Physics layers take the per-sample sampling mask; a deep F (conventional cycleGAN) does not.
@@ -73,12 +105,13 @@ class OTCycleGAN(keras.Model):
         self.sigma = float(sigma)
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
-        if gan_weight < 0:
-            raise ValueError(f"gan_weight: expected >= 0, got {gan_weight}")
         self.gan_weight = float(gan_weight)
+        self.gan_warmup_steps = int(gan_warmup_steps)
+        self.cycle_warmup_steps = int(cycle_warmup_steps)
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("g_loss", "cycle_loss", "cycle_x", "cycle_y", "critic_loss", "critic_gap", "gp")
+            for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss", "wasserstein",
+                         "critic_gap", "gp", "g_grad_norm", "d_grad_norm")
         }
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -132,33 +165,61 @@ class OTCycleGAN(keras.Model):
         shape = tf.concat([tf.shape(t)[:1], tf.ones([tf.rank(t) - 1], tf.int32)], 0)
         return keras.random.uniform(shape, seed=self.seed_generator)  # (B, 1, ..., 1)
 
+    def _ramp(self, steps: int) -> tf.Tensor:
+        """0 -> 1 linearly over the first ``steps`` generator steps (1 when ``steps`` is 0)."""
+        if steps == 0:
+            return tf.constant(1.0)
+        return tf.minimum(1.0, tf.cast(self.g_optimizer.iterations, tf.float32) / float(steps))
+
+    def current_gan_weight(self) -> tf.Tensor:
+        """``gan_weight`` times its ramp over ``gan_warmup_steps``."""
+        return self.gan_weight * self._ramp(self.gan_warmup_steps)
+
+    def current_sigma(self) -> tf.Tensor:
+        """``sigma`` times its ramp over ``cycle_warmup_steps``."""
+        return self.sigma * self._ramp(self.cycle_warmup_steps)
+
     def _critic_side(self, critic, real, fake):
         """Wasserstein gap ``D(real) - D(fake)`` and gradient penalty of one critic, per sample."""
         gap = losses.critic_score(critic(real, training=True)) - losses.critic_score(critic(fake, training=True))
         return gap, losses.gradient_penalty(critic, real, fake, self._alpha(real))
 
     def critic_losses(self, real_x, fake_x, real_y, fake_y):
-        """Critic losses to minimise, per sample: ``φ(G(y)) - φ(x) + gp`` (+ ψ side)."""
+        """Critic losses to minimise, per sample: ``(φ(G(y)) - φ(x)) / sqrt(N) + gp_weight * gp`` (+ ψ side).
+
+        Returns:
+            ``(loss, gap_x, gp)``, each ``(B,)``: ``gap_x = φ(x) - φ(G(y))`` and ``gp`` the
+            sum of the penalties of both critics.
+        """
         gap_x, gp = self._critic_side(self.critic_x, real_x, fake_x)
-        loss = -gap_x + self.gp_weight * gp
+        loss = -gap_x / _sqrt_size(real_x) + self.gp_weight * gp
         if self.critic_y is not None:
             gap_y, gp_y = self._critic_side(self.critic_y, real_y, fake_y)
-            loss += -gap_y + self.gp_weight * gp_y
+            loss += -gap_y / _sqrt_size(real_y) + self.gp_weight * gp_y
             gp += gp_y
         return loss, gap_x, gp
 
-    def generator_losses(self, real_x, real_y, x_mask, y_mask):
-        """Generator loss per sample and its cycle parts."""
+    def generator_losses(self, real_x, real_y, x_mask=None, y_mask=None, gan_weight=None):
+        """Generator loss per sample and its parts (see the class docstring).
+
+        Args:
+            gan_weight: weight of ``l_adv``; default :meth:`current_gan_weight`.
+
+        Returns:
+            ``(loss, parts)``: ``(B,)`` and a dict of ``(B,)`` tensors ``cycle_x``
+            (``rho * mean|x - G(Hx)|``), ``cycle_y`` (``sigma * mean|y - H G(y)|``) and
+            ``adversarial`` (``l_adv``, unweighted).
+        """
         fake_x = self.generator(real_y, training=True)  # G(y)
         fake_y = self._forward(real_x, x_mask)  # Hx
         cycled_x = self.generator(fake_y, training=True)  # G(Hx)
         cycled_y = self._forward(fake_x, y_mask)  # H G(y)
-        cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.sigma)
-        adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True))
+        cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.current_sigma())
+        adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True)) / _sqrt_size(fake_x)
         if self.critic_y is not None:
-            adv += -(1.0 - self.rho) * losses.critic_score(self.critic_y(fake_y, training=True))
-        n = tf.cast(tf.reduce_prod(tf.shape(real_x)[1:]), adv.dtype)  # elements per sample
-        return cyc_x + cyc_y + self.gan_weight * adv / n, cyc_x, cyc_y
+            adv += -(1.0 - self.rho) * losses.critic_score(self.critic_y(fake_y, training=True)) / _sqrt_size(fake_y)
+        weight = self.current_gan_weight() if gan_weight is None else gan_weight
+        return cyc_x + cyc_y + weight * adv, {"cycle_x": cyc_x, "cycle_y": cyc_y, "adversarial": adv}
 
     @staticmethod
     def unpack(data):
@@ -176,21 +237,25 @@ class OTCycleGAN(keras.Model):
             with tf.GradientTape() as tape:
                 d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
                 d_total = self._global_mean(d_loss)
-            grads = tape.gradient(d_total, self.critic_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.critic_variables))
+            d_grads = tape.gradient(d_total, self.critic_variables)
+            self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))
+        weight = self.current_gan_weight()
         with tf.GradientTape() as tape:
-            g_loss, cyc_x, cyc_y = self.generator_losses(real_x, real_y, x_mask, y_mask)
+            g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask, gan_weight=weight)
             g_total = self._global_mean(g_loss)
-        grads = tape.gradient(g_total, self.generator_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator_variables))
+        g_grads = tape.gradient(g_total, self.generator_variables)
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator_variables))
         values = {
             "g_loss": g_loss,
-            "cycle_loss": cyc_x + cyc_y,
-            "cycle_x": cyc_x,
-            "cycle_y": cyc_y,
+            **parts,
+            "gan_weight": weight,
+            "sigma": self.current_sigma(),
             "critic_loss": d_loss,
+            "wasserstein": gap / _sqrt_size(real_x),
             "critic_gap": gap,
             "gp": gp,
+            "g_grad_norm": tf.linalg.global_norm(g_grads),
+            "d_grad_norm": tf.linalg.global_norm(d_grads),
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
@@ -198,7 +263,13 @@ class OTCycleGAN(keras.Model):
 
     def test_step(self, data):
         real_x, real_y, x_mask, y_mask = self.unpack(data)
-        g_loss, cyc_x, cyc_y = self.generator_losses(real_x, real_y, x_mask, y_mask)
+        g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask)
         self.trackers["g_loss"].update_state(g_loss)
-        self.trackers["cycle_loss"].update_state(cyc_x + cyc_y)
-        return {name: self.trackers[name].result() for name in ("g_loss", "cycle_loss")}
+        self.trackers["cycle_x"].update_state(parts["cycle_x"])
+        self.trackers["cycle_y"].update_state(parts["cycle_y"])
+        return {name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")}
+
+
+def _sqrt_size(t: tf.Tensor) -> tf.Tensor:
+    """``sqrt(N)``, N the number of elements of one sample of ``t``."""
+    return tf.sqrt(tf.cast(tf.reduce_prod(tf.shape(t)[1:]), t.dtype))

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tf_otcycle.io_utils import atomic_write_text
 
@@ -126,6 +127,49 @@ class ValidationCallback(keras.callbacks.Callback):
         self.writer.flush()
         if logs is not None:
             logs.update({k.replace("/", "_"): v for k, v in scalars.items()})
+
+
+def relative_change(output: np.ndarray, inputs: np.ndarray) -> float:
+    """``mean|output - input| / mean|input|``: 0 when G is the identity."""
+    return float(np.mean(np.abs(output - inputs)) / (np.mean(np.abs(inputs)) + 1e-12))
+
+
+class TrainingDiagnostics(keras.callbacks.Callback):
+    """Warn at each epoch end when the GAN objective is failing in a way a user can act on.
+
+    * the critic has lost its Lipschitz bound: mean gradient penalty above ``gp_threshold``
+      (``gp = (||grad|| - 1)^2``; 1 means a gradient norm of about 2): lower the critics'
+      learning rate or raise ``--gp_weight``;
+    * G is stuck at the identity: validation output within ``identity_threshold`` of its
+      input (``val_change``, see :func:`relative_change`) once the warm-ups are over.
+
+    Args:
+        warn: called with the message (default ``absl.logging.warning``).
+        after_step: generator step from which the identity check applies.
+    """
+
+    def __init__(self, gp_threshold: float = 1.0, identity_threshold: float = 1e-3, after_step: int = 0,
+                 warn: Callable[[str], None] | None = None):
+        super().__init__()
+        self.gp_threshold, self.identity_threshold, self.after_step = gp_threshold, identity_threshold, after_step
+        self.warn = warn or logging.warning
+        self.messages: list[str] = []
+
+    def _warn(self, message: str) -> None:
+        self.messages.append(message)
+        self.warn(message)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        gp = logs.get("gp")
+        if gp is not None and float(gp) > self.gp_threshold:
+            self._warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty {float(gp):.3g} > "
+                       f"{self.gp_threshold:g}); lower --critic_learning_rate or raise --gp_weight")
+        change = logs.get("val_change")
+        step = int(self.model.g_optimizer.iterations.numpy())
+        if change is not None and float(change) < self.identity_threshold and step >= self.after_step:
+            self._warn(f"epoch {epoch + 1}: G is at the identity (validation output differs from its input by "
+                       f"{float(change):.2e} relative); the cycle terms hold it there: see --cycle_warmup_steps")
 
 
 def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> None:

@@ -17,11 +17,19 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from tf_otcycle.training import CheckpointCallback, TrainState, is_chief, make_strategy, save_flags  # noqa: E402
+from tf_otcycle.training import (  # noqa: E402
+    CheckpointCallback,
+    TrainingDiagnostics,
+    TrainState,
+    is_chief,
+    make_strategy,
+    save_flags,
+)
 
 COMMON_KEYS = [
     "run_dir", "epochs", "steps_per_epoch", "batch_size", "base_filters", "depth", "critic_filters",
-    "critic_layers", "n_critic", "rho", "sigma", "gp_weight", "gan_weight", "learning_rate", "beta_1", "beta_2",
+    "critic_layers", "critic_norm", "n_critic", "rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps",
+    "cycle_warmup_steps", "learning_rate", "critic_learning_rate", "beta_1", "beta_2",
     "seed", "strategy", "eval_only", "num_panels", "checkpoint_every", "export",
 ]
 
@@ -33,7 +41,10 @@ def define(definer, name: str, *args, **kwargs) -> None:
         definer(name, *args, **kwargs)
 
 
-def define_common_flags(epochs: int, base_filters: int, depth: int, critic_filters: int, critic_layers: int) -> None:
+def define_common_flags(
+    epochs: int, base_filters: int, depth: int, critic_filters: int, critic_layers: int,
+    gan_weight: float = 1.0, gan_warmup_steps: int = 0, cycle_warmup_steps: int = 0,
+) -> None:
     """The training flags both entry points share (paper defaults where the paper gives one)."""
     define(flags.DEFINE_string, "run_dir", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.")
     define(flags.DEFINE_integer, "epochs", epochs, "Training epochs.")
@@ -47,8 +58,16 @@ def define_common_flags(epochs: int, base_filters: int, depth: int, critic_filte
     define(flags.DEFINE_float, "rho", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21).")
     define(flags.DEFINE_float, "sigma", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21).")
     define(flags.DEFINE_float, "gp_weight", 10.0, "Gradient penalty weight.")
-    define(flags.DEFINE_float, "gan_weight", 1.0, "Weight of the Wasserstein terms in the generator loss (eq. 19: 1).")
-    define(flags.DEFINE_float, "learning_rate", 1e-4, "Adam learning rate (both optimizers).")
+    define(flags.DEFINE_enum, "critic_norm", "none", ["none", "layer", "instance"],
+           "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).")
+    define(flags.DEFINE_float, "gan_weight", gan_weight,
+           "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN).")
+    define(flags.DEFINE_integer, "gan_warmup_steps", gan_warmup_steps,
+           "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight.")
+    define(flags.DEFINE_integer, "cycle_warmup_steps", cycle_warmup_steps,
+           "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma.")
+    define(flags.DEFINE_float, "learning_rate", 1e-4, "Adam learning rate of the generator (and of H when learned).")
+    define(flags.DEFINE_float, "critic_learning_rate", None, "Adam learning rate of the critics; default --learning_rate.")
     define(flags.DEFINE_float, "beta_1", 0.5, "Adam beta_1.")
     define(flags.DEFINE_float, "beta_2", 0.9, "Adam beta_2.")
     define(flags.DEFINE_integer, "seed", 0, "Global seed (weights, data order, random masks/patches).")
@@ -63,7 +82,7 @@ def validate_common(config: dict) -> list[str]:
     errors = []
     if not config["run_dir"]:
         errors.append("--run_dir is required")
-    for name in ("rho", "sigma", "gp_weight", "gan_weight"):
+    for name in ("rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
         if config[name] < 0:
             errors.append(f"--{name} must be >= 0, got {config[name]}")
     for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic", "checkpoint_every"):
@@ -75,7 +94,20 @@ def validate_common(config: dict) -> list[str]:
         errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
     if not config["learning_rate"] > 0:
         errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
+    if config["critic_learning_rate"] is not None and not config["critic_learning_rate"] > 0:
+        errors.append(f"--critic_learning_rate must be > 0, got {config['critic_learning_rate']}")
     return errors
+
+
+def critic_learning_rate(config: dict) -> float:
+    """``--critic_learning_rate``, defaulting to ``--learning_rate``."""
+    return config["critic_learning_rate"] or config["learning_rate"]
+
+
+def gan_kwargs(config: dict) -> dict:
+    """The :class:`OTCycleGAN` hyper-parameters from the flags."""
+    return {k: config[k] for k in ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
+                          "seed")}
 
 
 def read_config(keys: list[str]) -> dict:
@@ -114,7 +146,8 @@ def run(
             callbacks = [
                 keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False),
                 CheckpointCallback(state, config["checkpoint_every"], write=chief),
-                *extra_callbacks(model),
+                *extra_callbacks(model),  # validation adds val_* to the logs the diagnostics read
+                TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
             model.fit(make_dataset(), epochs=config["epochs"], steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)

@@ -16,6 +16,7 @@ Methods: ``input`` (zero-filled / blurred), ``supervised`` (same generator, matc
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import common  # train/common.py
@@ -33,14 +34,16 @@ from tf_otcycle.evaluation import (
     evaluate_microscopy,
     evaluate_mri,
     generator_method,
+    with_data_consistency,
     write_tables,
     zero_filled,
 )
 from tf_otcycle.export import export_keras
+from tf_otcycle.io_utils import expand_files
 from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
 from tf_otcycle.tiling import predict_tiled
-from tf_otcycle.training import adam
+from tf_otcycle.training import ValidationCallback, adam
 
 flags.DEFINE_enum("application", "mri", ["mri", "microscopy"], "Which inverse problem (selects the data flags).")
 flags.DEFINE_list("methods", ["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
@@ -54,17 +57,33 @@ flags.DEFINE_enum("rl_psf", "true", ["true", "learned", "initial"],
 
 FLAGS = flags.FLAGS
 COMPARE_KEYS = ["application", "methods", "supervised_loss", "pls_lambda", "pls_iterations", "rl_iterations", "rl_psf"]
-KNOWN = {"input", "supervised", "cyclegan", "classical", "ot_cyclegan"}
+KNOWN = {"input", "supervised", "cyclegan", "classical", "ot_cyclegan", "zeros", "mean"}
 
 
-def train_generator(model, dataset, config, name, run_dir) -> keras.Model:
-    """Fit ``model`` with the shared budget, save its generator, return it."""
+def train_generator(model, dataset, config, name, run_dir, callbacks=()) -> tuple[keras.Model, float]:
+    """Fit ``model`` with the shared budget, save its generator; return it and the seconds taken."""
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
     log = keras.callbacks.TensorBoard(str(run_dir / name / "logs"), update_freq="epoch", write_graph=False)
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=[log], verbose=2)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=[log, *callbacks],
+              verbose=2)
+    seconds = time.perf_counter() - start
     generator = model if name == "supervised" else model.generator
     export_keras(generator, run_dir / name / "generator.keras")
-    return generator
+    return generator, seconds
+
+
+def validation_callbacks(model, name, config, files, run_dir) -> list:
+    """Validation PSNR per epoch (printed in the epoch line as ``val_psnr``) where the entry
+    point's validation applies: every MRI generator, the microscopy OT-cycleGAN."""
+    log_dir = run_dir / name / "logs"
+    if FLAGS.application == "mri" and files.get("val_files"):
+        generator = model if name == "supervised" else model.generator
+        return [ValidationCallback(mri_entry.validation_fn(generator, files["val_files"], config), log_dir)]
+    if FLAGS.application == "microscopy" and name == "ot_cyclegan":
+        paths = files.get("val_files") or files["test_files"]
+        return [ValidationCallback(mic_entry.validation_fn(model, paths, config), log_dir)]
+    return []
 
 
 def load_generator(run_dir: Path, name: str) -> keras.Model:
@@ -82,19 +101,18 @@ def mri_models(config, files, run_dir):
         return build_unet(2, 2, depth=config["depth"], base_filters=config["base_filters"], residual=config["residual"], name=name)
 
     def critic(name):
-        return build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], name=name)
+        return build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"], name=name)
 
     data = dict(crop_size=config["crop_size"], acceleration=config["acceleration"],
                 center_fraction=config["center_fraction"], mask_type=config["mask_type"],
                 batch_size=config["batch_size"], seed=config["seed"], cache=config["cache_images"])
-    gan = dict(rho=config["rho"], sigma=config["sigma"], n_critic=config["n_critic"], gp_weight=config["gp_weight"],
-               gan_weight=config["gan_weight"], seed=config["seed"])
+    gan = common.gan_kwargs(config)
     opt = (config["learning_rate"], config["beta_1"], config["beta_2"])
     unpaired = lambda: fastmri.unpaired_mri_dataset(files["clean_files"], files["measured_files"], **data)  # noqa: E731
     builders = {
         "ot_cyclegan": lambda: (mri_entry.build_model(config), unpaired()),
         "cyclegan": lambda: (_compiled(baselines.conventional_cyclegan(
-            unet("generator"), unet("inverse_generator"), critic("critic_x"), critic("critic_y"), **gan), opt), unpaired()),
+            unet("generator"), unet("inverse_generator"), critic("critic_x"), critic("critic_y"), **gan), config), unpaired()),
         # Pairs exist for the measured files (they are fully sampled): the supervised upper reference.
         "supervised": lambda: (baselines.supervised(unet("generator"), config["supervised_loss"], adam(*opt)),
                                baselines.as_pairs(fastmri.paired_mri_dataset(files["measured_files"], **data))),
@@ -114,6 +132,8 @@ def mri_methods(config, generators):
             methods["pls_tv"] = pls
         else:
             methods[name] = generator_method(generators[name])
+            if name == "ot_cyclegan":  # the serving signature's data-consistency variant
+                methods["ot_cyclegan+dc"] = with_data_consistency(methods[name])
     return methods
 
 
@@ -130,10 +150,9 @@ def microscopy_models(config, files, volumes, run_dir):
 
     def critic(name, i):
         return build_multiscale_patchgan(3, 1, config["critic_filters"], config["critic_layers"], spatial_shape=(p, p, p),
-                                         seed=config["seed"] + 10 * i, name=name)
+                                         seed=config["seed"] + 10 * i, norm=config["critic_norm"], name=name)
 
-    gan = dict(rho=config["rho"], sigma=config["sigma"], n_critic=config["n_critic"], gp_weight=config["gp_weight"],
-               gan_weight=config["gan_weight"], seed=config["seed"])
+    gan = common.gan_kwargs(config)
     opt = (config["learning_rate"], config["beta_1"], config["beta_2"])
     unpaired = lambda: tiff.unpaired_volume_dataset(volumes["sharp_files"], volumes["blurred_files"], p,  # noqa: E731
                                                     config["batch_size"], config["seed"])
@@ -152,18 +171,22 @@ def microscopy_models(config, files, volumes, run_dir):
         "ot_cyclegan": lambda: (mic_entry.build_model(config, config["steps_per_epoch"], stats), unpaired()),
         "cyclegan": lambda: (_compiled(baselines.conventional_cyclegan(
             unet("generator", stats["output_bias"]), unet("inverse_generator", bias_y), critic("critic_x", 0),
-            critic("critic_y", 1), **gan), opt), unpaired()),
+            critic("critic_y", 1), **gan), config), unpaired()),
         "supervised": lambda: (baselines.supervised(unet("generator", stats["output_bias"]), config["supervised_loss"], adam(*opt)),
                                paired()),
     }
 
 
-def microscopy_methods(config, generators, learned_psf):
+def microscopy_methods(config, generators, learned_psf, mean_sharp):
     overlap = config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
     methods = {}
     for name in config["methods"]:
         if name == "input":
             methods["input"] = lambda v: v
+        elif name == "zeros":  # trivial reference: sparse ground truth scores well against an empty volume
+            methods["zeros"] = np.zeros_like
+        elif name == "mean":  # trivial reference: the clean domain's mean intensity everywhere
+            methods["mean"] = lambda v: np.full_like(v, mean_sharp)
         elif name == "classical":
             if config["rl_psf"] == "true":
                 if not config["true_psf"]:
@@ -183,9 +206,18 @@ def microscopy_methods(config, generators, learned_psf):
     return methods
 
 
-def _compiled(model, opt):
-    model.compile(adam(*opt), adam(*opt))
+def _compiled(model, config):
+    model.compile(adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
+                  adam(common.critic_learning_rate(config), config["beta_1"], config["beta_2"]))
     return model
+
+
+def _mean_sharp(config, volumes) -> float:
+    """Mean intensity of the normalised clean (sharp) training volumes."""
+    sharp = volumes.get("sharp_files") if volumes else None
+    if sharp is None:
+        sharp = [tiff.normalize(tiff.read_stack(p)) for p in expand_files(config["sharp_files"], "--sharp_files")]
+    return float(np.mean([v.mean() for v in sharp]))
 
 
 def _params(generators: dict, name: str) -> int:
@@ -223,7 +255,7 @@ def main(argv):
                                        for k, v in config.items() if v is not None), config)
 
     learned = [m for m in ("supervised", "cyclegan", "ot_cyclegan") if m in config["methods"]]
-    generators, learned_psf = {}, None
+    generators, learned_psf, train_seconds = {}, None, {}
     if config["eval_only"]:
         generators = {m: load_generator(run_dir, m) for m in learned}
         psf_path = run_dir / "ot_cyclegan" / "learned_psf.tif"
@@ -234,7 +266,8 @@ def main(argv):
         for name in learned:
             keras.utils.set_random_seed(config["seed"])
             model, dataset = builders[name]()
-            generators[name] = train_generator(model, dataset, config, name, run_dir)
+            callbacks = validation_callbacks(model, name, config, files, run_dir)
+            generators[name], train_seconds[name] = train_generator(model, dataset, config, name, run_dir, callbacks)
             if name == "ot_cyclegan" and FLAGS.application == "microscopy":
                 learned_psf = model.forward_op.psf
                 tiff.write_stack(run_dir / name / "learned_psf.tif", learned_psf)
@@ -246,7 +279,7 @@ def main(argv):
                                          config["acceleration"], config["center_fraction"], eval_dir, config["num_panels"])
         time_key = "seconds_per_slice"
     else:
-        methods = microscopy_methods(config, generators, learned_psf)
+        methods = microscopy_methods(config, generators, learned_psf, _mean_sharp(config, volumes))
         per_file, _ = evaluate_microscopy(methods, files["test_files"], eval_dir, config["num_panels"])
         summary = []
         for name in methods:
@@ -256,7 +289,8 @@ def main(argv):
         time_key = "seconds_per_volume"
     for row in summary:
         row["params"] = _params(generators, row["method"])
-    table = write_tables(summary, eval_dir, ["method", "psnr", "ssim", "nmse", time_key, "params", "volumes"])
+        row["train_seconds"] = train_seconds.get(row["method"])
+    table = write_tables(summary, eval_dir, ["method", "psnr", "ssim", "nmse", time_key, "params", "train_seconds", "volumes"])
     write_tables(per_file, eval_dir, ["method", "file", "psnr", "ssim", "nmse"], name="per_file")
     print(f"\nComparison on {len(files['test_files'])} test files ({eval_dir / 'metrics.csv'}):\n{table}")
 

@@ -34,7 +34,7 @@ from tf_otcycle.models import build_multiscale_patchgan, build_unet
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
 from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.tiling import predict_tiled
-from tf_otcycle.training import ValidationCallback, adam
+from tf_otcycle.training import ValidationCallback, adam, relative_change
 
 # === Flags (the contract of this entry point) ===
 common.define(flags.DEFINE_string, "blurred_files", None, "Glob(s), comma-separated: blurred widefield TIFF stacks, the measurement domain Y.")
@@ -127,20 +127,17 @@ def build_model(config: dict, steps_per_epoch: int = 1, stats: dict | None = Non
     forward_op.set_gain(stats["gain"])
     critics = [
         build_multiscale_patchgan(3, 1, config["critic_filters"], config["critic_layers"], spatial_shape=(p, p, p),
-                                  seed=config["seed"] + 10 * i, name=name)
+                                  seed=config["seed"] + 10 * i, norm=config["critic_norm"], name=name)
         for i, name in enumerate(("critic_x", "critic_y"))
     ]
-    model = OTCycleGAN(
-        generator, forward_op, critics[0], critics[1], rho=config["rho"], sigma=config["sigma"],
-        n_critic=config["n_critic"], gp_weight=config["gp_weight"], gan_weight=config["gan_weight"], seed=config["seed"],
-    )
+    model = OTCycleGAN(generator, forward_op, critics[0], critics[1], **common.gan_kwargs(config))
 
-    def schedule(updates_per_step):
+    def schedule(rate, updates_per_step):
         steps = steps_per_epoch * updates_per_step
-        return LinearDecayAfter(config["learning_rate"], config["decay_epoch"] * steps, config["epochs"] * steps)
+        return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
 
-    model.compile(adam(schedule(1), config["beta_1"], config["beta_2"]),
-                  adam(schedule(config["n_critic"]), config["beta_1"], config["beta_2"]))
+    model.compile(adam(schedule(config["learning_rate"], 1), config["beta_1"], config["beta_2"]),
+                  adam(schedule(common.critic_learning_rate(config), config["n_critic"]), config["beta_1"], config["beta_2"]))
     return model
 
 
@@ -162,10 +159,10 @@ def validation_fn(model, paths, config):
 
     def evaluate():
         out = predict(blurred)
-        scalars = {}
+        scalars = {"val/change": relative_change(out, blurred)}
         panels = [volume_views(blurred), volume_views(out)]
         if gt is not None:
-            scalars = {"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0)}
+            scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0)})
             panels.append(volume_views(gt))
         row = np.concatenate(panels, axis=1)[None, ..., None]
         psf = model.forward_op.psf

@@ -22,6 +22,7 @@ from tf_otcycle.evaluation import (
     evaluate_mri,
     generator_method,
     prepare_volume,
+    with_data_consistency,
     write_tables,
     zero_filled,
 )
@@ -30,7 +31,7 @@ from tf_otcycle.layers import FFTMask
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_patchgan, build_unet
 from tf_otcycle.physics.fft import channels_to_complex
-from tf_otcycle.training import ValidationCallback, adam
+from tf_otcycle.training import ValidationCallback, adam, relative_change
 
 # === Flags (the contract of this entry point) ===
 common.define(flags.DEFINE_string, "clean_files", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
@@ -95,15 +96,12 @@ def build_model(config: dict) -> OTCycleGAN:
         ndim=2, in_channels=2, depth=config["depth"], base_filters=config["base_filters"],
         activation="leaky_relu", residual=config["residual"], name="generator",
     )
-    critic_x = build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], name="critic_x")
-    model = OTCycleGAN(
-        generator, FFTMask(name="forward_op"), critic_x, None, rho=config["rho"], sigma=config["sigma"],
-        n_critic=config["n_critic"], gp_weight=config["gp_weight"], gan_weight=config["gan_weight"],
-        seed=config["seed"],
-    )
+    critic_x = build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"],
+                              name="critic_x")
+    model = OTCycleGAN(generator, FFTMask(name="forward_op"), critic_x, None, **common.gan_kwargs(config))
     model.compile(
         adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
-        adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
+        adam(common.critic_learning_rate(config), config["beta_1"], config["beta_2"]),
     )
     return model
 
@@ -128,6 +126,7 @@ def validation_fn(generator, infos, config):
             "val/ssim": float(np.mean(metrics.ssim_tf(target, out))),
             "val/psnr_input": float(np.mean(metrics.psnr_tf(target, y_mag))),
             "val/ssim_input": float(np.mean(metrics.ssim_tf(target, y_mag))),
+            "val/change": relative_change(out, y_mag),
         }
         peak = target.max(axis=(1, 2), keepdims=True)
         panel = np.concatenate([y_mag / peak, out / peak, target / peak], axis=2)[..., None]
@@ -138,7 +137,8 @@ def validation_fn(generator, infos, config):
 
 def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     run_dir = Path(config["run_dir"])
-    methods = {"input": zero_filled, "ot_cyclegan": generator_method(model.generator)}
+    reconstruct = generator_method(model.generator)
+    methods = {"input": zero_filled, "ot_cyclegan": reconstruct, "ot_cyclegan+dc": with_data_consistency(reconstruct)}
     summary, per_volume = evaluate_mri(
         methods, files["test_files"], config["crop_size"], config["mask_type"], config["acceleration"],
         config["center_fraction"], panel_dir=run_dir / "eval", num_panels=config["num_panels"],

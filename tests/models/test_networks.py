@@ -52,3 +52,21 @@ def test_generator_keras_round_trip(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
     x = np.random.default_rng(1).standard_normal((1, 16, 16, 2)).astype(np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), g(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("norm,groups", [("none", None), ("layer", 1), ("instance", -1)])  # groups as in Keras
+def test_patchgan_critic_normalisation(norm, groups):
+    critic = build_patchgan(2, 2, base_filters=4, n_layers=2, norm=norm)
+    norms = [layer for layer in critic.layers if isinstance(layer, keras.layers.GroupNormalization)]
+    if groups is None:
+        assert not norms
+    else:
+        assert norms and all(layer.name.startswith(f"{norm}_norm") for layer in norms)
+        if norm == "layer":  # one group: statistics over space and all channels of a sample
+            assert all(layer.groups == 1 for layer in norms)
+    assert critic(np.zeros((1, 16, 16, 2), np.float32)).shape == (1, 4, 4, 1)
+
+
+def test_patchgan_rejects_unknown_norm():
+    with pytest.raises(ValueError, match="norm"):
+        build_patchgan(norm="batch")

@@ -14,7 +14,7 @@ written as TIFF stacks, the noisy blurred stack as uint16 and the ground truth a
 
 Command line::
 
-    python -m tf_otcycle.data.synthetic mri --out DIR [--size 64] [--slices 4] ...
+    python -m tf_otcycle.data.synthetic mri --out DIR [--size 128] [--slices 4] ...
 
 writes ``DIR/clean/`` and ``DIR/measured/`` (disjoint subjects: the two unpaired training
 domains), ``DIR/val/`` and ``DIR/test/``;
@@ -220,7 +220,7 @@ def write_fastmri_file(
 
 def write_mri_dataset(
     out: str | os.PathLike,
-    size: int = 64,
+    size: int = 128,
     slices: int = 4,
     num_clean: int = 32,
     num_measured: int = 32,
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="kind", required=True)
     mri = sub.add_parser("mri", help="fastMRI-format knee files")
     mri.add_argument("--out", required=True, help="output folder")
-    mri.add_argument("--size", type=int, default=64, help="crop size S (reconstruction is S x S)")
+    mri.add_argument("--size", type=int, default=128, help="crop size S (reconstruction is S x S); 128 leaves 5 ACS lines at 4 %%")
     mri.add_argument("--slices", type=int, default=4, help="slices per file")
     mri.add_argument("--num_clean", type=int, default=32, help="subjects in clean/")
     mri.add_argument("--num_measured", type=int, default=32, help="subjects in measured/")

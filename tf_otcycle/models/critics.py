@@ -9,6 +9,7 @@ import keras
 from tf_otcycle.layers.crop import RandomSpatialCrop
 
 _CONV = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
+_NORM_GROUPS = {"none": 0, "layer": 1, "instance": -1}  # GroupNormalization groups
 
 
 def build_patchgan(
@@ -17,6 +18,7 @@ def build_patchgan(
     base_filters: int = 64,
     n_layers: int = 3,
     spatial_shape: Sequence[int | None] | None = None,
+    norm: str = "none",
     name: str = "patchgan",
 ) -> keras.Model:
     """PatchGAN critic of the original CycleGAN (Isola et al. 2017), Wasserstein version.
@@ -32,6 +34,8 @@ def build_patchgan(
     """
     if ndim not in (2, 3):
         raise ValueError(f"ndim: expected 2 or 3, got {ndim!r}")
+    if norm not in _NORM_GROUPS:
+        raise ValueError(f"norm: expected one of {sorted(_NORM_GROUPS)}, got {norm!r}")
     if n_layers < 1 or base_filters < 1:
         raise ValueError(f"n_layers/base_filters: expected >= 1, got {n_layers}/{base_filters}")
     spatial_shape = (None,) * ndim if spatial_shape is None else tuple(spatial_shape)
@@ -43,7 +47,8 @@ def build_patchgan(
         stride = 2 if i < n_layers else 1
         filters = base_filters * min(2**i, 8)
         x = conv(filters, 4, strides=stride, padding="same", name=f"conv{i}")(x)
-        x = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"in{i}")(x)
+        if norm != "none":
+            x = keras.layers.GroupNormalization(groups=_NORM_GROUPS[norm], epsilon=1e-5, name=f"{norm}_norm{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = conv(1, 4, padding="same", name="score")(x)
     return keras.Model(inputs, x, name=name)
@@ -57,6 +62,7 @@ def build_multiscale_patchgan(
     fractions: Sequence[float] = (1.0, 0.5, 0.25),
     spatial_shape: Sequence[int | None] | None = None,
     seed: int | None = None,
+    norm: str = "none",
     name: str = "multiscale_patchgan",
 ) -> keras.Model:
     """Multi-PatchGAN (paper fig. 8): independent PatchGANs on the full patch and on random
@@ -73,6 +79,6 @@ def build_multiscale_patchgan(
         x = inputs
         if fraction != 1.0:
             x = RandomSpatialCrop(fraction, seed=None if seed is None else seed + s, name=f"crop{s}")(x)
-        critic = build_patchgan(ndim, in_channels, base_filters, n_layers, name=f"{name}_scale{s}")
+        critic = build_patchgan(ndim, in_channels, base_filters, n_layers, norm=norm, name=f"{name}_scale{s}")
         outputs.append(critic(x))
     return keras.Model(inputs, outputs, name=name)

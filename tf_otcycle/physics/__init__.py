@@ -7,6 +7,7 @@ layers that wrap them as forward operators live in :mod:`tf_otcycle.layers`.
 from tf_otcycle.physics.fft import (
     channels_to_complex,
     complex_to_channels,
+    data_consistency,
     fft2c,
     fft2c_channels,
     ifft2c,
@@ -26,6 +27,7 @@ __all__ = [
     "born_wolf_psf",
     "channels_to_complex",
     "complex_to_channels",
+    "data_consistency",
     "equispaced_mask",
     "fft2c",
     "fft2c_channels",

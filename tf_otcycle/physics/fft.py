@@ -59,6 +59,21 @@ def ifft2c(k: tf.Tensor) -> tf.Tensor:
     return _shift(tf.signal.ifft2d(_shift(k, inverse=True)), inverse=False) * _norm(k)
 
 
+def data_consistency(x: tf.Tensor, measured_kspace: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Put the measured k-space lines back into an image: ``ifft2c(m k + (1 - m) fft2c(x))``.
+
+    Args:
+        x: complex64 ``(B, H, W)`` reconstruction.
+        measured_kspace: complex64 ``(B, H, W)`` centred k-space; only sampled lines are used.
+        mask: float ``(B, W)`` 1-D Cartesian mask (1 = sampled column).
+
+    Returns:
+        complex64 ``(B, H, W)``, equal to ``x`` on the unsampled lines.
+    """
+    m = tf.cast(mask, tf.complex64)[:, None, :]  # (B, 1, W)
+    return ifft2c(m * measured_kspace + (1 - m) * fft2c(x))
+
+
 def complex_to_channels(x: tf.Tensor) -> tf.Tensor:
     """``(..., H, W)`` complex64 -> ``(..., H, W, 2)`` float32 (real, imag)."""
     x = _as_complex(x, "x")

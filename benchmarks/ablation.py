@@ -1,0 +1,135 @@
+"""Ablation of the OT-cycleGAN objective (issue #9): what makes the method leave the identity,
+keeps its critics 1-Lipschitz, and reconstructs.
+
+    .venv/bin/python benchmarks/ablation.py --application=mri          # runs every variant
+    .venv/bin/python benchmarks/ablation.py --application=mri --variants=A,B
+    .venv/bin/python benchmarks/ablation.py --application=mri --collect # table from existing runs
+
+Each variant is ``train/<application>.py`` with the benchmark's data and budget
+(``ABLATION_<APP>`` below: 10 epochs x 100 generator steps, demo-size networks) plus the
+variant's flags; all runs share the seed, data and test files. Writes
+``benchmarks/ABLATION_<app>.md``: test PSNR/SSIM of the OT-cycleGAN against the input, the
+last epoch's training diagnostics (cycle terms, Wasserstein estimate in RMS units, gradient
+penalty) and the best validation PSNR. Not a test: each variant trains for minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = {
+    "mri": ["train/mri.py", "--flagfile=train/configs/mri_demo.flags", "--clean_files={data}/clean/*.h5",
+            "--measured_files={data}/measured/*.h5", "--val_files={data}/val/*.h5", "--test_files={data}/test/*.h5",
+            "--crop_size=128", "--depth=4", "--epochs=10", "--steps_per_epoch=100", "--export=false", "--num_panels=1"],
+    "microscopy": ["train/microscopy.py", "--flagfile=train/configs/microscopy_demo.flags",
+                   "--blurred_files={data}/train/blurred/*_blurred.tif", "--sharp_files={data}/train/sharp/*.tif",
+                   "--val_files={data}/val/*_blurred.tif", "--test_files={data}/test_500nm/*_blurred.tif",
+                   "--true_psf={data}/psf_500nm.tif", "--epochs=10", "--steps_per_epoch=100", "--decay_epoch=5",
+                   "--export=false", "--num_panels=1"],
+}
+# name: (flags, what it tests). Flags not given take the flagfile's values.
+VARIANTS = {
+    "mri": {
+        "A": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "both cycle terms, no critic"),
+        "B": (["--gan_weight=0", "--sigma=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "image cycle alone"),
+        "F": (["--gan_weight=0", "--cycle_warmup_steps=500", "--gan_warmup_steps=0"], "A + sigma ramped over 500 steps"),
+        "G": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "critic on (RMS units), no warm-up"),
+        "H": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"], "G + both ramps over 500 steps"),
+        "I": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=0"], "G + sigma ramp only"),
+        "J": (["--gan_weight=3", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"], "H with gan_weight 3"),
+        "K": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500", "--critic_norm=layer"],
+              "H with layer norm in the critic"),
+        "L": (["--gan_weight=181", "--gp_weight=5", "--critic_norm=instance", "--cycle_warmup_steps=0",
+               "--gan_warmup_steps=0"], "the authors' scale: adversarial x sqrt(N), GP 5, instance norm"),
+    },
+    "microscopy": {
+        "M1": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "critics on, no warm-up"),
+        "M2": (["--gan_weight=1", "--cycle_warmup_steps=300", "--gan_warmup_steps=300"], "M1 + both ramps"),
+        "M3": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "cycle terms only"),
+    },
+}
+DIAGNOSTICS = ("cycle_x", "cycle_y", "wasserstein", "gp")
+
+
+def run_variant(app: str, name: str, flags: list[str], data: str, run_root: Path) -> None:
+    run_dir = run_root / name
+    command = [sys.executable, *[a.format(data=data) for a in BASE[app]], f"--run_dir={run_dir}", *flags]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "stdout.log", "w") as log:
+        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_metrics(run_dir: Path) -> dict[str, dict]:
+    """Method -> row of ``eval/metrics.csv`` (MRI) or of ``eval/summary.csv`` (microscopy)."""
+    path = run_dir / "eval" / "summary.csv"
+    if not path.exists():
+        path = run_dir / "eval" / "metrics.csv"
+    with open(path) as f:
+        return {r["method"]: r for r in csv.DictReader(f)}
+
+
+def epoch_logs(log_text: str) -> list[dict[str, float]]:
+    """The ``name: value`` pairs of each Keras epoch line."""
+    out = []
+    for line in re.findall(r"^\d+/\d+ - .*$", log_text, flags=re.M):
+        out.append({k: float(v) for k, v in re.findall(r"(\w+): ([-+\d.e]+)", line)})
+    return out
+
+
+def row(app: str, name: str, flags: list[str], what: str, run_dir: Path) -> str:
+    metrics = test_metrics(run_dir)
+    epochs = epoch_logs((run_dir / "stdout.log").read_text())
+    last = epochs[-1] if epochs else {}
+    best_val = max((e["val_psnr"] for e in epochs if "val_psnr" in e), default=float("nan"))
+    ot, inp = metrics["ot_cyclegan"], metrics["input"]
+    diag = " | ".join(f"{last[k]:.3g}" if k in last else "" for k in DIAGNOSTICS)
+    return (f"| {name} | {what} | `{' '.join(flags)}` | {float(inp['psnr']):.2f} | {float(ot['psnr']):.2f} | "
+            f"{float(ot['ssim']):.3f} | {best_val:.2f} | {diag} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--application", choices=sorted(VARIANTS), default="mri")
+    parser.add_argument("--variants", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--data", default="", help="data folder (default: data/quality/<application>, written if missing)")
+    parser.add_argument("--run_root", default="", help="default: runs/ablation/<application>")
+    parser.add_argument("--collect", action="store_true", help="only build the table from existing runs")
+    args = parser.parse_args(argv)
+    app = args.application
+    data = Path(args.data or ROOT / "data" / "quality" / app)
+    run_root = Path(args.run_root or ROOT / "runs" / "ablation" / app)
+    names = [v for v in args.variants.split(",") if v] or list(VARIANTS[app])
+    if not args.collect:
+        if not data.exists():
+            extra = ["--size", "128"] if app == "mri" else []
+            subprocess.run([sys.executable, "-m", "tf_otcycle.data.synthetic", app, "--out", str(data), *extra],
+                           cwd=ROOT, check=True)
+        for name in names:
+            print(f"variant {name}", flush=True)
+            run_variant(app, name, VARIANTS[app][name][0], str(data), run_root)
+    header = ("| variant | what | flags | input PSNR | OT PSNR | OT SSIM | best val PSNR | "
+              + " | ".join(DIAGNOSTICS) + " |\n|" + "---|" * (7 + len(DIAGNOSTICS)))
+    rows = [row(app, n, *VARIANTS[app][n], run_root / n) for n in names if (run_root / n / "stdout.log").exists()]
+    base = " ".join(a.format(data=data) for a in BASE[app])
+    text = (f"# Ablation of the objective: {app}\n\n`python benchmarks/ablation.py --application={app}` on "
+            f"{datetime.date.today().isoformat()}, {platform.machine()} {os.cpu_count()} cores, no GPU.\n\n"
+            f"Every variant: `{base} --run_dir=... <flags>`; diagnostics are the last epoch's means.\n\n"
+            + header + "\n" + "\n".join(rows) + "\n")
+    out = ROOT / "benchmarks" / f"ABLATION_{app}.md"
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Warnings a user can act on, and the data-consistency evaluation variant."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_otcycle.evaluation import with_data_consistency
+from tf_otcycle.physics import complex_to_channels, fft2c, random_mask
+from tf_otcycle.physics.fft import channels_to_complex
+from tf_otcycle.training import TrainingDiagnostics, relative_change
+
+
+class _Model:
+    def __init__(self, step):
+        self.g_optimizer = type("Opt", (), {"iterations": tf.Variable(step)})()
+
+
+def _diagnostics(step, **kwargs):
+    messages = []
+    cb = TrainingDiagnostics(warn=messages.append, **kwargs)
+    cb.set_model(_Model(step))
+    return cb, messages
+
+
+def test_warns_when_the_critic_loses_its_lipschitz_bound():
+    cb, messages = _diagnostics(10)
+    cb.on_epoch_end(0, {"gp": 0.02})
+    assert not messages
+    cb.on_epoch_end(1, {"gp": 3.5})
+    assert len(messages) == 1 and "1-Lipschitz" in messages[0] and "epoch 2" in messages[0]
+
+
+def test_warns_when_the_generator_stays_at_the_identity_after_the_warmup():
+    cb, messages = _diagnostics(50, after_step=100)
+    cb.on_epoch_end(0, {"val_change": 1e-5})
+    assert not messages  # still warming up
+    cb, messages = _diagnostics(200, after_step=100)
+    cb.on_epoch_end(0, {"val_change": 1e-5})
+    cb.on_epoch_end(1, {"val_change": 0.2})
+    assert len(messages) == 1 and "identity" in messages[0]
+
+
+def test_relative_change():
+    x = np.ones((2, 4))
+    assert relative_change(x, x) == 0
+    assert np.isclose(relative_change(2 * x, x), 1.0)
+
+
+def test_data_consistency_variant_puts_the_measured_lines_back():
+    rng = np.random.default_rng(0)
+    size = 16
+    mask = np.stack([random_mask(size, 4, 0.125, seed=s) for s in range(2)]).astype(np.float32)
+    y = rng.standard_normal((2, size, size, 2)).astype(np.float32)
+    other = rng.standard_normal((2, size, size, 2)).astype(np.float32)
+    out = with_data_consistency(lambda y_, m_: other)(y, mask)
+    k_out = fft2c(channels_to_complex(tf.constant(out))).numpy()
+    k_y = fft2c(channels_to_complex(tf.constant(y))).numpy()
+    k_other = fft2c(channels_to_complex(tf.constant(other))).numpy()
+    sampled = mask[:, None, :].astype(bool) & np.ones((1, size, 1), bool)
+    np.testing.assert_allclose(k_out[sampled], k_y[sampled], atol=1e-4)
+    np.testing.assert_allclose(k_out[~sampled], k_other[~sampled], atol=1e-4)
+    assert complex_to_channels(channels_to_complex(tf.constant(out))).shape == out.shape
