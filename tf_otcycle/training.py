@@ -118,7 +118,7 @@ class ValidationCallback(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         scalars, images = self.evaluate()
-        step = int(self.model.g_optimizer.iterations.numpy())
+        step = _generator_step(self.model)
         with self.writer.as_default(step=step):
             for name, value in scalars.items():
                 tf.summary.scalar(name, value)
@@ -127,6 +127,12 @@ class ValidationCallback(keras.callbacks.Callback):
         self.writer.flush()
         if logs is not None:
             logs.update({k.replace("/", "_"): v for k, v in scalars.items()})
+
+
+def _generator_step(model) -> int:
+    """Generator updates so far (a GAN's ``g_optimizer``, else the model's own optimizer)."""
+    optimizer = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
+    return int(optimizer.iterations.numpy())
 
 
 def relative_change(output: np.ndarray, inputs: np.ndarray) -> float:
@@ -166,7 +172,7 @@ class TrainingDiagnostics(keras.callbacks.Callback):
             self._warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty {float(gp):.3g} > "
                        f"{self.gp_threshold:g}); lower --critic_learning_rate or raise --gp_weight")
         change = logs.get("val_change")
-        step = int(self.model.g_optimizer.iterations.numpy())
+        step = _generator_step(self.model)
         if change is not None and float(change) < self.identity_threshold and step >= self.after_step:
             self._warn(f"epoch {epoch + 1}: G is at the identity (validation output differs from its input by "
                        f"{float(change):.2e} relative); the cycle terms hold it there: see --cycle_warmup_steps")

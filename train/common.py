@@ -43,7 +43,7 @@ def define(definer, name: str, *args, **kwargs) -> None:
 
 def define_common_flags(
     epochs: int, base_filters: int, depth: int, critic_filters: int, critic_layers: int,
-    gan_weight: float = 1.0, gan_warmup_steps: int = 0, cycle_warmup_steps: int = 0,
+    gan_weight: float = 1.0, gan_warmup_steps: int = 500, cycle_warmup_steps: int = 500,
 ) -> None:
     """The training flags both entry points share (paper defaults where the paper gives one)."""
     define(flags.DEFINE_string, "run_dir", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.")

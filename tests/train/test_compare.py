@@ -40,7 +40,8 @@ def test_compare_mri(tmp_path):
     run(args)
     table = rows(run_dir)
     assert table[0][:4] == ["method", "psnr", "ssim", "nmse"]
-    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "pls_tv", "ot_cyclegan"]
+    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "pls_tv", "ot_cyclegan",
+                                          "ot_cyclegan+dc"]
     assert list((run_dir / "eval").glob("*.png")) and (run_dir / "flags.txt").exists()
     before = [r[:4] for r in table]
     run([*args, "--eval_only"])  # the table again, from the saved models, without training
@@ -55,8 +56,10 @@ def test_compare_microscopy(tmp_path):
     run([f"--run_dir={run_dir}", "--application=microscopy", f"--blurred_files={data}/train/blurred/*_blurred.tif",
          f"--sharp_files={data}/train/sharp/*.tif", f"--test_files={data}/test_500nm/*_blurred.tif",
          f"--true_psf={data}/psf_500nm.tif", "--patch_size=16", "--psf_size=6", "--decay_epoch=1",
-         "--rl_iterations=3", *TRAIN])
-    assert [r[0] for r in rows(run_dir)[1:]] == ["input", "supervised", "cyclegan", "richardson_lucy", "ot_cyclegan"]
+         "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,classical,ot_cyclegan", *TRAIN])
+    table = rows(run_dir)
+    assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "ot_cyclegan"]
+    assert "train_seconds" in table[0] and float(table[-1][table[0].index("train_seconds")]) > 0
 
 
 @pytest.mark.parametrize("bad,message", [("--methods=input,magic", "unknown"), ("--acceleration=0", "--acceleration")])

@@ -64,7 +64,7 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
     with open(run_dir / "eval" / "metrics.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0][:4] == ["method", "psnr", "ssim", "nmse"]
-    assert [r[0] for r in rows[1:]] == ["input", "ot_cyclegan"]
+    assert [r[0] for r in rows[1:]] == ["input", "ot_cyclegan", "ot_cyclegan+dc"]
     assert all(np.isfinite(float(v)) for r in rows[1:] for v in r[1:4])
     assert "--n_critic=2" in (run_dir / "flags.txt").read_text()
 
