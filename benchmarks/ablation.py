@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import os
 import platform
 import re
@@ -58,11 +59,13 @@ VARIANTS = {
     "microscopy": {
         "M1": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "critics on, no warm-up"),
         "M2": (["--gan_weight=1", "--cycle_warmup_steps=300", "--gan_warmup_steps=300"], "M1 + both ramps"),
+        "M3": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "cycle terms only"),
         "PSF_gauss": (["--epochs=15", "--decay_epoch=8", "--cycle_warmup_steps=500", "--gan_warmup_steps=500",
                        "--psf_init=gaussian"], "blind: Gaussian initial PSF, 1500 steps"),
+        "PSF_gauss_lr": (["--epochs=15", "--decay_epoch=8", "--cycle_warmup_steps=500", "--gan_warmup_steps=500",
+                          "--psf_init=gaussian", "--psf_learning_rate=1e-2"], "blind, PSF learning rate 1e-2"),
         "PSF_flat": (["--epochs=15", "--decay_epoch=8", "--cycle_warmup_steps=500", "--gan_warmup_steps=500",
                       "--psf_init=flat"], "blind: flat initial PSF, 1500 steps"),
-        "M3": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "cycle terms only"),
     },
 }
 DIAGNOSTICS = ("cycle_x", "cycle_y", "wasserstein", "gp")
@@ -101,7 +104,14 @@ def row(app: str, name: str, flags: list[str], what: str, run_dir: Path) -> str:
     best_val = max((e["val_psnr"] for e in epochs if "val_psnr" in e), default=float("nan"))
     ot, inp = metrics["ot_cyclegan"], metrics["input"]
     diag = " | ".join(f"{last[k]:.3g}" if k in last else "" for k in DIAGNOSTICS)
-    return (f"| {name} | {what} | `{' '.join(flags)}` | {float(inp['psnr']):.2f} | {float(ot['psnr']):.2f} | "
+    psf = ""
+    sim = run_dir / "psf" / "similarity.json"
+    if sim.exists():
+        s = json.loads(sim.read_text())
+        psf = (f"; PSF NCC {s['ncc']:.3f} (initial {s['ncc_initial']:.3f}), FWHM z/y/x "
+               f"{s['fwhm_z_learned']:.2f}/{s['fwhm_y_learned']:.2f}/{s['fwhm_x_learned']:.2f} µm "
+               f"(true {s['fwhm_z_true']:.2f}/{s['fwhm_y_true']:.2f}/{s['fwhm_x_true']:.2f})")
+    return (f"| {name} | {what}{psf} | `{' '.join(flags)}` | {float(inp['psnr']):.2f} | {float(ot['psnr']):.2f} | "
             f"{float(ot['ssim']):.3f} | {best_val:.2f} | {diag} |")
 
 

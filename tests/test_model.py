@@ -70,6 +70,26 @@ def test_trainable_psf_is_updated_with_generator_and_stays_valid():
     assert not np.allclose(psf.psf, before)
 
 
+def test_separate_optimizer_for_the_learned_psf():
+    g = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid")
+    psf = PSFConv3D(4)
+    cx = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=0)
+    cy = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=1)
+    model = OTCycleGAN(g, psf, cx, cy, n_critic=1, seed=0)
+    model.compile(adam(1e-3), adam(1e-3), adam(1e-2))
+    psf.set_psf(np.random.default_rng(0).random((4, 4, 4)))
+    before, g_before = psf.psf.copy(), [w.copy() for w in g.get_weights()]
+    rng = np.random.default_rng(0)
+    data = {"x": rng.random((2, 8, 8, 8, 1)).astype(np.float32), "y": rng.random((2, 8, 8, 8, 1)).astype(np.float32)}
+    model.fit(tf.data.Dataset.from_tensor_slices(data).batch(1), epochs=1, verbose=0)
+    assert int(model.h_optimizer.iterations) == int(model.g_optimizer.iterations) == 2
+    assert not np.allclose(psf.psf, before)
+    assert any(not np.allclose(a, b) for a, b in zip(g.get_weights(), g_before))
+    # Adam keeps two slots per variable: G's optimizer holds G's variables only, H's holds H's.
+    n_g, n_h = len(g.trainable_variables), len(psf.trainable_variables)
+    assert len(model.g_optimizer.variables) - len(model.h_optimizer.variables) == 2 * (n_g - n_h)
+
+
 @pytest.mark.parametrize("kwargs,match", [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight")])
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -132,8 +132,17 @@ class OTCycleGAN(keras.Model):
             out += self.critic_y.trainable_variables
         return out
 
-    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
-        """Attach the two optimizers and build them on their variables.
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer,
+        d_optimizer: keras.optimizers.Optimizer,
+        h_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs,
+    ):
+        """Attach the optimizers and build them on their variables.
+
+        ``h_optimizer`` (optional) updates a trainable ``forward_op`` (the PSF) with its own
+        learning rate; without it ``g_optimizer`` updates G and H together.
 
         Call inside ``strategy.scope()``: building the optimizers there, before the first
         step, is what makes ``fit`` work under ``MirroredStrategy`` (TF 2.17 otherwise fails
@@ -142,7 +151,12 @@ class OTCycleGAN(keras.Model):
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        self.g_optimizer.build(self.generator_variables)
+        self.h_optimizer = h_optimizer if self.forward_op.trainable_variables else None
+        if self.h_optimizer is None:
+            self.g_optimizer.build(self.generator_variables)
+        else:
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.h_optimizer.build(self.forward_op.trainable_variables)
         self.d_optimizer.build(self.critic_variables)
         self.built = True
 
@@ -244,7 +258,12 @@ class OTCycleGAN(keras.Model):
             g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask, gan_weight=weight)
             g_total = self._global_mean(g_loss)
         g_grads = tape.gradient(g_total, self.generator_variables)
-        self.g_optimizer.apply_gradients(zip(g_grads, self.generator_variables))
+        if self.h_optimizer is None:
+            self.g_optimizer.apply_gradients(zip(g_grads, self.generator_variables))
+        else:
+            n = len(self.generator.trainable_variables)
+            self.g_optimizer.apply_gradients(zip(g_grads[:n], self.generator.trainable_variables))
+            self.h_optimizer.apply_gradients(zip(g_grads[n:], self.forward_op.trainable_variables))
         values = {
             "g_loss": g_loss,
             **parts,

@@ -66,6 +66,8 @@ class TrainState:
         }
         if model.critic_y is not None:
             parts["critic_y"] = model.critic_y
+        if getattr(model, "h_optimizer", None) is not None:
+            parts["h_optimizer"] = model.h_optimizer
         self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=max_to_keep)
 

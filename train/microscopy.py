@@ -50,6 +50,9 @@ common.define(flags.DEFINE_float, "refractive_index", 1.5, "Immersion refractive
 common.define(flags.DEFINE_string, "voxel_size", "0.2,0.1,0.1", "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report).")
 common.define(flags.DEFINE_string, "gaussian_sigma", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels.")
 common.define(flags.DEFINE_string, "true_psf", None, "Optional TIFF of the true PSF, compared with the learned one.")
+common.define(flags.DEFINE_float, "psf_learning_rate", None,
+              "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
+              "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step.")
 common.define(flags.DEFINE_integer, "decay_epoch", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs.")
 common.define(flags.DEFINE_integer, "tile_overlap", None, "Overlap of inference tiles; default patch_size // 4.")
 common.define_common_flags(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
@@ -58,6 +61,7 @@ FLAGS = flags.FLAGS
 CONFIG_KEYS = common.COMMON_KEYS + [
     "blurred_files", "sharp_files", "test_files", "val_files", "patch_size", "psf_size", "psf_init", "wavelength",
     "numerical_aperture", "refractive_index", "voxel_size", "gaussian_sigma", "true_psf", "decay_epoch", "tile_overlap",
+    "psf_learning_rate",
 ]
 
 
@@ -87,6 +91,8 @@ def validate(config: dict) -> list[str]:
         errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
     if not 0 <= config["decay_epoch"] <= config["epochs"]:
         errors.append(f"--decay_epoch must be in [0, epochs={config['epochs']}], got {config['decay_epoch']}")
+    if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
+        errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
     if not config["wavelength"] > 0:
         errors.append(f"--wavelength must be > 0 (nm), got {config['wavelength']}")
     if not 0 < config["numerical_aperture"] < config["refractive_index"]:
@@ -136,8 +142,12 @@ def build_model(config: dict, steps_per_epoch: int = 1, stats: dict | None = Non
         steps = steps_per_epoch * updates_per_step
         return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
 
+    h_optimizer = None
+    if config["psf_learning_rate"]:
+        h_optimizer = adam(schedule(config["psf_learning_rate"], 1), config["beta_1"], config["beta_2"])
     model.compile(adam(schedule(config["learning_rate"], 1), config["beta_1"], config["beta_2"]),
-                  adam(schedule(common.critic_learning_rate(config), config["n_critic"]), config["beta_1"], config["beta_2"]))
+                  adam(schedule(common.critic_learning_rate(config), config["n_critic"]), config["beta_1"], config["beta_2"]),
+                  h_optimizer)
     return model
 
 
