@@ -139,7 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         print(parts[-1], flush=True)
     header = (f"# Quality benchmark\n\n`python benchmarks/quality.py` on {datetime.date.today().isoformat()}, "
               f"{platform.machine()} {os.cpu_count()} cores, no GPU ({platform.platform()}).\n\n")
-    Path(args.out).write_text(header + "\n".join(parts))
+    text = header + "\n".join(parts)
+    out = Path(args.out)
+    if out.exists() and "\n## Notes" in out.read_text():  # hand-written reading of the tables, kept
+        text += "\n## Notes" + out.read_text().split("\n## Notes", 1)[1]
+    out.write_text(text)
     print(f"wrote {args.out}")
 
 
