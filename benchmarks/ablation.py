@@ -54,7 +54,7 @@ VARIANTS = {
         "K": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500", "--critic_norm=layer"],
               "H with layer norm in the critic"),
         "L": (["--gan_weight=181", "--gp_weight=5", "--critic_norm=instance", "--cycle_warmup_steps=0",
-               "--gan_warmup_steps=0"], "the authors' scale: adversarial x sqrt(N), GP 5, instance norm"),
+               "--gan_warmup_steps=0"], "the authors' scale for G: adversarial x sqrt(N), GP 5, instance norm"),
     },
     "microscopy": {
         "M1": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "critics on, no warm-up"),
