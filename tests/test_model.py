@@ -52,18 +52,29 @@ def test_fixed_forward_op_is_not_trained():
     assert model.generator_variables == model.generator.trainable_variables
 
 
-def test_trainable_psf_is_updated_with_generator_and_stays_valid():
+def _microscopy_model(n_critic, *optimizers):
+    """Tiny 3-D OT-cycleGAN with a learned 4^3 PSF (random start), compiled with ``optimizers``."""
     g = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid")
     psf = PSFConv3D(4)
     cx = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=0)
     cy = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=1)
-    model = OTCycleGAN(g, psf, cx, cy, n_critic=2, seed=0)
-    model.compile(adam(1e-2), adam(1e-3))
+    model = OTCycleGAN(g, psf, cx, cy, n_critic=n_critic, seed=0)
+    model.compile(*optimizers)
     psf.set_psf(np.random.default_rng(0).random((4, 4, 4)))
-    before = psf.psf.copy()
+    return model
+
+
+def _volumes():
     rng = np.random.default_rng(0)
     data = {"x": rng.random((2, 8, 8, 8, 1)).astype(np.float32), "y": rng.random((2, 8, 8, 8, 1)).astype(np.float32)}
-    hist = model.fit(tf.data.Dataset.from_tensor_slices(data).batch(1), epochs=2, verbose=0)
+    return tf.data.Dataset.from_tensor_slices(data).batch(1)
+
+
+def test_trainable_psf_is_updated_with_generator_and_stays_valid():
+    model = _microscopy_model(2, adam(1e-2), adam(1e-3))
+    psf = model.forward_op
+    before = psf.psf.copy()
+    hist = model.fit(_volumes(), epochs=2, verbose=0)
     assert all(np.isfinite(v).all() for v in hist.history.values())
     assert psf.kernel.numpy().min() >= 0
     np.testing.assert_allclose(psf.psf.sum(), 1.0, rtol=1e-5)
@@ -71,17 +82,10 @@ def test_trainable_psf_is_updated_with_generator_and_stays_valid():
 
 
 def test_separate_optimizer_for_the_learned_psf():
-    g = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid")
-    psf = PSFConv3D(4)
-    cx = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=0)
-    cy = build_multiscale_patchgan(3, 1, base_filters=2, n_layers=1, seed=1)
-    model = OTCycleGAN(g, psf, cx, cy, n_critic=1, seed=0)
-    model.compile(adam(1e-3), adam(1e-3), adam(1e-2))
-    psf.set_psf(np.random.default_rng(0).random((4, 4, 4)))
+    model = _microscopy_model(1, adam(1e-3), adam(1e-3), adam(1e-2))
+    g, psf = model.generator, model.forward_op
     before, g_before = psf.psf.copy(), [w.copy() for w in g.get_weights()]
-    rng = np.random.default_rng(0)
-    data = {"x": rng.random((2, 8, 8, 8, 1)).astype(np.float32), "y": rng.random((2, 8, 8, 8, 1)).astype(np.float32)}
-    model.fit(tf.data.Dataset.from_tensor_slices(data).batch(1), epochs=1, verbose=0)
+    model.fit(_volumes(), epochs=1, verbose=0)
     assert int(model.h_optimizer.iterations) == int(model.g_optimizer.iterations) == 2
     assert not np.allclose(psf.psf, before)
     assert any(not np.allclose(a, b) for a, b in zip(g.get_weights(), g_before))

@@ -213,11 +213,9 @@ class OTCycleGAN(keras.Model):
             gp += gp_y
         return loss, gap_x, gp
 
-    def generator_losses(self, real_x, real_y, x_mask=None, y_mask=None, gan_weight=None):
-        """Generator loss per sample and its parts (see the class docstring).
-
-        Args:
-            gan_weight: weight of ``l_adv``; default :meth:`current_gan_weight`.
+    def generator_losses(self, real_x, real_y, x_mask=None, y_mask=None):
+        """Generator loss per sample and its parts (see the class docstring); ``l_adv`` is
+        weighted by :meth:`current_gan_weight`.
 
         Returns:
             ``(loss, parts)``: ``(B,)`` and a dict of ``(B,)`` tensors ``cycle_x``
@@ -232,8 +230,7 @@ class OTCycleGAN(keras.Model):
         adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True)) / _sqrt_size(fake_x)
         if self.critic_y is not None:
             adv += -(1.0 - self.rho) * losses.critic_score(self.critic_y(fake_y, training=True)) / _sqrt_size(fake_y)
-        weight = self.current_gan_weight() if gan_weight is None else gan_weight
-        return cyc_x + cyc_y + weight * adv, {"cycle_x": cyc_x, "cycle_y": cyc_y, "adversarial": adv}
+        return cyc_x + cyc_y + self.current_gan_weight() * adv, {"cycle_x": cyc_x, "cycle_y": cyc_y, "adversarial": adv}
 
     @staticmethod
     def unpack(data):
@@ -253,9 +250,9 @@ class OTCycleGAN(keras.Model):
                 d_total = self._global_mean(d_loss)
             d_grads = tape.gradient(d_total, self.critic_variables)
             self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))
-        weight = self.current_gan_weight()
+        ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # this step's, for the logs
         with tf.GradientTape() as tape:
-            g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask, gan_weight=weight)
+            g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask)
             g_total = self._global_mean(g_loss)
         g_grads = tape.gradient(g_total, self.generator_variables)
         if self.h_optimizer is None:
@@ -267,8 +264,7 @@ class OTCycleGAN(keras.Model):
         values = {
             "g_loss": g_loss,
             **parts,
-            "gan_weight": weight,
-            "sigma": self.current_sigma(),
+            **ramps,
             "critic_loss": d_loss,
             "wasserstein": gap / _sqrt_size(real_x),
             "critic_gap": gap,

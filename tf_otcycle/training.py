@@ -161,22 +161,17 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         super().__init__()
         self.gp_threshold, self.identity_threshold, self.after_step = gp_threshold, identity_threshold, after_step
         self.warn = warn or logging.warning
-        self.messages: list[str] = []
-
-    def _warn(self, message: str) -> None:
-        self.messages.append(message)
-        self.warn(message)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         gp = logs.get("gp")
         if gp is not None and float(gp) > self.gp_threshold:
-            self._warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty {float(gp):.3g} > "
+            self.warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty {float(gp):.3g} > "
                        f"{self.gp_threshold:g}); lower --critic_learning_rate or raise --gp_weight")
         change = logs.get("val_change")
         step = _generator_step(self.model)
         if change is not None and float(change) < self.identity_threshold and step >= self.after_step:
-            self._warn(f"epoch {epoch + 1}: G is at the identity (validation output differs from its input by "
+            self.warn(f"epoch {epoch + 1}: G is at the identity (validation output differs from its input by "
                        f"{float(change):.2e} relative); the cycle terms hold it there: see --cycle_warmup_steps")
 
 
