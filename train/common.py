@@ -21,6 +21,7 @@ from tf_otcycle.training import (  # noqa: E402
     CheckpointCallback,
     TrainingDiagnostics,
     TrainState,
+    adam,
     is_chief,
     make_strategy,
     save_flags,
@@ -102,6 +103,12 @@ def validate_common(config: dict) -> list[str]:
 def critic_learning_rate(config: dict) -> float:
     """``--critic_learning_rate``, defaulting to ``--learning_rate``."""
     return config["critic_learning_rate"] or config["learning_rate"]
+
+
+def gan_optimizers(config: dict) -> tuple:
+    """Constant-rate Adam for G (and H) and for the critics, from the flags."""
+    return (adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
+            adam(critic_learning_rate(config), config["beta_1"], config["beta_2"]))
 
 
 def gan_kwargs(config: dict) -> dict:

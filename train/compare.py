@@ -207,8 +207,7 @@ def microscopy_methods(config, generators, learned_psf, mean_sharp):
 
 
 def _compiled(model, config):
-    model.compile(adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
-                  adam(common.critic_learning_rate(config), config["beta_1"], config["beta_2"]))
+    model.compile(*common.gan_optimizers(config))
     return model
 
 

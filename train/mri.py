@@ -31,7 +31,7 @@ from tf_otcycle.layers import FFTMask
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_patchgan, build_unet
 from tf_otcycle.physics.fft import channels_to_complex
-from tf_otcycle.training import ValidationCallback, adam, relative_change
+from tf_otcycle.training import ValidationCallback, relative_change
 
 # === Flags (the contract of this entry point) ===
 common.define(flags.DEFINE_string, "clean_files", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
@@ -99,10 +99,7 @@ def build_model(config: dict) -> OTCycleGAN:
     critic_x = build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"],
                               name="critic_x")
     model = OTCycleGAN(generator, FFTMask(name="forward_op"), critic_x, None, **common.gan_kwargs(config))
-    model.compile(
-        adam(config["learning_rate"], config["beta_1"], config["beta_2"]),
-        adam(common.critic_learning_rate(config), config["beta_1"], config["beta_2"]),
-    )
+    model.compile(*common.gan_optimizers(config))
     return model
 
 
