@@ -45,3 +45,13 @@ def test_richardson_lucy_with_the_true_psf_improves_psnr():
     psf = born_wolf_psf((16, 16, 16), (0.2, 0.1, 0.1), 0.5)
     out = tiff.normalize(richardson_lucy(blurred, psf, iterations=15))
     assert metrics.psnr(gt, out, 1.0) > metrics.psnr(gt, blurred, 1.0) + 1.0
+
+
+def test_richardson_lucy_with_an_even_psf_does_not_shift():
+    from tf_otcycle.physics import gaussian_psf
+
+    psf = gaussian_psf((8, 8, 8), (1.5, 1.0, 1.0))
+    x = np.zeros((16, 20, 20), np.float32)
+    x[8, 9, 11] = 1.0
+    out = richardson_lucy(microscopy_sim.blur(x, psf) + 1e-6, psf, iterations=50)
+    assert np.unravel_index(np.argmax(out), out.shape) == (8, 9, 11)

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_otcycle.physics.fft import fft2c, ifft2c
+from tf_otcycle.physics.psf import odd_centred
 
 
 def _grad(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -92,6 +93,6 @@ def richardson_lucy(blurred: np.ndarray, psf: np.ndarray, iterations: int = 30) 
     """Richardson-Lucy deconvolution (scikit-image) of a [0, 1] volume; float32 ``(D, H, W)``."""
     from skimage.restoration import richardson_lucy as rl
 
-    psf = np.asarray(psf, np.float64)
+    psf = odd_centred(np.asarray(psf, np.float64))
     psf = psf / psf.sum()
     return rl(np.clip(np.asarray(blurred, np.float64), 0, None), psf, num_iter=iterations, clip=False).astype(np.float32)

@@ -20,6 +20,23 @@ def test_blurred_volume_is_the_psf_convolution_before_noise():
     assert sim["gt"].max() > 0 and np.isclose(np.percentile(sim["blurred_clean"], 99.9), 255, rtol=1e-3)
 
 
+def test_blur_keeps_a_point_in_place_with_an_even_psf_and_matches_the_layer():
+    from tf_otcycle.layers import PSFConv3D
+
+    rng = np.random.default_rng(5)
+    psf = rng.random((8, 6, 10)).astype(np.float32)
+    psf /= psf.sum()
+    x = np.zeros((20, 21, 22), np.float32)
+    x[9, 10, 11] = 1.0  # the PSF's optical axis is voxel (4, 3, 5)
+    b = microscopy_sim.blur(x, psf)
+    np.testing.assert_allclose(b[5:13, 7:13, 6:16], psf, atol=1e-7)
+    assert np.isclose(b.sum(), 1.0, rtol=1e-5)
+    x[3, 17, 4] = 0.5  # near the border: zero boundary in both
+    layer = PSFConv3D(psf.shape, "fft")
+    layer.set_psf(psf)
+    np.testing.assert_allclose(layer(x[None, ..., None]).numpy()[0, ..., 0], microscopy_sim.blur(x, psf), atol=1e-6)
+
+
 @pytest.mark.parametrize("gain,sigma", [(7.0, 3.0), (2.0, 0.0)])
 def test_noise_statistics_match_the_parameters(gain, sigma):
     rng = np.random.RandomState(0)

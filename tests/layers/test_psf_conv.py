@@ -75,8 +75,25 @@ def test_unit_sum_preserves_flux_and_delta_gives_psf():
     x[0, 5, 5, 5, 0] = 1.0
     y = layer(x).numpy()[0, ..., 0]
     np.testing.assert_allclose(y.sum(), 1.0, rtol=1e-5)
-    # 'same' cross-correlation of a delta gives the flipped PSF around the centre.
-    np.testing.assert_allclose(y[3:8, 3:8, 3:8], psf[::-1, ::-1, ::-1], atol=1e-6)
+    np.testing.assert_allclose(y[3:8, 3:8, 3:8], psf, atol=1e-6)
+
+
+@pytest.mark.parametrize("implementation", ["fft", "direct"])
+@pytest.mark.parametrize("kernel_size", [(6, 4, 5), (20, 20, 20)])
+def test_a_point_stays_in_place_and_images_the_unflipped_psf(implementation, kernel_size):
+    # An asymmetric PSF with even sizes: the layer is the convolution h * x centred at k // 2,
+    # so a point source at p images as the PSF placed with its optical axis on p.
+    rng = np.random.default_rng(3)
+    psf = rng.random(kernel_size).astype(np.float32)
+    layer = PSFConv3D(kernel_size, implementation)
+    layer.set_psf(psf)
+    p = (13, 12, 14)
+    x = np.zeros((1, 26, 25, 27, 1), np.float32)
+    x[(0, *p, 0)] = 1.0
+    y = layer(x).numpy()[0, ..., 0]
+    window = tuple(slice(c - k // 2, c - k // 2 + k) for c, k in zip(p, kernel_size))
+    np.testing.assert_allclose(y[window], psf / psf.sum(), atol=1e-6)
+    np.testing.assert_allclose(y.sum(), 1.0, rtol=1e-5)
 
 
 def test_bad_input():

@@ -70,8 +70,16 @@ def microtubules(
 
 
 def blur(volume: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    """``h * x``: linear convolution with the PSF, same size, zero boundary (float32)."""
-    return signal.fftconvolve(volume.astype(np.float64), psf.astype(np.float64), mode="same").clip(0).astype(np.float32)
+    """``h * x``: linear convolution with the PSF, same size, zero boundary (float32).
+
+    The PSF's optical axis is voxel ``psf.shape // 2`` (the convention of
+    :mod:`tf_otcycle.physics.psf`), so a point stays where it is. (``fftconvolve(...,
+    mode="same")`` would move it by one voxel along every even-sized PSF axis.)
+    """
+    full = signal.fftconvolve(volume.astype(np.float64), psf.astype(np.float64), mode="full")
+    start = [k // 2 for k in psf.shape]
+    crop = tuple(slice(c, c + n) for c, n in zip(start, volume.shape))
+    return full[crop].clip(0).astype(np.float32)
 
 
 def add_noise(blurred: np.ndarray, rng: np.random.RandomState, gain: float = 7.0, sigma: float = 3.0) -> np.ndarray:

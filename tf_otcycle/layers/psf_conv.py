@@ -36,7 +36,12 @@ class PSFConv3D(keras.layers.Layer):
     ``g = exp(log_gain)``: the unit-sum PSF stays a PSF while the gain absorbs the different
     intensity normalisation of the two domains (the paper's plain Conv3D kernel has no
     unit-sum constraint and absorbs it implicitly).
-    Both implementations compute the same Conv3D ``padding='same'`` cross-correlation:
+    ``h * x`` is a true convolution with the PSF's optical axis at voxel ``kernel_size // 2``
+    (the convention of :mod:`tf_otcycle.physics.psf` and ``fftshift``): a point source stays
+    where it is. It equals Conv3D ``padding='same'`` (a cross-correlation centred at
+    ``(k - 1) // 2``) with the flipped kernel; the paper's plain Conv3D learns that flipped
+    kernel, which for an even size such as 20 sits one voxel off the PSF's centre.
+    Both implementations compute it:
 
     * ``'direct'``: ``tf.nn.conv3d``. Its backward pass is slow for a 20^3 kernel.
     * ``'fft'`` (default): zero-padded complex ``fft3d`` of ``tf.complex(x, 0)``
@@ -126,7 +131,9 @@ class PSFConv3D(keras.layers.Layer):
                     f"x: spatial size {n} on axis {axis} is smaller than the PSF kernel "
                     f"{self.kernel_size} (input shape {x.shape})"
                 )
-        kernel = self.normalized_kernel()
+        # Conv3D computes a cross-correlation centred at (k - 1) // 2; the flipped kernel makes it
+        # the convolution h * x centred at k // 2, where the physics module puts the optical axis.
+        kernel = tf.reverse(self.normalized_kernel(), axis=[0, 1, 2])
         y = self._direct(x, kernel) if self.implementation == "direct" else self._fft(x, kernel)
         return y * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else y
 

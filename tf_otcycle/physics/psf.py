@@ -132,6 +132,16 @@ def flat_psf(shape: Sequence[int]) -> np.ndarray:
     return np.full((d, h, w), 1.0 / (d * h * w), np.float32)
 
 
+def odd_centred(psf: np.ndarray) -> np.ndarray:
+    """The same PSF with a zero plane appended on each even axis: odd sizes, axis unchanged.
+
+    Libraries that centre a kernel at ``(k - 1) // 2`` (``scipy.signal`` ``mode="same"``,
+    scikit-image's Richardson-Lucy) then agree with this module's ``shape // 2`` centre.
+    """
+    psf = np.asarray(psf)
+    return np.pad(psf, [(0, 1 - n % 2) for n in psf.shape])
+
+
 def fwhm(psf: np.ndarray, voxel_size: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[float, ...]:
     """Full width at half maximum of a 3-D PSF along z, y and x through its peak.
 
