@@ -116,6 +116,17 @@ def section(application: str, command: list[str], seconds: float, run_dir: Path,
     return "\n".join(lines) + "\n"
 
 
+def previous_sections(text: str) -> dict[str, str]:
+    """The ``## mri`` / ``## microscopy`` sections of an earlier QUALITY.md (kept when one is rerun)."""
+    body = text.split("\n## Notes", 1)[0]
+    found = {}
+    for app in ("mri", "microscopy"):
+        m = re.search(rf"^## {app}\n.*?(?=^## |\Z)", body, flags=re.M | re.S)
+        if m:
+            found[app] = m.group(0).rstrip("\n") + "\n"
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--application", choices=["mri", "microscopy", "both"], default="both")
@@ -127,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apps = ["mri", "microscopy"] if args.application == "both" else [args.application]
     extra = [f for f in args.flags.split(",") if f]
+    out = Path(args.out)
+    previous = out.read_text() if out.exists() else ""
     parts = []
     for app in apps:
         if args.data:
@@ -137,12 +150,14 @@ def main(argv: list[str] | None = None) -> None:
         command, seconds = run_compare(app, run_dir, extra, log_path)
         parts.append(section(app, command, seconds, run_dir, log_path.read_text()))
         print(parts[-1], flush=True)
+    kept = previous_sections(previous)
+    by_app = {**kept, **dict(zip(apps, parts))}
+    parts = [by_app[a] for a in ("mri", "microscopy") if a in by_app]
     header = (f"# Quality benchmark\n\n`python benchmarks/quality.py` on {datetime.date.today().isoformat()}, "
               f"{platform.machine()} {os.cpu_count()} cores, no GPU ({platform.platform()}).\n\n")
     text = header + "\n".join(parts)
-    out = Path(args.out)
-    if out.exists() and "\n## Notes" in out.read_text():  # hand-written reading of the tables, kept
-        text += "\n## Notes" + out.read_text().split("\n## Notes", 1)[1]
+    if "\n## Notes" in previous:  # hand-written reading of the tables, kept
+        text += "\n## Notes" + previous.split("\n## Notes", 1)[1]
     out.write_text(text)
     print(f"wrote {args.out}")
 
