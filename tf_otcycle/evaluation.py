@@ -52,13 +52,22 @@ def prepare_volume(
 ) -> dict[str, np.ndarray]:
     """Undersample a test volume with its per-file mask; normalise each slice.
 
+    A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
+    undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
+    as ``reconstruct`` does, so ``+dc`` changes nothing), scored against its
+    ``reconstruction_*`` target, and refused without one (nothing to score against).
+
     Returns:
         dict with ``y`` ``(S, crop, crop, 2)`` normalised input, ``mask`` ``(S, crop)``,
         ``scale`` ``(S,)`` (multiply to get back to file units) and ``target``
         ``(S, crop, crop)`` (the file's reconstruction, or ``|x|`` when absent).
     """
     images, target = fastmri.read_volume(info, crop_size)
-    mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
+    if info.has_mask:
+        fastmri.check_scorable([info])
+        mask = np.ones((crop_size,), np.float32)
+    else:
+        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
     _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
     if target is None:
         target = np.abs(images).astype(np.float32)

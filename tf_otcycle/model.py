@@ -119,6 +119,25 @@ class OTCycleGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    _NETWORKS = ("generator", "forward_op", "critic_x", "critic_y")
+    _SETTINGS = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps")
+
+    def get_config(self) -> dict:
+        """Networks (serialised Keras objects) and the objective's settings; the optimizers
+        are not part of it (``compile`` again after loading to train on)."""
+        config = super().get_config()
+        config.update({name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self._NETWORKS})
+        config.update({name: getattr(self, name) for name in self._SETTINGS})
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        config = dict(config)
+        for name in cls._NETWORKS:
+            if config.get(name) is not None:
+                config[name] = keras.saving.deserialize_keras_object(config[name], custom_objects=custom_objects)
+        return cls(**config)
+
     # --- set-up ----------------------------------------------------------------------------
     @property
     def generator_variables(self) -> list:

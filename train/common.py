@@ -79,6 +79,17 @@ def define_common_flags(
     define(flags.DEFINE_boolean, "export", True, "Export the generator (.keras and a new SavedModel version) after evaluation.")
 
 
+def apply_defaults(defaults: dict) -> None:
+    """Set the shared flags the command line and flagfiles did not give to ``defaults``.
+
+    ``train/compare.py`` imports both entry points, so the shared flags carry the defaults of
+    whichever defined them first; it calls this with the chosen application's defaults.
+    """
+    for name, value in defaults.items():
+        if not flags.FLAGS[name].present:
+            flags.FLAGS[name].value = value
+
+
 def validate_common(config: dict) -> list[str]:
     errors = []
     if not config["run_dir"]:
@@ -117,6 +128,12 @@ def gan_kwargs(config: dict) -> dict:
                           "seed")}
 
 
+def flags_text(config: dict) -> str:
+    """A flagfile that reproduces ``config`` (lists comma-joined, unset values left out)."""
+    return "".join(f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}\n"
+                   for k, v in config.items() if v is not None)
+
+
 def read_config(keys: list[str]) -> dict:
     return {k: flags.FLAGS[k].value for k in keys}
 
@@ -138,9 +155,8 @@ def run(
     with strategy.scope():
         model = build_model(config)
         state = TrainState(model, run_dir / "checkpoints")
-    if chief:
-        flags_text = "".join(f"--{k}={v}\n" for k, v in config.items() if v is not None)
-        save_flags(run_dir, flags_text, config)
+    if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
+        save_flags(run_dir, flags_text(config), config)
     if config["eval_only"]:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")

@@ -43,7 +43,7 @@ from tf_otcycle.io_utils import expand_files
 from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
 from tf_otcycle.tiling import predict_tiled
-from tf_otcycle.training import ValidationCallback, adam
+from tf_otcycle.training import ValidationCallback
 
 flags.DEFINE_enum("application", "mri", ["mri", "microscopy"], "Which inverse problem (selects the data flags).")
 flags.DEFINE_list("methods", ["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
@@ -107,14 +107,13 @@ def mri_models(config, files, run_dir):
                 center_fraction=config["center_fraction"], mask_type=config["mask_type"],
                 batch_size=config["batch_size"], seed=config["seed"], cache=config["cache_images"])
     gan = common.gan_kwargs(config)
-    opt = (config["learning_rate"], config["beta_1"], config["beta_2"])
     unpaired = lambda: fastmri.unpaired_mri_dataset(files["clean_files"], files["measured_files"], **data)  # noqa: E731
     builders = {
         "ot_cyclegan": lambda: (mri_entry.build_model(config), unpaired()),
         "cyclegan": lambda: (_compiled(baselines.conventional_cyclegan(
             unet("generator"), unet("inverse_generator"), critic("critic_x"), critic("critic_y"), **gan), config), unpaired()),
         # Pairs exist for the measured files (they are fully sampled): the supervised upper reference.
-        "supervised": lambda: (baselines.supervised(unet("generator"), config["supervised_loss"], adam(*opt)),
+        "supervised": lambda: (baselines.supervised(unet("generator"), config["supervised_loss"], supervised_optimizer(config)),
                                baselines.as_pairs(fastmri.paired_mri_dataset(files["measured_files"], **data))),
     }
     return builders
@@ -153,11 +152,10 @@ def microscopy_models(config, files, volumes, run_dir):
                                          seed=config["seed"] + 10 * i, norm=config["critic_norm"], name=name)
 
     gan = common.gan_kwargs(config)
-    opt = (config["learning_rate"], config["beta_1"], config["beta_2"])
     unpaired = lambda: tiff.unpaired_volume_dataset(volumes["sharp_files"], volumes["blurred_files"], p,  # noqa: E731
                                                     config["batch_size"], config["seed"])
     mean_y = float(np.mean([v.mean() for v in volumes["blurred_files"]]))
-    bias_y = float(np.log(mean_y / (1 - mean_y)))
+    bias_y = mic_entry.logit(mean_y)
 
     def paired():
         gts = [tiff.gt_path_for(f) for f in files["blurred_files"]]
@@ -172,7 +170,8 @@ def microscopy_models(config, files, volumes, run_dir):
         "cyclegan": lambda: (_compiled(baselines.conventional_cyclegan(
             unet("generator", stats["output_bias"]), unet("inverse_generator", bias_y), critic("critic_x", 0),
             critic("critic_y", 1), **gan), config), unpaired()),
-        "supervised": lambda: (baselines.supervised(unet("generator", stats["output_bias"]), config["supervised_loss"], adam(*opt)),
+        "supervised": lambda: (baselines.supervised(unet("generator", stats["output_bias"]), config["supervised_loss"],
+                                                    supervised_optimizer(config)),
                                paired()),
     }
 
@@ -207,8 +206,20 @@ def microscopy_methods(config, generators, learned_psf, mean_sharp):
 
 
 def _compiled(model, config):
-    model.compile(*common.gan_optimizers(config))
+    """Compile a GAN baseline with the task's optimizers (the OT-cycleGAN's, schedule included)."""
+    g_optimizer, d_optimizer, _ = entry_point().optimizers(config, config["steps_per_epoch"])
+    model.compile(g_optimizer, d_optimizer)
     return model
+
+
+def supervised_optimizer(config):
+    """The generator optimizer of the task (schedule included), for the supervised baseline."""
+    return entry_point().optimizers(config, config["steps_per_epoch"])[0]
+
+
+def entry_point():
+    """The chosen application's entry point module (its flags, data and model builders)."""
+    return mri_entry if FLAGS.application == "mri" else mic_entry
 
 
 def _mean_sharp(config, volumes) -> float:
@@ -228,7 +239,8 @@ def _params(generators: dict, name: str) -> int:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    entry = mri_entry if FLAGS.application == "mri" else mic_entry
+    entry = entry_point()
+    common.apply_defaults(entry.COMMON_DEFAULTS)
     config = common.read_config(entry.CONFIG_KEYS + COMPARE_KEYS)
     unknown = set(config["methods"]) - KNOWN
     errors = entry.validate(config) + ([f"--methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}"] if unknown else [])
@@ -250,8 +262,8 @@ def main(argv):
         if config["steps_per_epoch"] is None and not config["eval_only"]:
             voxels = sum(v.size for v in volumes["blurred_files"])
             config["steps_per_epoch"] = max(1, voxels // config["patch_size"] ** 3 // config["batch_size"])
-    common.save_flags(run_dir, "".join(f"--{k}={','.join(v) if isinstance(v, list) else v}\n"
-                                       for k, v in config.items() if v is not None), config)
+    if not config["eval_only"]:  # the training run's flags.txt stays the record of training
+        common.save_flags(run_dir, common.flags_text(config), config)
 
     learned = [m for m in ("supervised", "cyclegan", "ot_cyclegan") if m in config["methods"]]
     generators, learned_psf, train_seconds = {}, None, {}

@@ -55,7 +55,8 @@ common.define(flags.DEFINE_float, "psf_learning_rate", None,
               "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step.")
 common.define(flags.DEFINE_integer, "decay_epoch", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs.")
 common.define(flags.DEFINE_integer, "tile_overlap", None, "Overlap of inference tiles; default patch_size // 4.")
-common.define_common_flags(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
+COMMON_DEFAULTS = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)  # the shared training flags' defaults for this task
+common.define_common_flags(**COMMON_DEFAULTS)
 
 FLAGS = flags.FLAGS
 CONFIG_KEYS = common.COMMON_KEYS + [
@@ -116,8 +117,13 @@ def data_statistics(volumes: dict | None) -> dict:
         return {"output_bias": 0.0, "gain": 1.0}
     mean_x = float(np.mean([v.mean() for v in volumes["sharp_files"]]))
     mean_y = float(np.mean([v.mean() for v in volumes["blurred_files"]]))
-    mean_x = min(max(mean_x, 1e-3), 1 - 1e-3)
-    return {"output_bias": float(np.log(mean_x / (1 - mean_x))), "gain": max(mean_y, 1e-3) / mean_x}
+    return {"output_bias": logit(mean_x), "gain": max(mean_y, 1e-3) / min(max(mean_x, 1e-3), 1 - 1e-3)}
+
+
+def logit(p: float, eps: float = 1e-3) -> float:
+    """``log(p / (1 - p))`` with ``p`` clamped to ``[eps, 1 - eps]`` (finite for empty or saturated data)."""
+    p = min(max(float(p), eps), 1 - eps)
+    return float(np.log(p / (1 - p)))
 
 
 def build_model(config: dict, steps_per_epoch: int = 1, stats: dict | None = None) -> OTCycleGAN:
@@ -137,18 +143,23 @@ def build_model(config: dict, steps_per_epoch: int = 1, stats: dict | None = Non
         for i, name in enumerate(("critic_x", "critic_y"))
     ]
     model = OTCycleGAN(generator, forward_op, critics[0], critics[1], **common.gan_kwargs(config))
+    model.compile(*optimizers(config, steps_per_epoch))
+    return model
+
+
+def optimizers(config: dict, steps_per_epoch: int) -> tuple:
+    """Adam for G, the critics and the PSF (None without --psf_learning_rate), each constant
+    until --decay_epoch, then linear to 0 at --epochs (paper D.2.1); every method of
+    ``train/compare.py`` trains with these."""
 
     def schedule(rate, updates_per_step):
         steps = steps_per_epoch * updates_per_step
         return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
 
-    h_optimizer = None
-    if config["psf_learning_rate"]:
-        h_optimizer = adam(schedule(config["psf_learning_rate"], 1), config["beta_1"], config["beta_2"])
-    model.compile(adam(schedule(config["learning_rate"], 1), config["beta_1"], config["beta_2"]),
-                  adam(schedule(common.critic_learning_rate(config), config["n_critic"]), config["beta_1"], config["beta_2"]),
-                  h_optimizer)
-    return model
+    betas = (config["beta_1"], config["beta_2"])
+    h_optimizer = adam(schedule(config["psf_learning_rate"], 1), *betas) if config["psf_learning_rate"] else None
+    return (adam(schedule(config["learning_rate"], 1), *betas),
+            adam(schedule(common.critic_learning_rate(config), config["n_critic"]), *betas), h_optimizer)
 
 
 def tiled(generator, config):

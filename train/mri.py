@@ -45,7 +45,8 @@ common.define(flags.DEFINE_integer, "crop_size", 320, "Centre crop of the images
 common.define(flags.DEFINE_boolean, "residual", True, "Generator adds its input to its (linear) output.")
 common.define(flags.DEFINE_boolean, "cache_images", False, "Keep the cropped training images in memory after the first epoch.")
 common.define(flags.DEFINE_integer, "val_slices", 8, "Validation slices evaluated at each epoch end.")
-common.define_common_flags(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
+COMMON_DEFAULTS = dict(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)  # the shared training flags' defaults for this task
+common.define_common_flags(**COMMON_DEFAULTS)
 
 FLAGS = flags.FLAGS
 CONFIG_KEYS = common.COMMON_KEYS + [
@@ -83,6 +84,10 @@ def resolve_files(config: dict) -> dict[str, list[fastmri.FastMRIFile]]:
         if config[name] and (name in ("val_files", "test_files") or not config["eval_only"]):
             paths = fastmri.expand_files(config[name], f"--{name}")
             out[name] = fastmri.inspect_files(paths, config["crop_size"])
+            if name in ("clean_files", "measured_files"):
+                fastmri.check_fully_sampled(out[name], f"--{name} (training)")
+            else:
+                fastmri.check_scorable(out[name], f"--{name}")
     if "clean_files" in out and "measured_files" in out:
         clean = {os.path.realpath(i.path) for i in out["clean_files"]}
         shared = [i.path for i in out["measured_files"] if os.path.realpath(i.path) in clean]
@@ -99,8 +104,14 @@ def build_model(config: dict) -> OTCycleGAN:
     critic_x = build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"],
                               name="critic_x")
     model = OTCycleGAN(generator, FFTMask(name="forward_op"), critic_x, None, **common.gan_kwargs(config))
-    model.compile(*common.gan_optimizers(config))
+    model.compile(*optimizers(config))
     return model
+
+
+def optimizers(config: dict, steps_per_epoch: int = 1) -> tuple:
+    """Constant-rate Adam for G and the critic (paper D.1); every method of ``train/compare.py``
+    trains with these. ``steps_per_epoch`` is unused (no schedule), kept for one signature."""
+    return (*common.gan_optimizers(config), None)
 
 
 def validation_fn(generator, infos, config):

@@ -114,3 +114,42 @@ def test_nan_kspace_is_rejected(tmp_path):
     path = _write(tmp_path / "nan.h5", kspace=k)
     with pytest.raises(fastmri.FastMRIFormatError, match="NaN"):
         fastmri.read_volume(fastmri.inspect_file(path, 32), 32)
+
+
+def _with_own_mask(path, keep_target: bool):
+    """Turn a fully sampled file into an undersampled acquisition (as fastMRI's challenge files)."""
+    with h5py.File(path, "r+") as f:
+        w = f["kspace"].shape[-1]
+        mask = np.zeros(w, np.float32)
+        mask[::4] = 1
+        mask[w // 2 - 2: w // 2 + 2] = 1
+        f["kspace"][...] = f["kspace"][()] * mask
+        f.create_dataset("mask", data=mask.astype(bool))
+        if not keep_target:
+            del f["reconstruction_esc"]
+    return mask
+
+
+def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled_twice(tmp_path):
+    from tf_otcycle.evaluation import prepare_volume
+
+    scored, unscored = tmp_path / "scored.h5", tmp_path / "unscored.h5"
+    write_fastmri_file(scored, 1, size=16, slices=2)
+    write_fastmri_file(unscored, 2, size=16, slices=2)
+    _with_own_mask(scored, keep_target=True)
+    _with_own_mask(unscored, keep_target=False)
+    infos = fastmri.inspect_files([str(scored), str(unscored)], 16)
+    assert all(i.has_mask for i in infos)
+    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*fully sampled"):
+        fastmri.check_fully_sampled(infos)
+    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5"):
+        fastmri.unpaired_mri_dataset(infos[:1], infos[:1], 16, 4, 0.25)
+    with pytest.raises(fastmri.FastMRIFormatError, match="unscored.h5.*nothing to score"):
+        prepare_volume(infos[1], 16, "random", 4, 0.25)
+    fastmri.check_scorable(infos[:1])
+    vol = prepare_volume(infos[0], 16, "random", 4, 0.25)
+    images, target = fastmri.read_volume(infos[0], 16)
+    np.testing.assert_array_equal(vol["mask"], 1)  # its own measurement, not undersampled again
+    y = vol["y"][..., 0] + 1j * vol["y"][..., 1]
+    np.testing.assert_allclose(y * vol["scale"][:, None, None], images, rtol=1e-4, atol=1e-6 * np.abs(images).max())
+    assert target is not None and np.array_equal(vol["target"], target)

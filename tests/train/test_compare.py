@@ -44,8 +44,10 @@ def test_compare_mri(tmp_path):
                                           "ot_cyclegan+dc"]
     assert list((run_dir / "eval").glob("*.png")) and (run_dir / "flags.txt").exists()
     before = [r[:4] for r in table]
+    flags_before = (run_dir / "flags.txt").read_text()
     run([*args, "--eval_only"])  # the table again, from the saved models, without training
     assert [r[:4] for r in rows(run_dir)] == before
+    assert (run_dir / "flags.txt").read_text() == flags_before  # still the record of the training run
 
 
 def test_compare_microscopy(tmp_path):

@@ -326,8 +326,38 @@ def paired_mri_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def check_fully_sampled(infos: Sequence[FastMRIFile], what: str = "training") -> None:
+    """Raise :class:`FastMRIFormatError` naming the first file that holds its own ``mask``.
+
+    Training simulates the acquisition from fully sampled k-space (both domains); a file
+    that is already undersampled (fastMRI challenge/test files) would be read as if its
+    zeros were measured. Such files are for ``python -m tf_otcycle.reconstruct``.
+    """
+    for info in infos:
+        if info.has_mask:
+            raise FastMRIFormatError(
+                f"{info.path}: holds an undersampled acquisition (a 'mask' dataset); {what} needs fully sampled "
+                "k-space. Reconstruct such files with `python -m tf_otcycle.reconstruct`."
+            )
+
+
+def check_scorable(infos: Sequence[FastMRIFile], what: str = "evaluation") -> None:
+    """Raise :class:`FastMRIFormatError` naming the first undersampled file without a target.
+
+    A fully sampled file is scored against its ``reconstruction_*`` (or its own magnitude);
+    a file with its own ``mask`` and no ``reconstruction_*`` has nothing to score against.
+    """
+    for info in infos:
+        if info.has_mask and info.target_key is None:
+            raise FastMRIFormatError(
+                f"{info.path}: holds an undersampled acquisition (a 'mask' dataset) and no reconstruction_* target: "
+                f"nothing to score against in {what}. Reconstruct it with `python -m tf_otcycle.reconstruct`."
+            )
+
+
 def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
+    check_fully_sampled(infos)
     images = image_dataset(infos, crop_size)
     if cache:
         images = images.cache()

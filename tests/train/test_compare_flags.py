@@ -1,0 +1,27 @@
+"""``train/compare.py`` imports both entry points: the shared flags must take the chosen task's defaults."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {train!r})
+from absl import flags
+import compare, common, mri, microscopy
+flags.FLAGS(["compare", "--application={app}", "--depth=2"])
+common.apply_defaults(compare.entry_point().COMMON_DEFAULTS)
+print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth)
+"""
+
+
+@pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2"), ("microscopy", "200 32 2 2")])
+def test_shared_flags_take_the_chosen_application_defaults(app, expected):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(train=str(ROOT / "train"), app=app)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-2] == expected  # --depth given: kept
