@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,44 @@ def test_reconstruct_command(exports, tmp_path):
     proc = subprocess.run([*cmd, f"--input={tmp_path / 'bad.h5'}", f"--output={tmp_path / 'x.h5'}"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert proc.returncode != 0 and "bad.h5" in proc.stderr and not (tmp_path / "x.h5").exists()
+
+
+def test_exports_carry_their_settings_and_the_commands_use_them(tmp_path):
+    from tf_otcycle.data.tiff import write_stack
+    from tf_otcycle.export import export_settings, read_export_config
+
+    keras.utils.set_random_seed(2)
+    mri = build_unet(2, 2, depth=1, base_filters=2, residual=True, name="generator")
+    mic = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid", name="generator")
+    mri_settings = export_settings("mri", crop_size=16, acceleration=8.0, center_fraction=0.125, mask_type="equispaced")
+    mic_settings = export_settings("microscopy", tile=8, overlap=2)
+    mri_paths = export_mri_generator(mri, tmp_path / "mri", settings=mri_settings)
+    mic_paths = export_microscopy_generator(mic, np.full((4, 4, 4), 1 / 64, np.float32), tmp_path / "mic",
+                                            settings=mic_settings)
+    for paths, settings in ((mri_paths, mri_settings), (mic_paths, mic_settings)):
+        assert read_export_config(paths["keras"]) == settings  # beside generator.keras
+        assert read_export_config(paths["saved_model"]) == settings  # inside the SavedModel's assets
+        assert settings["package_version"]
+    # A model folder copied elsewhere works with no flags but input and output.
+    copied = tmp_path / "copied"
+    shutil.copytree(tmp_path / "mri", copied)
+    write_fastmri_file(tmp_path / "a.h5", 1, size=16, slices=2)
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.reconstruct", f"--model={copied / 'generator.keras'}",
+                           f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'a_out.h5'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "crop 16, x8, 0.125 centre, equispaced masks" in proc.stdout
+    with h5py.File(tmp_path / "a_out.h5", "r") as f:
+        assert f["reconstruction"].shape == (2, 16, 16) and f.attrs["acceleration"] == 8.0
+    write_stack(tmp_path / "v.tif", np.random.default_rng(0).random((12, 12, 12)).astype(np.float32))
+    deconvolve = [sys.executable, "-m", "tf_otcycle.deconvolve", f"--input={tmp_path / 'v.tif'}"]
+    proc = subprocess.run([*deconvolve, f"--model={mic_paths['keras']}", f"--output={tmp_path / 'v_out.tif'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0 and "tile 8, overlap 2" in proc.stdout, proc.stderr[-3000:]
+    # A flag overrides the saved setting; a model of the other task is refused by name.
+    proc = subprocess.run([*deconvolve, f"--model={mic_paths['keras']}", f"--output={tmp_path / 'v2.tif'}", "--tile=4"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0 and "tile 4, overlap 1" in proc.stdout, proc.stderr[-3000:]
+    proc = subprocess.run([*deconvolve, f"--model={mri_paths['keras']}", f"--output={tmp_path / 'v3.tif'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "'mri' task" in proc.stderr

@@ -6,6 +6,8 @@ The input is normalised to [0, 1] (min-max, as in training), deconvolved tile by
 smooth blending (:mod:`tf_otcycle.tiling`) and written as float32 in that normalised range,
 or with ``--output_dtype=input`` rescaled to the input's range and dtype. ``--input`` may be
 a folder, then ``--output`` is a folder too. An existing output is kept unless ``--overwrite``.
+The tile size and overlap default to those saved in the model's ``config.json`` (written by
+the export beside ``generator.keras``); flags override them.
 """
 
 from __future__ import annotations
@@ -31,15 +33,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="exported generator (.keras)")
     parser.add_argument("--input", required=True, help="TIFF stack, or a folder of stacks")
     parser.add_argument("--output", required=True, help="output TIFF (or folder when --input is a folder)")
-    parser.add_argument("--tile", type=int, default=64, help="tile size (the training patch size)")
-    parser.add_argument("--overlap", type=int, default=None, help="overlap between tiles (default tile // 4)")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="tile size; default: the model's config.json (the training patch size), else 64")
+    parser.add_argument("--overlap", type=int, default=None,
+                        help="overlap between tiles; default: the model's config.json, else tile // 4")
     parser.add_argument("--batch_size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--output_dtype", choices=["float32", "input"], default="float32",
                         help="float32 in the normalised [0, 1] range, or the input's dtype and range")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
+    from tf_otcycle.export import read_export_config
     from tf_otcycle.io_utils import plan_outputs
+
+    try:
+        exported = read_export_config(args.model)
+    except ValueError as e:
+        parser.error(f"--model: {e}")
+    if exported and exported.get("task", "microscopy") != "microscopy":
+        parser.error(f"--model: {args.model} was exported by the {exported['task']!r} task, not microscopy")
+    if args.tile is None:
+        args.tile = int(exported.get("tile", 64))
+        if args.overlap is None and "overlap" in exported:
+            args.overlap = int(exported["overlap"])
 
     try:
         pairs = plan_outputs(args.input, args.output, (".tif", ".tiff"), args.overwrite)
@@ -59,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         generator = keras.saving.load_model(args.model)
     except Exception as e:
         parser.error(f"--model: cannot load {args.model} ({type(e).__name__}: {e})")
+    source = "model's config.json" if exported else "defaults"
+    print(f"tile {args.tile}, overlap {args.overlap} (flags, else the {source})", flush=True)
     for i, (inp, out) in enumerate(pairs, 1):
         try:
             raw = read_stack(inp)

@@ -4,17 +4,24 @@ SavedModel layout (what TF Serving's model server expects):
 ``<export_dir>/<model_name>/<version>/saved_model.pb`` + ``variables/``, versions being
 increasing integers. Each version is written to a temporary folder beside it and renamed
 when complete, so a server polling the folder never sees a half-written version.
+
+Settings: every export carries the run's settings that inference needs (task, crop or patch
+size, tile overlap, acceleration, centre fraction, mask type, normalisation rule, voxel
+size, package version) as ``config.json`` beside ``generator.keras`` and in each
+SavedModel version's ``assets/``; ``reconstruct`` and ``deconvolve`` read them
+(:func:`read_export_config`), so a copied model folder needs no flags but input and output.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from tf_otcycle.io_utils import atomic_path
+from tf_otcycle.io_utils import atomic_path, atomic_write_text
 from tf_otcycle.physics import fft
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
 
@@ -34,8 +41,18 @@ def next_version(model_dir: str | os.PathLike) -> int:
     return max(versions, default=0) + 1
 
 
-def write_saved_model(archive: keras.export.ExportArchive, model_dir: str | os.PathLike, version: int | None = None) -> Path:
-    """Write an ``ExportArchive`` as ``<model_dir>/<version>/`` atomically; return that folder."""
+CONFIG_NAME = "config.json"
+
+
+def write_saved_model(
+    archive: keras.export.ExportArchive, model_dir: str | os.PathLike, version: int | None = None,
+    settings: dict | None = None,
+) -> Path:
+    """Write an ``ExportArchive`` as ``<model_dir>/<version>/`` atomically; return that folder.
+
+    ``settings`` (JSON-serialisable) go to ``<version>/assets/config.json``, inside the same
+    atomic rename.
+    """
     model_dir = Path(model_dir)
     version = next_version(model_dir) if version is None else int(version)
     target = model_dir / str(version)
@@ -43,7 +60,53 @@ def write_saved_model(archive: keras.export.ExportArchive, model_dir: str | os.P
         raise FileExistsError(f"{target}: version {version} exists; SavedModel versions are never overwritten")
     with atomic_path(target) as tmp:
         archive.write_out(str(tmp), verbose=False)
+        if settings is not None:
+            (tmp / "assets").mkdir(exist_ok=True)
+            (tmp / "assets" / CONFIG_NAME).write_text(_settings_json(settings))
     return target
+
+
+def export_settings(task: str, **settings) -> dict:
+    """The settings inference needs, tagged with the task and the package version."""
+    from tf_otcycle import __version__
+
+    return {"task": task, "package_version": __version__, **settings}
+
+
+def _settings_json(settings: dict) -> str:
+    return json.dumps(settings, indent=2, sort_keys=True) + "\n"
+
+
+def read_export_config(model_path: str | os.PathLike) -> dict:
+    """The settings exported with a model: ``config.json`` beside a ``.keras`` file, or in a
+    SavedModel version's ``assets/`` (``{}`` when there is none, e.g. an older export).
+
+    Raises:
+        ValueError: naming the file, when it exists but is not a JSON object.
+    """
+    model_path = Path(model_path)
+    candidates = [model_path / "assets" / CONFIG_NAME] if model_path.is_dir() else [model_path.parent / CONFIG_NAME]
+    for path in candidates:
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"{path}: not a readable JSON settings file ({e})") from None
+            if not isinstance(config, dict):
+                raise ValueError(f"{path}: expected a JSON object of settings, got {type(config).__name__}")
+            return config
+    return {}
+
+
+def _export_generator(generator, archive, export_dir: Path, model_name: str, settings: dict | None) -> dict[str, Path]:
+    """``generator.keras`` (+ ``config.json`` beside it) and a new SavedModel version."""
+    keras_path = export_keras(generator, export_dir / "generator.keras")
+    paths = {"keras": keras_path}
+    if settings is not None:
+        atomic_write_text(export_dir / CONFIG_NAME, _settings_json(settings))
+        paths["config"] = export_dir / CONFIG_NAME
+    paths["saved_model"] = write_saved_model(archive, export_dir / model_name, settings=settings)
+    return paths
 
 
 def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consistency: tf.Tensor) -> dict:
@@ -132,12 +195,12 @@ def rest_request(signature_name: str, inputs: dict, row_format: bool = False) ->
     return {"signature_name": signature_name, "instances": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(n)]}
 
 
-def export_mri_generator(generator: keras.Model, export_dir: str | os.PathLike, model_name: str = "saved_model") -> dict[str, Path]:
-    """Export the MRI generator as ``<export_dir>/generator.keras`` and a new SavedModel version."""
-    export_dir = Path(export_dir)
-    keras_path = export_keras(generator, export_dir / "generator.keras")
-    saved = write_saved_model(mri_archive(generator), export_dir / model_name)
-    return {"keras": keras_path, "saved_model": saved}
+def export_mri_generator(
+    generator: keras.Model, export_dir: str | os.PathLike, model_name: str = "saved_model", settings: dict | None = None
+) -> dict[str, Path]:
+    """Export the MRI generator as ``<export_dir>/generator.keras`` and a new SavedModel
+    version, with ``settings`` (:func:`export_settings`) as ``config.json`` in both."""
+    return _export_generator(generator, mri_archive(generator), Path(export_dir), model_name, settings)
 
 
 def microscopy_archive(generator: keras.Model) -> keras.export.ExportArchive:
@@ -155,13 +218,13 @@ def microscopy_archive(generator: keras.Model) -> keras.export.ExportArchive:
 
 
 def export_microscopy_generator(
-    generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model"
+    generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model", settings: dict | None = None
 ) -> dict[str, Path]:
-    """Export G as ``generator.keras`` and a new SavedModel version, the learned PSF as TIFF beside them."""
+    """Export G as ``generator.keras`` and a new SavedModel version (with ``settings`` as
+    ``config.json`` in both), the learned PSF as TIFF beside them."""
     from tf_otcycle.data.tiff import write_stack
 
     export_dir = Path(export_dir)
-    keras_path = export_keras(generator, export_dir / "generator.keras")
-    saved = write_saved_model(microscopy_archive(generator), export_dir / model_name)
+    paths = _export_generator(generator, microscopy_archive(generator), export_dir, model_name, settings)
     write_stack(export_dir / "learned_psf.tif", psf)
-    return {"keras": keras_path, "saved_model": saved, "psf": export_dir / "learned_psf.tif"}
+    return {**paths, "psf": export_dir / "learned_psf.tif"}

@@ -10,6 +10,8 @@ undersampled retrospectively on the crop with the per-file mask of the evaluatio
 The output is a fastMRI-style file: ``reconstruction`` float32 ``(slices, crop, crop)``
 (magnitude, file units) with the input's attributes. ``--input`` may be a folder, then
 ``--output`` is a folder. Existing outputs are kept unless ``--overwrite``.
+Crop size, mask type, acceleration and centre fraction default to those saved in the model's
+``config.json`` (written by the export beside ``generator.keras``); flags override them.
 """
 
 from __future__ import annotations
@@ -70,21 +72,39 @@ def write_reconstruction(path: Path, result: dict, source: str, settings: dict) 
     os.replace(tmp, path)
 
 
+# Used when neither the command line nor the model's config.json gives a setting.
+DEFAULTS = {"crop_size": 320, "mask_type": "random", "acceleration": 4.0, "center_fraction": 0.04}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tf_otcycle.reconstruct", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="exported MRI generator (.keras)")
     parser.add_argument("--input", required=True, help="fastMRI .h5 file or a folder of them")
     parser.add_argument("--output", required=True, help="output .h5 file (or folder when --input is a folder)")
-    parser.add_argument("--crop_size", type=int, default=320, help="centre crop, as in training")
-    parser.add_argument("--mask_type", choices=["random", "equispaced"], default="random")
-    parser.add_argument("--acceleration", type=float, default=4.0)
-    parser.add_argument("--center_fraction", type=float, default=0.04)
+    parser.add_argument("--crop_size", type=int, default=None,
+                        help="centre crop; default: the model's config.json, else 320")
+    parser.add_argument("--mask_type", choices=["random", "equispaced"], default=None,
+                        help="retrospective mask; default: the model's config.json, else random")
+    parser.add_argument("--acceleration", type=float, default=None, help="default: the model's config.json, else 4")
+    parser.add_argument("--center_fraction", type=float, default=None,
+                        help="default: the model's config.json, else 0.04")
     parser.add_argument("--data_consistency", action="store_true", help="put measured k-space lines back")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
+    from tf_otcycle.export import read_export_config
     from tf_otcycle.io_utils import plan_outputs
+
+    try:
+        exported = read_export_config(args.model)
+    except ValueError as e:
+        parser.error(f"--model: {e}")
+    if exported and exported.get("task", "mri") != "mri":
+        parser.error(f"--model: {args.model} was exported by the {exported['task']!r} task, not MRI")
+    for name, fallback in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, exported.get(name, fallback))
 
     try:
         pairs = plan_outputs(args.input, args.output, (".h5",), args.overwrite)
@@ -105,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except FastMRIFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    source = "model's config.json" if exported else "defaults"
+    print(f"crop {args.crop_size}, x{args.acceleration:g}, {args.center_fraction:g} centre, {args.mask_type} masks "
+          f"(flags, else the {source})", flush=True)
     total = sum(i.num_slices for i in infos)
     bar = keras.utils.Progbar(total, unit_name="slice")
     settings = {"acceleration": args.acceleration, "center_fraction": args.center_fraction,

@@ -177,7 +177,7 @@ def microscopy_models(config, files, volumes, run_dir):
 
 
 def microscopy_methods(config, generators, learned_psf, mean_sharp):
-    overlap = config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+    overlap = mic_entry.tile_overlap(config)
     methods = {}
     for name in config["methods"]:
         if name == "input":

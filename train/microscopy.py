@@ -26,7 +26,7 @@ from tf_otcycle.evaluation import (
     volume_views,
     write_tables,
 )
-from tf_otcycle.export import export_microscopy_generator
+from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.io_utils import atomic_write_text, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.model import OTCycleGAN
@@ -163,7 +163,7 @@ def optimizers(config: dict, steps_per_epoch: int) -> tuple:
 
 
 def tiled(generator, config):
-    overlap = config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+    overlap = tile_overlap(config)
 
     def run(volume):
         return predict_tiled(lambda b: generator(b, training=False), volume, config["patch_size"], overlap)
@@ -195,6 +195,20 @@ def validation_fn(model, paths, config):
     return evaluate
 
 
+def inference_settings(config: dict) -> dict:
+    """What ``python -m tf_otcycle.deconvolve`` needs to use the exported model as trained."""
+    return export_settings(
+        "microscopy", tile=config["patch_size"], overlap=tile_overlap(config),
+        voxel_size=list(_triple(config["voxel_size"], "voxel_size")), wavelength_nm=config["wavelength"],
+        psf_size=config["psf_size"], normalization="min-max per volume to [0, 1]",
+    )
+
+
+def tile_overlap(config: dict) -> int:
+    """``--tile_overlap``, default a quarter of the patch."""
+    return config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+
+
 def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     run_dir = Path(config["run_dir"])
     methods = {"input": lambda v: v, "ot_cyclegan": tiled(model.generator, config)}
@@ -221,7 +235,8 @@ def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
                      f"true {sim['fwhm_z_true']:.3f},{sim['fwhm_y_true']:.3f},{sim['fwhm_x_true']:.3f} um")
     psf_panel(psf_dir / "psf_sections.png", shown)
     if config["export"]:
-        paths = export_microscopy_generator(model.generator, learned, run_dir / "export")
+        paths = export_microscopy_generator(model.generator, learned, run_dir / "export",
+                                            settings=inference_settings(config))
         lines.append(f"Exported {paths['keras']}, {paths['saved_model']} and {paths['psf']}")
     lines.append(f"\nTest metrics per folder ({run_dir / 'eval' / 'metrics.csv'} has one row per file):\n{table}")
     return "\n".join(lines)

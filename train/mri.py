@@ -26,7 +26,7 @@ from tf_otcycle.evaluation import (
     write_tables,
     zero_filled,
 )
-from tf_otcycle.export import export_mri_generator
+from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_patchgan, build_unet
@@ -143,6 +143,15 @@ def validation_fn(generator, infos, config):
     return evaluate
 
 
+def inference_settings(config: dict) -> dict:
+    """What ``python -m tf_otcycle.reconstruct`` needs to use the exported model as trained."""
+    return export_settings(
+        "mri", crop_size=config["crop_size"], acceleration=config["acceleration"],
+        center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+        normalization="zero-filled image divided by std(|zero-filled|) per slice; outputs multiplied back",
+    )
+
+
 def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     run_dir = Path(config["run_dir"])
     reconstruct = generator_method(model.generator)
@@ -155,7 +164,7 @@ def evaluate_and_export(config: dict, files: dict, model: OTCycleGAN) -> str:
     write_tables(per_volume, run_dir / "eval", ["method", "file", "psnr", "ssim", "nmse"], name="per_volume")
     lines = []
     if config["export"]:
-        paths = export_mri_generator(model.generator, run_dir / "export")
+        paths = export_mri_generator(model.generator, run_dir / "export", settings=inference_settings(config))
         lines.append(f"Exported {paths['keras']} and {paths['saved_model']}")
     lines.append(f"\nTest metrics ({len(files['test_files'])} volumes, x{config['acceleration']:g}, "
                  f"{config['center_fraction']:.0%} ACS), {run_dir / 'eval' / 'metrics.csv'}:\n{table}")
