@@ -1,17 +1,19 @@
-"""Classical reconstructions the paper starts from (eq. 3): PLS with TV for MRI,
-Richardson-Lucy deconvolution for microscopy."""
+"""Classical reconstructions the paper starts from (eq. 3): PLS with TV for any linear
+operator (:func:`tv_solve`; :func:`pls_tv` is its MRI form) and Richardson-Lucy
+deconvolution with any PSF, 2-D or 3-D."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from tf_otcycle.physics.fft import fft2c, ifft2c
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
+from tf_otcycle.physics.operators import LinearOperator, undersampling
 from tf_otcycle.physics.psf import odd_centred
 
 
 def _grad(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Forward differences with a zero last row/column, ``(B, H, W)`` -> 2 x ``(B, H, W)``."""
+    """Forward differences over H and W with a zero last row/column, ``(B, H, W, C)`` -> 2 x ``(B, H, W, C)``."""
     dy = tf.concat([x[:, 1:] - x[:, :-1], tf.zeros_like(x[:, :1])], axis=1)
     dx = tf.concat([x[:, :, 1:] - x[:, :, :-1], tf.zeros_like(x[:, :, :1])], axis=2)
     return dy, dx
@@ -24,25 +26,95 @@ def _div(py: tf.Tensor, px: tf.Tensor) -> tf.Tensor:
     return dy + dx
 
 
-def pls_tv_objective(x, y, mask, lam: float, eps: float) -> tf.Tensor:
-    """``1/2 ||H x - y||^2 + lam * sum sqrt(|∇x|^2 + eps^2)`` per sample, ``(B,)``."""
-    mask = tf.cast(mask, tf.float32)
-    r = _h(x, mask[None, None, :] if mask.shape.rank == 1 else mask[:, None, :]) - y
+def _tv_magnitude(x: tf.Tensor, eps: float) -> tf.Tensor:
+    """``sqrt(sum_c |∇x_c|^2 + eps^2)`` per pixel, ``(B, H, W, 1)`` (isotropic over channels)."""
     dy, dx = _grad(x)
-    tv = tf.sqrt(tf.abs(dy) ** 2 + tf.abs(dx) ** 2 + eps**2)
-    return 0.5 * tf.reduce_sum(tf.abs(r) ** 2, axis=[1, 2]) + lam * tf.reduce_sum(tv, axis=[1, 2])
+    return tf.sqrt(tf.reduce_sum(dy**2 + dx**2, axis=-1, keepdims=True) + eps**2)
+
+
+def tv_objective(op: LinearOperator, x, b, params, lam: float, eps: float) -> tf.Tensor:
+    """``1/2 ||A x - b||^2 + lam * sum TV_eps(x)`` per sample, ``(B,)``; ``x`` ``(B, H, W, C)``."""
+    r = op.forward(x, params) - b
+    axes = list(range(1, r.shape.rank))
+    return 0.5 * tf.reduce_sum(r**2, axis=axes) + lam * tf.reduce_sum(_tv_magnitude(x, eps), axis=[1, 2, 3])
+
+
+def operator_norm_squared(op: LinearOperator, x0: tf.Tensor, params=None, iterations: int = 30) -> float:
+    """``||A^H A||`` (the data term's gradient Lipschitz constant) by power iteration from ``x0``'s shape."""
+    v = tf.random.stateless_normal(tf.shape(x0), seed=[0, 1])
+    value = 1.0
+    for _ in range(iterations):
+        v = v / (tf.norm(v) + 1e-20)
+        w = op.adjoint(op.forward(v, params), params)
+        value = float(tf.reduce_sum(v * w))
+        v = w
+    return max(value, 1e-12)
+
+
+def tv_solve(
+    op: LinearOperator, b: tf.Tensor, x0: tf.Tensor, params=None, lam: float = 0.02, iterations: int = 100,
+    eps: float = 0.05, lipschitz: float | None = None,
+) -> tuple[tf.Tensor, np.ndarray]:
+    """PLS with smoothed isotropic TV for any linear operator, by monotone FISTA:
+    ``min_x 1/2 ||A x - b||^2 + lam TV_eps(x)`` (paper eq. 3 with a TV penalty).
+
+    ``TV_eps`` replaces ``|∇x|`` by ``sqrt(|∇x|^2 + eps^2)`` (channels together, so a complex
+    image's real and imaginary parts share one magnitude), so the objective is smooth with
+    gradient Lipschitz constant ``L = ||A^H A|| + 8 lam / eps``; ``||A^H A||`` is estimated
+    by power iteration unless ``lipschitz`` gives it. MFISTA (Beck & Teboulle 2009) keeps the
+    accelerated extrapolation but accepts a step only when it lowers the objective, so the
+    objective is non-increasing.
+
+    Args:
+        op: the forward operator ``A`` (:mod:`tf_otcycle.physics.operators`).
+        b: measurements, shaped like ``A x``.
+        x0: initial image ``(B, H, W, C)`` float32 (e.g. ``A^H b``).
+        params: ``op``'s per-sample parameters.
+
+    Returns:
+        ``(x, objective)``: ``(B, H, W, C)`` and the objective per iteration ``(iterations + 1, B)``.
+    """
+    b = tf.convert_to_tensor(b, tf.float32)
+    x0 = tf.convert_to_tensor(x0, tf.float32)
+    norm = lipschitz if lipschitz is not None else operator_norm_squared(op, x0, params)
+    step = 1.0 / (norm + 8.0 * lam / eps)
+
+    def grad(x):
+        mag = _tv_magnitude(x, eps)
+        dy, dx = _grad(x)
+        return op.adjoint(op.forward(x, params) - b, params) - lam * _div(dy / mag, dx / mag)
+
+    def objective(x):
+        return tv_objective(op, x, b, params, lam, eps)
+
+    x = z = x0
+    t = 1.0
+    obj = objective(x)
+    history = [obj.numpy()]
+    for _ in range(iterations):
+        u = z - step * grad(z)
+        obj_u = objective(u)
+        accept = tf.reshape(obj_u <= obj, [-1] + [1] * (x.shape.rank - 1))  # (B, 1, ...)
+        x_new = tf.where(accept, u, x)
+        t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        z = x_new + (t / t_new) * (u - x_new) + ((t - 1) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+        obj = tf.minimum(obj, obj_u)
+        history.append(obj.numpy())
+    return x, np.stack(history)
+
+
+def pls_tv_objective(x, y, mask, lam: float, eps: float) -> tf.Tensor:
+    """The MRI PLS-TV objective of complex ``(B, H, W)`` images, ``(B,)`` (see :func:`pls_tv`)."""
+    return tv_objective(undersampling(), complex_to_channels(x), complex_to_channels(y), {"mask": tf.cast(mask, tf.float32)},
+                        lam, eps)
 
 
 def pls_tv(
     y: tf.Tensor, mask: tf.Tensor, lam: float = 0.02, iterations: int = 100, eps: float = 0.05
 ) -> tuple[tf.Tensor, np.ndarray]:
-    """PLS with (smoothed, isotropic) TV, ``min_x 1/2 ||Hx - y||^2 + lam TV_eps(x)``, by monotone FISTA.
-
-    ``H = F^H P F`` is the image-domain undersampling (``FFTMask``); ``TV_eps`` replaces
-    ``|∇x|`` by ``sqrt(|∇x|^2 + eps^2)`` so the objective is smooth with gradient Lipschitz
-    constant ``L = 1 + 8 lam / eps``. MFISTA (Beck & Teboulle 2009) keeps the accelerated
-    extrapolation but accepts a step only when it lowers the objective, so the objective is
-    non-increasing.
+    """PLS-TV for accelerated MRI: :func:`tv_solve` with ``H = F^H P F`` (``FFTMask``,
+    :func:`tf_otcycle.physics.operators.undersampling`), ``||H^H H|| = 1``, from ``x0 = y``.
 
     Args:
         y: complex64 ``(B, H, W)`` zero-filled image ``H x_true`` (+ noise).
@@ -55,42 +127,14 @@ def pls_tv(
         ``(x, objective)``: complex64 ``(B, H, W)`` and the objective per iteration
         ``(iterations + 1, B)``.
     """
-    y = tf.cast(y, tf.complex64)
-    mask = tf.cast(mask, tf.float32)
-    m = mask[None, None, :] if mask.shape.rank == 1 else mask[:, None, :]
-    step = 1.0 / (1.0 + 8.0 * lam / eps)
-
-    def grad(x):
-        g_data = _h(x, m) - y  # H^T (H x - y), H a self-adjoint projection
-        dy, dx = _grad(x)
-        norm = tf.cast(tf.sqrt(tf.abs(dy) ** 2 + tf.abs(dx) ** 2 + eps**2), tf.complex64)
-        return g_data - lam * _div(dy / norm, dx / norm)
-
-    x = y
-    z = y
-    t = 1.0
-    obj = pls_tv_objective(x, y, mask, lam, eps)
-    history = [obj.numpy()]
-    for _ in range(iterations):
-        u = z - step * grad(z)
-        obj_u = pls_tv_objective(u, y, mask, lam, eps)
-        accept = obj_u <= obj  # (B,)
-        x_new = tf.where(accept[:, None, None], u, x)
-        t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2
-        z = x_new + (t / t_new) * (u - x_new) + ((t - 1) / t_new) * (x_new - x)
-        x, t = x_new, t_new
-        obj = tf.minimum(obj, obj_u)
-        history.append(obj.numpy())
-    return x, np.stack(history)
-
-
-def _h(x: tf.Tensor, m: tf.Tensor) -> tf.Tensor:
-    """``F^H P F x`` with ``m`` broadcastable to ``(B, H, W)``."""
-    return ifft2c(fft2c(x) * tf.cast(m, tf.complex64))
+    b = complex_to_channels(tf.cast(y, tf.complex64))
+    x, history = tv_solve(undersampling(), b, b, {"mask": tf.cast(mask, tf.float32)}, lam, iterations, eps, lipschitz=1.0)
+    return channels_to_complex(x), history
 
 
 def richardson_lucy(blurred: np.ndarray, psf: np.ndarray, iterations: int = 30) -> np.ndarray:
-    """Richardson-Lucy deconvolution (scikit-image) of a [0, 1] volume; float32 ``(D, H, W)``."""
+    """Richardson-Lucy deconvolution (scikit-image) of a [0, 1] image or volume with any PSF of
+    the same rank (centred at ``shape // 2``); float32, the input's shape."""
     from skimage.restoration import richardson_lucy as rl
 
     psf = odd_centred(np.asarray(psf, np.float64))

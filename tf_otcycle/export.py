@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from tf_otcycle.io_utils import atomic_path, atomic_write_text
 from tf_otcycle.physics import fft
-from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
+from tf_otcycle.physics.operators import CartesianSampling
 
 
 def export_keras(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -125,8 +126,7 @@ def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consi
     Returns:
         ``{"reconstruction": (B, H, W, 2) float32, "magnitude": (B, H, W) float32}``.
     """
-    m = tf.cast(mask, tf.complex64)[:, None, :]  # (B, 1, W)
-    y = ifft2c(kspace * m)  # (B, H, W) zero-filled image
+    y = channels_to_complex(CartesianSampling().adjoint(complex_to_channels(kspace), {"mask": mask}))  # zero-filled
     scale = tf.math.reduce_std(tf.abs(y), axis=[1, 2]) + 1e-12  # (B,)
     c = tf.cast(scale, tf.complex64)[:, None, None]
     x = channels_to_complex(generator(complex_to_channels(y / c), training=False)) * c

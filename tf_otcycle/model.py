@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import keras
 import tensorflow as tf
 
@@ -64,8 +62,11 @@ class OTCycleGAN(keras.Model):
     ``d_grad_norm``.
 
     Data: a dict with ``"x"`` (clean images) and ``"y"`` (measurements) of equal batch size,
-    unpaired; optional ``"x_mask"`` / ``"y_mask"`` are passed to ``forward_op`` as its
-    second argument (the per-sample MRI sampling masks of x's and y's acquisitions).
+    unpaired; optional ``"x_params"`` / ``"y_params"``, dicts of per-sample tensors, are
+    passed to ``forward_op`` as its second argument without the model knowing their names
+    (MRI: ``{"mask": (B, W)}``, the sampling masks of x's simulated and y's real
+    acquisitions). A ``forward_op`` takes them when it declares ``param_keys`` (the physics
+    layers do; a deep F does not). ``"x_mask"`` / ``"y_mask"`` are read as ``{"mask": ...}``.
     """
 
     def __init__(
@@ -97,8 +98,8 @@ class OTCycleGAN(keras.Model):
             raise ValueError(f"gan/cycle_warmup_steps: expected >= 0, got {gan_warmup_steps}/{cycle_warmup_steps}")
         self.generator = generator
         self.forward_op = forward_op
-        # Physics layers take the per-sample sampling mask; a deep F (conventional cycleGAN) does not.
-        self._mask_aware = "sampling_mask" in inspect.signature(forward_op.call).parameters
+        # Physics layers declare their per-sample parameters; a deep F (conventional cycleGAN) has none.
+        self._takes_params = bool(getattr(forward_op, "param_keys", ()))
         self.critic_x = critic_x
         self.critic_y = critic_y
         self.rho = float(rho)
@@ -184,10 +185,10 @@ class OTCycleGAN(keras.Model):
         return self.generator(y, training=training)
 
     # --- the objective ---------------------------------------------------------------------
-    def _forward(self, x, sampling_mask):
-        if sampling_mask is None or not self._mask_aware:
+    def _forward(self, x, params):
+        if params is None or not self._takes_params:
             return self.forward_op(x)
-        return self.forward_op(x, sampling_mask)
+        return self.forward_op(x, params)
 
     def _global_mean(self, per_sample: tf.Tensor) -> tf.Tensor:
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -232,9 +233,10 @@ class OTCycleGAN(keras.Model):
             gp += gp_y
         return loss, gap_x, gp
 
-    def generator_losses(self, real_x, real_y, x_mask=None, y_mask=None):
+    def generator_losses(self, real_x, real_y, x_params=None, y_params=None):
         """Generator loss per sample and its parts (see the class docstring); ``l_adv`` is
-        weighted by :meth:`current_gan_weight`.
+        weighted by :meth:`current_gan_weight`. ``x_params`` / ``y_params``: the per-sample
+        parameters of ``forward_op`` for x's and y's acquisitions (e.g. ``{"mask": ...}``).
 
         Returns:
             ``(loss, parts)``: ``(B,)`` and a dict of ``(B,)`` tensors ``cycle_x``
@@ -242,9 +244,9 @@ class OTCycleGAN(keras.Model):
             ``adversarial`` (``l_adv``, unweighted).
         """
         fake_x = self.generator(real_y, training=True)  # G(y)
-        fake_y = self._forward(real_x, x_mask)  # Hx
+        fake_y = self._forward(real_x, x_params)  # Hx
         cycled_x = self.generator(fake_y, training=True)  # G(Hx)
-        cycled_y = self._forward(fake_x, y_mask)  # H G(y)
+        cycled_y = self._forward(fake_x, y_params)  # H G(y)
         cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.current_sigma())
         adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True)) / _sqrt_size(fake_x)
         if self.critic_y is not None:
@@ -257,12 +259,12 @@ class OTCycleGAN(keras.Model):
             data = data[0]
         if not isinstance(data, dict) or "x" not in data or "y" not in data:
             raise ValueError("data: expected a dict with 'x' (images) and 'y' (measurements)")
-        return data["x"], data["y"], data.get("x_mask"), data.get("y_mask")
+        return data["x"], data["y"], _params(data, "x"), _params(data, "y")
 
     def train_step(self, data):
-        real_x, real_y, x_mask, y_mask = self.unpack(data)
+        real_x, real_y, x_params, y_params = self.unpack(data)
         fake_x = self.generator(real_y, training=True)
-        fake_y = self._forward(real_x, x_mask)
+        fake_y = self._forward(real_x, x_params)
         for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
             with tf.GradientTape() as tape:
                 d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
@@ -271,7 +273,7 @@ class OTCycleGAN(keras.Model):
             self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))
         ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # this step's, for the logs
         with tf.GradientTape() as tape:
-            g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask)
+            g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params)
             g_total = self._global_mean(g_loss)
         g_grads = tape.gradient(g_total, self.generator_variables)
         if self.h_optimizer is None:
@@ -296,12 +298,21 @@ class OTCycleGAN(keras.Model):
         return {name: t.result() for name, t in self.trackers.items()}
 
     def test_step(self, data):
-        real_x, real_y, x_mask, y_mask = self.unpack(data)
-        g_loss, parts = self.generator_losses(real_x, real_y, x_mask, y_mask)
+        real_x, real_y, x_params, y_params = self.unpack(data)
+        g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params)
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["cycle_x"].update_state(parts["cycle_x"])
         self.trackers["cycle_y"].update_state(parts["cycle_y"])
         return {name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")}
+
+
+def _params(data: dict, domain: str):
+    """``data[domain + "_params"]``, or the older ``{domain}_mask`` key as ``{"mask": ...}``, or None."""
+    if f"{domain}_params" in data:
+        return data[f"{domain}_params"]
+    if f"{domain}_mask" in data:
+        return {"mask": data[f"{domain}_mask"]}
+    return None
 
 
 def _sqrt_size(t: tf.Tensor) -> tf.Tensor:

@@ -55,15 +55,15 @@ def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
     batches = list(ds.take(4))
     b = batches[0]
     assert b["x"].shape == (2, 32, 32, 2) and b["y"].shape == (2, 32, 32, 2)
-    assert b["x_mask"].shape == (2, 32) and b["y_mask"].shape == (2, 32)
+    assert b["x_params"]["mask"].shape == (2, 32) and b["y_params"]["mask"].shape == (2, 32)
     y = b["y"].numpy()
     std = np.std(np.abs(y[..., 0] + 1j * y[..., 1]), axis=(1, 2))
     np.testing.assert_allclose(std, 1.0, rtol=1e-3)
-    masks = np.concatenate([bb["y_mask"].numpy() for bb in batches])
+    masks = np.concatenate([bb["y_params"]["mask"].numpy() for bb in batches])
     assert len({m.tobytes() for m in masks}) > 1  # a fresh mask per sample
     # y really is H_mask applied to an image: H y = y.
     yc = y[..., 0] + 1j * y[..., 1]
-    again = fastmri.undersample(tf.constant(yc.astype(np.complex64)), b["y_mask"][0]).numpy()
+    again = fastmri.undersample(tf.constant(yc.astype(np.complex64)), b["y_params"]["mask"][0]).numpy()
     np.testing.assert_allclose(again[0], yc[0], atol=1e-4)
 
 

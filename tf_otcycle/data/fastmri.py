@@ -31,8 +31,11 @@ import tensorflow as tf
 import tensorflow_io as tfio
 
 from tf_otcycle.io_utils import expand_files  # noqa: F401  (re-exported: fastmri.expand_files)
-from tf_otcycle.physics.fft import complex_to_channels, fft2c, ifft2c
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
 from tf_otcycle.physics.masks import file_seed, make_mask
+from tf_otcycle.physics.operators import undersampling
+
+_UNDERSAMPLING = undersampling()
 
 
 class FastMRIFormatError(ValueError):
@@ -175,8 +178,12 @@ def _tf_center_crop(x: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def undersample(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """``H_m x = ifft2c(m * fft2c(x))`` for complex ``(..., H, W)`` and mask ``(W,)``."""
-    return ifft2c(fft2c(image) * tf.cast(mask, tf.complex64))
+    """``H_m x = ifft2c(m * fft2c(x))`` for complex ``(H, W)`` or ``(B, H, W)`` and mask ``(W,)``
+    (:func:`tf_otcycle.physics.operators.undersampling` on the complex layout)."""
+    image = tf.convert_to_tensor(image)
+    batched = image if image.shape.rank == 3 else image[None]
+    out = channels_to_complex(_UNDERSAMPLING(complex_to_channels(batched), {"mask": tf.cast(mask, tf.float32)}))
+    return out if image.shape.rank == 3 else out[0]
 
 
 def normalize_pair(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -285,12 +292,12 @@ def unpaired_mri_dataset(
     cache: bool = False,
     flip: bool = True,
 ) -> tf.data.Dataset:
-    """Infinite unpaired training batches ``{"x", "x_mask", "y", "y_mask"}``.
+    """Infinite unpaired training batches ``{"x", "x_params", "y", "y_params"}``.
 
     * ``x``: clean images from ``clean`` files, ``(B, crop, crop, 2)``, divided by
-      ``std(|H x|)`` under the mask ``x_mask`` drawn for it (used by the cycle ``G(Hx)``);
+      ``std(|H x|)`` under the mask ``x_params["mask"]`` drawn for it (used by the cycle ``G(Hx)``);
     * ``y``: retrospectively undersampled images of the *other* files, ``(B, crop, crop, 2)``,
-      divided by ``std(|y|)``, with their mask ``y_mask`` ``(B, crop)``.
+      divided by ``std(|y|)``, with their mask ``y_params["mask"]`` ``(B, crop)``.
 
     Masks are drawn per sample (fastMRI's algorithm, seeds from a ``seed``-ed stream);
     with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`);
@@ -300,7 +307,7 @@ def unpaired_mri_dataset(
 
     def domain(infos, offset, key):
         return _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed + offset,
-                            shuffle_buffer, cache, flip).map(lambda d: {key: d[key], f"{key}_mask": d["mask"]})
+                            shuffle_buffer, cache, flip).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
 
     ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
     ds = ds.map(lambda a, b: {**a, **b})
@@ -319,10 +326,10 @@ def paired_mri_dataset(
     cache: bool = False,
     flip: bool = True,
 ) -> tf.data.Dataset:
-    """Infinite *matched* batches ``{"x", "y", "x_mask", "y_mask"}`` of the same slices, for
+    """Infinite *matched* batches ``{"x", "y", "x_params", "y_params"}`` of the same slices, for
     the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
     ds = _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip)
-    ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_mask": d["mask"], "y_mask": d["mask"]})
+    ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_params": {"mask": d["mask"]}, "y_params": {"mask": d["mask"]}})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,4 +1,4 @@
-"""Keras layers for the physics: the MRI ``FFTMask`` and the microscopy ``PSFConv3D``.
+"""Keras layers for the physics: the MRI ``FFTMask`` and the learned blur ``PSFConv3D`` / ``PSFConv2D``.
 
 Instance normalisation in the networks is ``keras.layers.GroupNormalization(groups=-1)``
 (one group per channel), so no custom normalisation layer is needed.
@@ -6,6 +6,6 @@ Instance normalisation in the networks is ``keras.layers.GroupNormalization(grou
 
 from tf_otcycle.layers.crop import RandomSpatialCrop
 from tf_otcycle.layers.fft_mask import FFTMask
-from tf_otcycle.layers.psf_conv import PSFConv3D
+from tf_otcycle.layers.psf_conv import PSFConv, PSFConv2D, PSFConv3D
 
-__all__ = ["FFTMask", "PSFConv3D", "RandomSpatialCrop"]
+__all__ = ["FFTMask", "PSFConv", "PSFConv2D", "PSFConv3D", "RandomSpatialCrop"]

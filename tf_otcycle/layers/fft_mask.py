@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, fft2c, ifft2c
+from tf_otcycle.physics.operators import undersampling
+
+_UNDERSAMPLING = undersampling()
 
 
 @keras.saving.register_keras_serializable(package="tf_otcycle")
@@ -16,8 +18,9 @@ class FFTMask(keras.layers.Layer):
     ``F`` is the centred orthonormal 2-D FFT and ``P_Ω`` keeps the k-space columns where
     the sampling mask is 1. ``H`` is an orthogonal projection: ``H∘H = H``, ``H^T = H``.
 
+    The layer is the physics operator :func:`tf_otcycle.physics.operators.undersampling`.
     The mask is either given per call, ``layer(x, sampling_mask)`` with shape ``(W,)`` or
-    ``(B, W)``, or fixed at construction, ``FFTMask(sampling_mask=m)``. A fixed mask is kept
+    ``(B, W)`` (or the batch's params dict ``{"mask": ...}``), or fixed at construction, ``FFTMask(sampling_mask=m)``. A fixed mask is kept
     as a non-trainable weight (saved with the weights, not as a JSON list in the config).
 
     Args:
@@ -55,7 +58,11 @@ class FFTMask(keras.layers.Layer):
                 self.fixed_mask.assign(fixed)
         self.built = True  # no shape-dependent state; fit's symbolic build needs built layers
 
+    param_keys = ("mask",)  # what the model forwards from the batch's per-sample params
+
     def call(self, x, sampling_mask=None):
+        if isinstance(sampling_mask, dict):  # the per-sample params of the batch
+            sampling_mask = sampling_mask.get("mask")
         x = tf.convert_to_tensor(x, tf.float32)
         _check_image_shape(x.shape, "x")
         if self.num_cols is not None and x.shape[2] is not None and x.shape[2] != self.num_cols:
@@ -64,9 +71,12 @@ class FFTMask(keras.layers.Layer):
             if self.fixed_mask is None:
                 raise ValueError("sampling_mask: none given and the layer has no fixed mask")
             sampling_mask = self.fixed_mask
-        m = broadcastable_mask(sampling_mask, x)
-        k = fft2c(channels_to_complex(x))  # (B, H, W) complex64
-        return complex_to_channels(ifft2c(k * tf.cast(m, tf.complex64)))
+        broadcastable_mask(sampling_mask, x)  # checks the shapes
+        return _UNDERSAMPLING.forward(x, {"mask": sampling_mask})
+
+    def adjoint(self, y, sampling_mask=None):
+        """``H^T y = H y``: the undersampling is a self-adjoint projection."""
+        return self.call(y, sampling_mask)
 
     def compute_output_shape(self, input_shape):
         return input_shape

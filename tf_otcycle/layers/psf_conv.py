@@ -1,4 +1,4 @@
-"""The microscopy forward operator as a Keras layer: ``H x = h * x`` with a learned PSF h."""
+"""The blur forward operator as a Keras layer: ``H x = h * x`` with a learned PSF h (2-D or 3-D)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
-def _good_fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (sizes the FFT handles fast)."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
+from tf_otcycle.physics import convolution
 
 
 @keras.saving.register_keras_serializable(package="tf_otcycle")
-class PSFConv3D(keras.layers.Layer):
-    """Learned 3-D blur ``y = h * x`` (paper eq. 25): one Conv3D filter, no bias.
+class PSFConv(keras.layers.Layer):
+    """Learned blur ``y = h * x`` (paper eq. 25): one convolution filter, no bias, 2-D or 3-D
+    (the number of sizes in ``kernel_size``; :class:`PSFConv3D` and :class:`PSFConv2D` fix it).
 
     The kernel has the Conv3D layout ``(kd, kh, kw, 1, 1)``, is kept non-negative by
     ``keras.constraints.NonNeg()`` (applied by the optimizer after each update) and is
@@ -48,18 +38,22 @@ class PSFConv3D(keras.layers.Layer):
       (``irfft3d`` has no gradient in TF), product with the conjugate kernel spectrum,
       ``ifft3d``, real part, crop.
 
-    Each input channel is blurred by the same kernel.
+    Each input channel is blurred by the same kernel. :meth:`adjoint` is the exact adjoint
+    (the physics operator :class:`tf_otcycle.physics.operators.Convolution`).
 
     Args:
-        kernel_size: ``(kd, kh, kw)`` or an int; paper: 20.
+        kernel_size: ``(kd, kh, kw)`` or ``(kh, kw)``; paper: 20^3.
         implementation: ``'fft'`` or ``'direct'``.
 
     Call args:
-        x: ``(B, D, H, W, C)`` float32.
+        x: ``(B, D, H, W, C)`` (or ``(B, H, W, C)`` in 2-D) float32.
 
     Returns:
-        ``(B, D, H, W, C)`` float32.
+        the same shape, float32.
     """
+
+    ndim: int | None = None  # fixed by the 2-D / 3-D subclasses
+    param_keys: tuple[str, ...] = ()  # nothing per sample: the PSF is a weight
 
     def __init__(
         self,
@@ -70,10 +64,13 @@ class PSFConv3D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if isinstance(kernel_size, int):
-            kernel_size = (kernel_size,) * 3
+            if self.ndim is None:
+                raise ValueError("kernel_size: give one size per axis (2 or 3), or use PSFConv2D / PSFConv3D")
+            kernel_size = (kernel_size,) * self.ndim
         kernel_size = tuple(int(k) for k in kernel_size)
-        if len(kernel_size) != 3 or min(kernel_size) < 1:
-            raise ValueError(f"kernel_size: expected 3 positive sizes, got {kernel_size}")
+        ndim = self.ndim or len(kernel_size)
+        if len(kernel_size) != ndim or ndim not in (2, 3) or min(kernel_size) < 1:
+            raise ValueError(f"kernel_size: expected {self.ndim or '2 or 3'} positive sizes, got {kernel_size}")
         if implementation not in ("fft", "direct"):
             raise ValueError(f"implementation: expected 'fft' or 'direct', got {implementation!r}")
         self.kernel_size = kernel_size
@@ -91,17 +88,17 @@ class PSFConv3D(keras.layers.Layer):
 
     # --- the PSF ---------------------------------------------------------------------------
     def normalized_kernel(self) -> tf.Tensor:
-        """The PSF ``(kd, kh, kw)`` float32, non-negative, unit sum."""
+        """The PSF ``kernel_size`` float32, non-negative, unit sum."""
         k = tf.nn.relu(tf.convert_to_tensor(self.kernel)[..., 0, 0])
         return k / (tf.reduce_sum(k) + 1e-12)
 
     @property
     def psf(self) -> np.ndarray:
-        """The current PSF as a NumPy array ``(kd, kh, kw)``."""
+        """The current PSF as a NumPy array of shape ``kernel_size``."""
         return np.asarray(self.normalized_kernel())
 
     def set_psf(self, psf: np.ndarray) -> None:
-        """Set the kernel from a ``(kd, kh, kw)`` non-negative array (normalised here)."""
+        """Set the kernel from a non-negative array of shape ``kernel_size`` (normalised here)."""
         psf = np.asarray(psf, np.float32)
         if psf.shape != self.kernel_size:
             raise ValueError(f"psf: expected shape {self.kernel_size}, got {psf.shape}")
@@ -122,47 +119,24 @@ class PSFConv3D(keras.layers.Layer):
     # --- forward ---------------------------------------------------------------------------
     def call(self, x):
         x = tf.convert_to_tensor(x, tf.float32)
-        if x.shape.rank != 5:
-            raise ValueError(f"x: expected shape (B, D, H, W, C), got {x.shape}")
-        for axis, k in zip((1, 2, 3), self.kernel_size):
+        nd = len(self.kernel_size)
+        if x.shape.rank != nd + 2:
+            raise ValueError(f"x: expected shape (B, {'D, ' if nd == 3 else ''}H, W, C), got {x.shape}")
+        for axis, k in zip(range(1, nd + 1), self.kernel_size):
             n = x.shape[axis]
             if n is not None and n < k:
                 raise ValueError(
                     f"x: spatial size {n} on axis {axis} is smaller than the PSF kernel "
                     f"{self.kernel_size} (input shape {x.shape})"
                 )
-        # Conv3D computes a cross-correlation centred at (k - 1) // 2; the flipped kernel makes it
-        # the convolution h * x centred at k // 2, where the physics module puts the optical axis.
-        kernel = tf.reverse(self.normalized_kernel(), axis=[0, 1, 2])
-        y = self._direct(x, kernel) if self.implementation == "direct" else self._fft(x, kernel)
+        y = convolution.convolve(x, self.normalized_kernel(), self.implementation)
         return y * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else y
 
-    def _direct(self, x, kernel):
-        shape = tf.shape(x)
-        c = shape[4]
-        xb = tf.reshape(tf.transpose(x, [0, 4, 1, 2, 3]), [-1, shape[1], shape[2], shape[3], 1])
-        y = tf.nn.conv3d(xb, kernel[..., None, None], strides=[1] * 5, padding="SAME")
-        y = tf.reshape(y, [shape[0], c, shape[1], shape[2], shape[3]])
-        return tf.transpose(y, [0, 2, 3, 4, 1])
-
-    def _fft(self, x, kernel):
-        static = x.shape
-        dyn = tf.shape(x)
-        sizes, lengths, before = [], [], []
-        for i, k in enumerate(self.kernel_size):
-            n = static[i + 1] if static[i + 1] is not None else dyn[i + 1]
-            sizes.append(n)
-            lengths.append(_good_fft_size(n + k - 1) if isinstance(n, int) else n + k - 1)
-            before.append((k - 1) // 2)  # TF 'SAME' puts the extra pad after
-        xt = tf.transpose(x, [0, 4, 1, 2, 3])  # (B, C, D, H, W)
-        pads = [[0, 0], [0, 0]] + [[b, ln - n - b] for b, ln, n in zip(before, lengths, sizes)]
-        xp = tf.pad(xt, pads)
-        kp = tf.pad(kernel, [[0, ln - k] for ln, k in zip(lengths, self.kernel_size)])
-        xf = tf.signal.fft3d(tf.complex(xp, tf.zeros_like(xp)))
-        kf = tf.signal.fft3d(tf.complex(kp, tf.zeros_like(kp)))
-        y = tf.math.real(tf.signal.ifft3d(xf * tf.math.conj(kf)))  # circular correlation
-        y = y[:, :, : sizes[0], : sizes[1], : sizes[2]]
-        return tf.transpose(y, [0, 2, 3, 4, 1])
+    def adjoint(self, y):
+        """``H^T y``: correlation with the same PSF (times the gain), exact adjoint of ``call``."""
+        y = tf.convert_to_tensor(y, tf.float32)
+        out = convolution.convolve_adjoint(y, self.normalized_kernel(), self.implementation)
+        return out * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else out
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -173,3 +147,17 @@ class PSFConv3D(keras.layers.Layer):
             "kernel_size": list(self.kernel_size), "implementation": self.implementation, "learn_gain": self.learn_gain,
         })
         return config
+
+
+@keras.saving.register_keras_serializable(package="tf_otcycle")
+class PSFConv3D(PSFConv):
+    """:class:`PSFConv` in 3-D (microscopy volumes ``(B, D, H, W, C)``); an int ``kernel_size`` is cubic."""
+
+    ndim = 3
+
+
+@keras.saving.register_keras_serializable(package="tf_otcycle")
+class PSFConv2D(PSFConv):
+    """:class:`PSFConv` in 2-D (images ``(B, H, W, C)``); an int ``kernel_size`` is square."""
+
+    ndim = 2

@@ -1,7 +1,8 @@
-"""Physics of the two inverse problems: Fourier transforms, sampling masks, PSFs.
+"""Physics of the inverse problems: Fourier transforms, sampling masks, PSFs, convolution,
+and the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`).
 
-Pure functions (TensorFlow for the transforms, NumPy/SciPy for masks and PSFs); the Keras
-layers that wrap them as forward operators live in :mod:`tf_otcycle.layers`.
+Pure functions (TensorFlow for the transforms and operators, NumPy/SciPy for masks and
+PSFs); the Keras layers that wrap the operators for training live in :mod:`tf_otcycle.layers`.
 """
 
 from tf_otcycle.physics.fft import (
@@ -13,6 +14,7 @@ from tf_otcycle.physics.fft import (
     ifft2c,
     ifft2c_channels,
 )
+from tf_otcycle.physics.convolution import convolve, convolve_adjoint
 from tf_otcycle.physics.masks import equispaced_mask, file_seed, make_mask, random_mask
 from tf_otcycle.physics.psf import (
     born_wolf_intensity,
@@ -20,9 +22,27 @@ from tf_otcycle.physics.psf import (
     flat_psf,
     fwhm,
     gaussian_psf,
+    odd_centred,
+)
+from tf_otcycle.physics.operators import (
+    Adjoint,
+    CartesianSampling,
+    Composition,
+    Convolution,
+    LinearOperator,
+    undersampling,
 )
 
 __all__ = [
+    "Adjoint",
+    "CartesianSampling",
+    "Composition",
+    "Convolution",
+    "LinearOperator",
+    "convolve",
+    "convolve_adjoint",
+    "odd_centred",
+    "undersampling",
     "born_wolf_intensity",
     "born_wolf_psf",
     "channels_to_complex",
