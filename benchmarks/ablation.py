@@ -81,11 +81,8 @@ def run_variant(app: str, name: str, flags: list[str], data: str, run_root: Path
 
 
 def test_metrics(run_dir: Path) -> dict[str, dict]:
-    """Method -> row of ``eval/metrics.csv`` (MRI) or of ``eval/summary.csv`` (microscopy)."""
-    path = run_dir / "eval" / "summary.csv"
-    if not path.exists():
-        path = run_dir / "eval" / "metrics.csv"
-    with open(path) as f:
+    """Method -> row of ``eval/metrics.csv`` (means over the test files, every task)."""
+    with open(run_dir / "eval" / "metrics.csv") as f:
         return {r["method"]: r for r in csv.DictReader(f)}
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_otcycle.evaluation import with_data_consistency
 from tf_otcycle.physics import complex_to_channels, fft2c, random_mask
 from tf_otcycle.physics.fft import channels_to_complex
+from tf_otcycle.tasks.mri import with_data_consistency
 from tf_otcycle.training import TrainingDiagnostics, relative_change
 
 

@@ -1,4 +1,4 @@
-"""Whole-volume deconvolution of TIFF stacks with an exported generator.
+"""Whole-volume deconvolution of TIFF stacks (or 2-D images) with an exported generator.
 
     python -m tf_otcycle.deconvolve --model=RUN/export/generator.keras --input=in.tif --output=out.tif
 
@@ -7,7 +7,8 @@ smooth blending (:mod:`tf_otcycle.tiling`) and written as float32 in that normal
 or with ``--output_dtype=input`` rescaled to the input's range and dtype. ``--input`` may be
 a folder, then ``--output`` is a folder too. An existing output is kept unless ``--overwrite``.
 The tile size and overlap default to those saved in the model's ``config.json`` (written by
-the export beside ``generator.keras``); flags override them.
+the export beside ``generator.keras``); flags override them. A model of the 2-D deblurring
+task (``config.json`` task ``deblur2d``) reads and writes 2-D TIFF or PNG images.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 
 def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: int = 16, batch_size: int = 1) -> np.ndarray:
-    """Normalise a raw stack ``(D, H, W)`` to [0, 1] and deconvolve it; float32 ``(D, H, W)``."""
+    """Normalise a raw stack ``(D, H, W)`` (or image ``(H, W)``) to [0, 1] and deconvolve it; float32."""
     from tf_otcycle.data.tiff import normalize
     from tf_otcycle.tiling import predict_tiled
 
@@ -50,15 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         exported = read_export_config(args.model)
     except ValueError as e:
         parser.error(f"--model: {e}")
-    if exported and exported.get("task", "microscopy") != "microscopy":
-        parser.error(f"--model: {args.model} was exported by the {exported['task']!r} task, not microscopy")
+    task = exported.get("task", "microscopy")
+    if task not in ("microscopy", "deblur2d"):
+        parser.error(f"--model: {args.model} was exported by the {task!r} task, not microscopy or deblur2d")
     if args.tile is None:
         args.tile = int(exported.get("tile", 64))
         if args.overlap is None and "overlap" in exported:
             args.overlap = int(exported["overlap"])
 
     try:
-        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff"), args.overwrite)
+        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite)
     except ValueError as e:
         parser.error(str(e))
     if args.overlap is None:
@@ -69,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     import tf_otcycle  # noqa: F401  (registers the custom objects)
-    from tf_otcycle.data.tiff import TiffFormatError, read_stack, write_stack
+    from tf_otcycle.data import images, tiff
+    from tf_otcycle.data.tiff import TiffFormatError
+
+    # 2-D images (TIFF or PNG) for the deblurring task, stacks otherwise
+    read, write = (images.read_image, images.write_image) if task == "deblur2d" else (tiff.read_stack, tiff.write_stack)
+    if args.output_dtype == "float32" and any(out.suffix.lower() == ".png" for _, out in pairs):
+        parser.error("--output: PNG holds integers; add --output_dtype=input or write .tif")
 
     try:
         generator = keras.saving.load_model(args.model)
@@ -79,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tile {args.tile}, overlap {args.overlap} (flags, else the {source})", flush=True)
     for i, (inp, out) in enumerate(pairs, 1):
         try:
-            raw = read_stack(inp)
+            raw = read(inp)
         except TiffFormatError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 info = np.iinfo(raw.dtype)
                 result = np.clip(np.round(result), info.min, info.max)
             result = result.astype(raw.dtype)
-        write_stack(out, result)
+        write(out, result)
         print(f"[{i}/{len(pairs)}] {inp} {raw.shape} -> {out}", flush=True)
     return 0
 

@@ -1,10 +1,22 @@
-"""Evaluation: run methods on test volumes and report fastMRI-style metrics, tables, panels."""
+"""One evaluation path for every task: a metric registry, one aggregation, one set of writers.
+
+A task turns its test files into :class:`Sample` objects (the method inputs, the target and
+how a method's output is compared with it); :func:`evaluate` runs every method on every
+sample, scores it with each metric of :data:`METRICS` and aggregates the scores per method
+(mean and standard deviation over files), per method and folder, and per file;
+:func:`write_report` writes them as CSV and Markdown tables beside PNG panels.
+
+Conventions (fastMRI's ``evaluate.py``): PSNR over the whole array with the target's
+maximum as data range, SSIM per 2-D slice (first axis) with the same range, NMSE.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -12,132 +24,134 @@ import numpy as np
 import tensorflow as tf
 
 from tf_otcycle import metrics
-from tf_otcycle.data import fastmri
 from tf_otcycle.io_utils import atomic_write_bytes, atomic_write_text
-from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
 
-# A method maps normalised undersampled images (B, H, W, 2) and masks (B, W) to
-# normalised reconstructions (B, H, W, 2).
-Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def zero_filled(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The input itself: the zero-filled inverse FFT."""
-    return y
+# name -> f(target, prediction) -> float; add an entry to report another metric everywhere.
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "psnr": metrics.psnr,
+    "ssim": metrics.ssim,
+    "nmse": metrics.nmse,
+}
 
 
-def generator_method(generator, batch_size: int = 8) -> Method:
-    """Wrap a Keras generator ``(B, H, W, 2) -> (B, H, W, 2)`` as a :data:`Method`."""
+@dataclasses.dataclass
+class Sample:
+    """One test file as a task presents it.
 
-    def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        out = [np.asarray(generator(y[i : i + batch_size], training=False)) for i in range(0, len(y), batch_size)]
-        return np.concatenate(out)
-
-    return run
-
-
-def with_data_consistency(method: Method) -> Method:
-    """``method`` followed by data consistency: the measured k-space lines of the input put back."""
-
-    def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        y_c = channels_to_complex(tf.constant(y))
-        out = channels_to_complex(tf.constant(method(y, mask)))
-        return complex_to_channels(data_consistency(out, fft2c(y_c), tf.constant(mask))).numpy()
-
-    return run
-
-
-def prepare_volume(
-    info: fastmri.FastMRIFile, crop_size: int, mask_type: str, acceleration: float, center_fraction: float
-) -> dict[str, np.ndarray]:
-    """Undersample a test volume with its per-file mask; normalise each slice.
-
-    A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
-    undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
-    as ``reconstruct`` does, so ``+dc`` changes nothing), scored against its
-    ``reconstruction_*`` target, and refused without one (nothing to score against).
-
-    Returns:
-        dict with ``y`` ``(S, crop, crop, 2)`` normalised input, ``mask`` ``(S, crop)``,
-        ``scale`` ``(S,)`` (multiply to get back to file units) and ``target``
-        ``(S, crop, crop)`` (the file's reconstruction, or ``|x|`` when absent).
+    Attributes:
+        name: the file name, ``group``: its folder (e.g. a test wavelength).
+        inputs: positional arguments of every method (MRI: ``(y, mask)``; microscopy: ``(volume,)``).
+        target: the reference, ``(S, H, W)`` slices or a ``(D, H, W)`` volume.
+        to_target: maps a method's output to the target's space and units.
+        panel: ``"slices"`` (middle slice side by side), ``"volume"`` (projections) or ``"image"``.
+        units: slices (or volumes) in the sample, to report time per unit.
     """
-    images, target = fastmri.read_volume(info, crop_size)
-    if info.has_mask:
-        fastmri.check_scorable([info])
-        mask = np.ones((crop_size,), np.float32)
-    else:
-        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
-    _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
-    if target is None:
-        target = np.abs(images).astype(np.float32)
-    return {
-        "y": complex_to_channels(y).numpy(),
-        "mask": np.repeat(mask[None], len(images), axis=0),
-        "scale": scale.numpy(),
-        "target": target,
-    }
+
+    name: str
+    group: str
+    inputs: tuple
+    target: np.ndarray
+    to_target: Callable[[np.ndarray], np.ndarray] = np.asarray
+    panel: str = "slices"
+    units: int = 1
 
 
-def evaluate_mri(
-    methods: Mapping[str, Method],
-    infos: Sequence[fastmri.FastMRIFile],
-    crop_size: int,
-    mask_type: str,
-    acceleration: float,
-    center_fraction: float,
+@dataclasses.dataclass
+class Report:
+    """Scores of :func:`evaluate`: ``per_file``, ``per_group`` and ``summary`` rows (dicts)."""
+
+    per_file: list[dict]
+    per_group: list[dict]
+    summary: list[dict]
+    metric_names: tuple[str, ...]
+
+
+def evaluate(
+    methods: Mapping[str, Callable],
+    samples: Sequence[Sample] | Callable[[], Sequence[Sample]],
     panel_dir: str | os.PathLike | None = None,
     num_panels: int = 2,
-) -> tuple[list[dict], list[dict]]:
-    """Metrics per volume and their means per method (fastMRI ``evaluate.py`` conventions).
+    metric_names: Sequence[str] = tuple(METRICS),
+) -> Report:
+    """Run each method on each sample, score it, aggregate the scores.
 
-    Each method sees the same normalised inputs and masks; its output is scaled back to file
-    units, its magnitude compared with the target: PSNR over the volume with the volume's
-    max as data range, SSIM per slice with the same data range, NMSE.
-
-    Returns:
-        ``(summary_rows, per_volume_rows)``; summary rows have ``method, psnr, ssim, nmse,
-        volumes, seconds_per_slice``.
+    ``summary`` rows: ``method``, each metric's mean and ``<metric>_std`` over files,
+    ``files``, ``seconds_per_unit``; ``per_group`` the same per method and folder.
     """
-    per_volume: list[dict] = []
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    panels_written = 0
-    for info in infos:
-        vol = prepare_volume(info, crop_size, mask_type, acceleration, center_fraction)
-        recons = {}
+    unknown = set(metric_names) - set(METRICS)
+    if unknown:
+        raise ValueError(f"metric_names: unknown {sorted(unknown)}; registered: {sorted(METRICS)}")
+    per_file: list[dict] = []
+    panels = 0
+    for sample in samples() if callable(samples) else samples:
+        outputs = {}
         for name, method in methods.items():
-            t0 = tf.timestamp()
-            out = method(vol["y"], vol["mask"])
-            times[name].append(float(tf.timestamp() - t0) / len(vol["y"]))
-            if out.shape != vol["y"].shape:
-                raise ValueError(f"method {name!r}: output shape {out.shape}, expected {vol['y'].shape}")
-            mag = np.abs(channels_to_complex(out).numpy()) * vol["scale"][:, None, None]
-            recons[name] = mag
-            gt = vol["target"]
-            per_volume.append({
-                "method": name, "file": Path(info.path).name,
-                "psnr": metrics.psnr(gt, mag), "ssim": metrics.ssim(gt, mag), "nmse": metrics.nmse(gt, mag),
-            })
-        if panel_dir is not None and panels_written < num_panels:
-            s = len(vol["y"]) // 2
-            write_panel(
-                Path(panel_dir) / f"{Path(info.path).stem}_slice{s:03d}.png",
-                [recons[n][s] for n in methods] + [vol["target"][s]],
-                error_against=vol["target"][s],
-            )
-            panels_written += 1
-    summary = []
-    for name in methods:
-        rows = [r for r in per_volume if r["method"] == name]
-        summary.append({
-            "method": name,
-            "psnr": float(np.mean([r["psnr"] for r in rows])),
-            "ssim": float(np.mean([r["ssim"] for r in rows])),
-            "nmse": float(np.mean([r["nmse"] for r in rows])),
-            "volumes": len(rows),
-            "seconds_per_slice": float(np.mean(times[name])),
-        })
-    return summary, per_volume
+            start = time.perf_counter()
+            out = np.asarray(sample.to_target(np.asarray(method(*sample.inputs))), np.float32)
+            seconds = time.perf_counter() - start
+            if out.shape != sample.target.shape:
+                raise ValueError(f"method {name!r}: output shape {out.shape} on {sample.name}, expected {sample.target.shape}")
+            outputs[name] = out
+            row = {"method": name, "group": sample.group, "file": sample.name,
+                   "seconds_per_unit": seconds / max(1, sample.units)}
+            row.update({m: METRICS[m](sample.target, out) for m in metric_names})
+            per_file.append(row)
+        if panel_dir is not None and panels < num_panels:
+            _write_sample_panel(Path(panel_dir), sample, outputs)
+            panels += 1
+    names = tuple(metric_names)
+    return Report(per_file, _aggregate(per_file, ("method", "group"), names), _aggregate(per_file, ("method",), names), names)
+
+
+def _aggregate(rows: Sequence[dict], keys: Sequence[str], metric_names: Sequence[str]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(keys, key))
+        for m in metric_names:
+            values = np.array([r[m] for r in members], np.float64)
+            row[m], row[f"{m}_std"] = float(values.mean()), float(values.std())
+        row["files"] = len(members)
+        row["seconds_per_unit"] = float(np.mean([r["seconds_per_unit"] for r in members]))
+        out.append(row)
+    return out
+
+
+def write_report(report: Report, out_dir: str | os.PathLike, extra: Mapping[str, Mapping[str, object]] | None = None,
+                 unit: str = "file") -> str:
+    """Write ``metrics`` (per method), ``per_group`` and ``per_file`` tables (CSV + Markdown).
+
+    ``extra`` adds columns to the summary rows (method -> {column: value}, e.g. training
+    time). The time column is named ``seconds_per_<unit>``. Returns the summary's Markdown.
+    """
+    extra = extra or {}
+    time_col = f"seconds_per_{unit}"
+    mcols = [*report.metric_names, *(f"{m}_std" for m in report.metric_names)]
+    extra_cols = list(dict.fromkeys(c for cols in extra.values() for c in cols))
+
+    def rename(rows):
+        return [{**{k: v for k, v in r.items() if k != "seconds_per_unit"}, time_col: r["seconds_per_unit"],
+                 **extra.get(r["method"], {})} for r in rows]
+
+    table = write_tables(rename(report.summary), out_dir, ["method", *mcols, "files", time_col, *extra_cols])
+    write_tables(rename(report.per_group), out_dir, ["method", "group", *mcols, "files", time_col], name="per_group")
+    write_tables(rename(report.per_file), out_dir, ["method", "group", "file", *report.metric_names, time_col],
+                 name="per_file")
+    return table
+
+
+def _write_sample_panel(panel_dir: Path, sample: Sample, outputs: Mapping[str, np.ndarray]) -> None:
+    stem = f"{sample.group}_{Path(sample.name).stem}" if sample.group else Path(sample.name).stem
+    if sample.panel == "volume":
+        write_volume_panel(panel_dir / f"{stem}.png", [*outputs.values(), sample.target], error_against=sample.target)
+    elif sample.panel == "image":
+        write_panel(panel_dir / f"{stem}.png", [*outputs.values(), sample.target], error_against=sample.target)
+    else:
+        s = len(sample.target) // 2
+        write_panel(panel_dir / f"{stem}_slice{s:03d}.png", [o[s] for o in outputs.values()] + [sample.target[s]],
+                    error_against=sample.target[s])
 
 
 def write_tables(rows: Sequence[dict], out_dir: str | os.PathLike, columns: Sequence[str], name: str = "metrics") -> str:
@@ -176,9 +190,6 @@ def write_panel(path: str | os.PathLike, images: Sequence[np.ndarray], error_aga
     atomic_write_bytes(path, png)
 
 
-# --- microscopy -----------------------------------------------------------------------------
-
-
 def volume_views(volume: np.ndarray) -> np.ndarray:
     """Maximum-intensity XY view with the YZ and XZ views beside and below it, one 2-D image.
 
@@ -204,88 +215,13 @@ def write_volume_panel(path: str | os.PathLike, volumes: Sequence[np.ndarray], e
     atomic_write_bytes(path, tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy())
 
 
-def evaluate_microscopy(
-    methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-    test_files: Sequence[str],
-    panel_dir: str | os.PathLike | None = None,
-    num_panels: int = 2,
-) -> tuple[list[dict], list[dict]]:
-    """PSNR / SSIM of each method on each ``NAME_blurred.tif`` against ``NAME_gt.tif``.
-
-    Both are normalised to [0, 1] (min-max, as in training); PSNR over the volume with data
-    range 1, SSIM per XY slice (data range 1), averaged. A method maps a normalised blurred
-    volume ``(D, H, W)`` to a reconstruction of the same shape.
-
-    Returns:
-        ``(per_file_rows, summary_rows)``: rows of ``method, file, psnr, ssim`` and the
-        means per method and test folder (``method, file=<folder>/*, psnr, ssim``).
-    """
-    from tf_otcycle.data import tiff
-
-    rows: list[dict] = []
-    panels = 0
-    for path in test_files:
-        blurred = tiff.normalize(tiff.read_stack(path))
-        gt_path = tiff.gt_path_for(path)
-        if not gt_path.exists():
-            raise tiff.TiffFormatError(f"{path}: no ground truth {gt_path.name} beside it")
-        gt = tiff.normalize(tiff.read_stack(gt_path))
-        if gt.shape != blurred.shape:
-            raise tiff.TiffFormatError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
-        outputs = {}
-        for name, method in methods.items():
-            t0 = tf.timestamp()
-            out = np.asarray(method(blurred), np.float32)
-            seconds = float(tf.timestamp() - t0)
-            outputs[name] = out
-            rows.append({
-                "method": name, "file": f"{Path(path).parent.name}/{Path(path).name}",
-                "psnr": metrics.psnr(gt, out, data_range=1.0), "ssim": metrics.ssim(gt, out, data_range=1.0),
-                "nmse": metrics.nmse(gt, out), "seconds": seconds,
-            })
-        if panel_dir is not None and panels < num_panels:
-            write_volume_panel(Path(panel_dir) / f"{Path(path).parent.name}_{Path(path).stem}.png",
-                               [*outputs.values(), gt], error_against=gt)
-            panels += 1
-    summary = []
-    for folder in sorted({r["file"].split("/")[0] for r in rows}):
-        for name in methods:
-            sel = [r for r in rows if r["method"] == name and r["file"].startswith(folder + "/")]
-            summary.append({"method": name, "file": f"{folder}/*", "psnr": float(np.mean([r["psnr"] for r in sel])),
-                            "ssim": float(np.mean([r["ssim"] for r in sel])), "volumes": len(sel)})
-    return rows, summary
-
-
-def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Sequence[float]) -> dict:
-    """Normalised cross-correlation (centred, same size) and FWHM per axis of two PSFs."""
-    from tf_otcycle.physics.psf import fwhm
-
-    a, b = _center_to(learned, reference.shape), reference
-    a0, b0 = a - a.mean(), b - b.mean()
-    ncc = float(np.sum(a0 * b0) / (np.linalg.norm(a0) * np.linalg.norm(b0) + 1e-20))
-    fl, fr = fwhm(a, voxel_size), fwhm(b, voxel_size)
-    return {"ncc": ncc, **{f"fwhm_{ax}_learned": v for ax, v in zip("zyx", fl)}, **{f"fwhm_{ax}_true": v for ax, v in zip("zyx", fr)}}
-
-
-def _center_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Crop or zero-pad ``psf`` around its ``shape // 2`` centre to ``shape``."""
-    out = np.zeros(shape, np.float64)
-    src_c = [n // 2 for n in psf.shape]
-    dst_c = [n // 2 for n in shape]
-    src, dst = [], []
-    for sn, dn, sc, dc in zip(psf.shape, shape, src_c, dst_c):
-        lo = min(sc, dc)
-        hi = min(sn - sc, dn - dc)
-        src.append(slice(sc - lo, sc + hi))
-        dst.append(slice(dc - lo, dc + hi))
-    out[tuple(dst)] = psf[tuple(src)]
-    return out
-
-
-def psf_panel(path: str | os.PathLike, psfs: Sequence[np.ndarray]) -> None:
+def write_psf_panel(path: str | os.PathLike, psfs: Sequence[np.ndarray]) -> None:
     """PNG of the central XY / XZ / YZ sections of each PSF (rows), each scaled to its max."""
     rows = []
     for p in psfs:
+        if p.ndim == 2:
+            rows.append(p / (p.max() or 1.0))
+            continue
         c = [n // 2 for n in p.shape]
         xy, xz, yz = p[c[0]], p[:, c[1], :], p[:, :, c[2]]
         h = max(xy.shape[0], xz.shape[0], yz.shape[0])

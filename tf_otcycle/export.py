@@ -203,8 +203,9 @@ def export_mri_generator(
     return _export_generator(generator, mri_archive(generator), Path(export_dir), model_name, settings)
 
 
-def microscopy_archive(generator: keras.Model) -> keras.export.ExportArchive:
-    """``serving_default``: ``blurred (B, D, H, W, 1) float32`` in [0, 1] -> ``deconvolved``."""
+def microscopy_archive(generator: keras.Model, ndim: int = 3) -> keras.export.ExportArchive:
+    """``serving_default``: ``blurred (B, D, H, W, 1) float32`` in [0, 1] (``(B, H, W, 1)``
+    with ``ndim=2``) -> ``deconvolved``."""
     archive = keras.export.ExportArchive()
     archive.track(generator)
 
@@ -212,7 +213,7 @@ def microscopy_archive(generator: keras.Model) -> keras.export.ExportArchive:
         return {"deconvolved": generator(blurred, training=False)}
 
     archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None, None, None, None, 1], tf.float32, name="blurred")]
+        "serving_default", serve, input_signature=[tf.TensorSpec([None] * (ndim + 1) + [1], tf.float32, name="blurred")]
     )
     return archive
 
@@ -221,10 +222,13 @@ def export_microscopy_generator(
     generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model", settings: dict | None = None
 ) -> dict[str, Path]:
     """Export G as ``generator.keras`` and a new SavedModel version (with ``settings`` as
-    ``config.json`` in both), the learned PSF as TIFF beside them."""
+    ``config.json`` in both), the learned PSF (3-D, or 2-D for images) as TIFF beside them."""
+    import numpy as np
+
     from tf_otcycle.data.tiff import write_stack
 
     export_dir = Path(export_dir)
-    paths = _export_generator(generator, microscopy_archive(generator), export_dir, model_name, settings)
+    archive = microscopy_archive(generator, np.ndim(psf))
+    paths = _export_generator(generator, archive, export_dir, model_name, settings)
     write_stack(export_dir / "learned_psf.tif", psf)
     return {**paths, "psf": export_dir / "learned_psf.tif"}

@@ -11,6 +11,8 @@ single-pass output. Volumes smaller than a tile are reflected up to the tile siz
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,23 +52,25 @@ def predict_tiled(
     overlap: int | Sequence[int] = 16,
     batch_size: int = 1,
 ) -> np.ndarray:
-    """Apply ``fn`` (``(B, d, h, w, 1) -> (B, d, h, w, 1)``) to a volume ``(D, H, W)`` tile by tile.
+    """Apply ``fn`` (``(B, *tile, 1) -> (B, *tile, 1)``) to a volume ``(D, H, W)`` or an image
+    ``(H, W)`` tile by tile, blending overlapping tiles with smooth weights.
 
     Args:
         fn: the network, e.g. a Keras generator.
-        volume: float32 ``(D, H, W)``.
-        tile: tile size per axis (int or 3 ints); axes shorter than the tile are reflected up.
+        volume: float32 ``(D, H, W)`` or ``(H, W)``.
+        tile: tile size per axis (int or one per axis); axes shorter than the tile are reflected up.
         overlap: overlap per axis between neighbouring tiles.
         batch_size: tiles per call of ``fn``.
 
     Returns:
-        float32 ``(D, H, W)``.
+        float32, the shape of ``volume``.
     """
     volume = np.asarray(volume, np.float32)
-    if volume.ndim != 3:
-        raise ValueError(f"volume: expected (D, H, W), got shape {volume.shape}")
-    tile = (tile,) * 3 if isinstance(tile, int) else tuple(tile)
-    overlap = (overlap,) * 3 if isinstance(overlap, int) else tuple(overlap)
+    if volume.ndim not in (2, 3):
+        raise ValueError(f"volume: expected (D, H, W) or (H, W), got shape {volume.shape}")
+    nd = volume.ndim
+    tile = (tile,) * nd if isinstance(tile, int) else tuple(tile)
+    overlap = (overlap,) * nd if isinstance(overlap, int) else tuple(overlap)
     orig = volume.shape
     pads = [(0, max(0, t - n)) for t, n in zip(tile, orig)]
     if any(p[1] for p in pads):
@@ -75,16 +79,16 @@ def predict_tiled(
     starts = [tile_starts(n, t, o) for n, t, o in zip(shape, tile, overlap)]
     weights = [axis_weights(n, t, s) for n, t, s in zip(shape, tile, starts)]
     out = np.zeros(shape, np.float32)
-    coords = [(i, j, k) for i in range(len(starts[0])) for j in range(len(starts[1])) for k in range(len(starts[2]))]
+    coords = list(itertools.product(*(range(len(s)) for s in starts)))
+
+    def window(idx):
+        return tuple(slice(starts[a][i], starts[a][i] + tile[a]) for a, i in enumerate(idx))
+
     for b in range(0, len(coords), batch_size):
         chunk = coords[b : b + batch_size]
-        batch = np.stack([
-            volume[starts[0][i] : starts[0][i] + tile[0], starts[1][j] : starts[1][j] + tile[1], starts[2][k] : starts[2][k] + tile[2]]
-            for i, j, k in chunk
-        ])[..., None]
+        batch = np.stack([volume[window(idx)] for idx in chunk])[..., None]
         pred = np.asarray(fn(batch), np.float32)[..., 0]
-        for (i, j, k), p in zip(chunk, pred):
-            w = weights[0][i][:, None, None] * weights[1][j][None, :, None] * weights[2][k][None, None, :]
-            z, y, x = starts[0][i], starts[1][j], starts[2][k]
-            out[z : z + tile[0], y : y + tile[1], x : x + tile[2]] += w * p
-    return out[: orig[0], : orig[1], : orig[2]]
+        for idx, p in zip(chunk, pred):
+            w = functools.reduce(np.multiply, np.ix_(*(weights[a][i] for a, i in enumerate(idx))))
+            out[window(idx)] += w * p
+    return out[tuple(slice(0, n) for n in orig)]

@@ -131,7 +131,7 @@ def _with_own_mask(path, keep_target: bool):
 
 
 def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled_twice(tmp_path):
-    from tf_otcycle.evaluation import prepare_volume
+    from tf_otcycle.tasks.mri import prepare_volume
 
     scored, unscored = tmp_path / "scored.h5", tmp_path / "unscored.h5"
     write_fastmri_file(scored, 1, size=16, slices=2)

@@ -14,7 +14,7 @@ sys.path.insert(0, {train!r})
 from absl import flags
 import compare, common, mri, microscopy
 flags.FLAGS(["compare", "--application={app}", "--depth=2"])
-common.apply_defaults(compare.entry_point().COMMON_DEFAULTS)
+common.apply_defaults(compare.entry_point().common_defaults)
 print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth)
 """
 

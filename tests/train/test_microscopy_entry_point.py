@@ -49,15 +49,17 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     run_dir = tmp_path / "run"
     out = run(flags(data, run_dir)).stdout
     assert "PSF: NCC" in out
-    for rel in ("flags.txt", "eval/metrics.csv", "eval/summary.md", "export/generator.keras",
+    for rel in ("flags.txt", "eval/metrics.csv", "eval/per_group.md", "eval/per_file.csv", "export/generator.keras",
                 "export/saved_model/1/saved_model.pb", "export/learned_psf.tif", "psf/learned_psf.tif",
                 "psf/psf_sections.png", "psf/similarity.json"):
         assert (run_dir / rel).exists(), rel
-    with open(run_dir / "eval" / "metrics.csv") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["method", "file", "psnr", "ssim"]
-    assert {r[0] for r in rows[1:]} == {"input", "ot_cyclegan"} and len(rows) == 5
-    assert all(np.isfinite(float(v)) for r in rows[1:] for v in r[2:])
+    with open(run_dir / "eval" / "metrics.csv") as f:  # one row per method, means and stds over files
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["input", "ot_cyclegan"] and all(r["files"] == "2" for r in rows)
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("psnr", "ssim", "nmse", "psnr_std"))
+    with open(run_dir / "eval" / "per_file.csv") as f:
+        per_file = list(csv.DictReader(f))
+    assert len(per_file) == 4 and {r["group"] for r in per_file} == {"test_400nm", "test_600nm"}
     psf = tifffile.imread(run_dir / "psf" / "learned_psf.tif")
     assert psf.shape == (6, 6, 6) and psf.min() >= 0 and abs(psf.sum() - 1) < 1e-4
 

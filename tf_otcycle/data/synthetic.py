@@ -25,7 +25,12 @@ writes ``DIR/train/blurred/`` (``*_blurred.tif``, each with its ``*_gt.tif`` for
 supervised baseline) and ``DIR/train/sharp/`` (other samples, 500 nm),
 ``DIR/val/`` (500 nm) and ``DIR/test_400nm``, ``test_500nm``, ``test_600nm`` (the same
 samples at three wavelengths, the paper's generalisation study), each test/val file as
-``NAME_blurred.tif`` beside ``NAME_gt.tif``, and the true PSFs as ``DIR/psf_<λ>nm.tif``.
+``NAME_blurred.tif`` beside ``NAME_gt.tif``, and the true PSFs as ``DIR/psf_<λ>nm.tif``;
+
+    python -m tf_otcycle.data.synthetic deblur2d --out DIR [--size 128] ...
+
+writes 2-D widefield images (:func:`write_deblur2d_dataset`): 16-bit TIFF measurements,
+8-bit PNG sharp images, ``val/`` and ``test/`` pairs and ``DIR/psf.tif``.
 """
 
 from __future__ import annotations
@@ -310,6 +315,65 @@ def write_microscopy_dataset(
     return written
 
 
+# --- 2-D deblurring ----------------------------------------------------------------------------
+
+
+def write_deblur2d_dataset(
+    out: str | os.PathLike,
+    shape: tuple[int, int] = (128, 128),
+    num_blurred: int = 12,
+    num_sharp: int = 12,
+    num_val: int = 1,
+    num_test: int = 4,
+    wavelength_nm: float = 500.0,
+    pixel_size: float = 0.1,
+    psf_size: int = 31,
+    gain: float = 7.0,
+    sigma: float = 3.0,
+    seed: int = 0,
+) -> dict[str, list[Path]]:
+    """Write the 2-D widefield folders: ``train/blurred/`` (16-bit TIFF ``NAME_blurred.tif``
+    with ``NAME_gt.tif`` beside), ``train/sharp/`` (other samples, 8-bit PNG), ``val/`` and
+    ``test/`` (``NAME_blurred.tif`` + ``NAME_gt.tif``) and the true PSF ``psf.tif``."""
+    from tf_otcycle.data import microscopy_sim
+    from tf_otcycle.data.images import write_image
+
+    out = Path(out)
+
+    def acquire(sample: int):
+        return microscopy_sim.simulate_widefield_2d(shape, sample, wavelength_nm / 1000, pixel_size, psf_size=psf_size,
+                                                    gain=gain, sigma=sigma)
+
+    def camera(v):
+        return np.clip(np.round(v), 0, 65535).astype(np.uint16)
+
+    written: dict[str, list[Path]] = {"blurred": [], "sharp": []}
+    sample = seed * 10_000 + 5_000
+    for _ in range(num_blurred):
+        sim = acquire(sample)
+        path = out / "train" / "blurred" / f"img{sample:05d}_blurred.tif"
+        write_image(path, camera(sim["blurred"]))
+        write_image(out / "train" / "blurred" / f"img{sample:05d}_gt.tif", sim["gt"])
+        written["blurred"].append(path)
+        sample += 1
+    for _ in range(num_sharp):
+        gt = acquire(sample)["gt"]
+        path = out / "train" / "sharp" / f"img{sample:05d}_sharp.png"
+        write_image(path, np.round(255 * gt / max(float(gt.max()), 1e-12)).astype(np.uint8))
+        written["sharp"].append(path)
+        sample += 1
+    for split, count in (("val", num_val), ("test", num_test)):
+        written[split] = []
+        for _ in range(count):
+            sim = acquire(sample)
+            write_image(out / split / f"img{sample:05d}_blurred.tif", camera(sim["blurred"]))
+            write_image(out / split / f"img{sample:05d}_gt.tif", sim["gt"])
+            written[split].append(out / split / f"img{sample:05d}_blurred.tif")
+            sample += 1
+    write_image(out / "psf.tif", acquire(0)["psf"])
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tf_otcycle.data.synthetic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -337,8 +401,24 @@ def main(argv: list[str] | None = None) -> None:
     mic.add_argument("--gain", type=float, default=7.0, help="Poisson parameter m: gray levels per photon")
     mic.add_argument("--noise_sigma", type=float, default=3.0, help="Gaussian read noise sigma in gray levels")
     mic.add_argument("--seed", type=int, default=0, help="base seed of the samples")
+    d2 = sub.add_parser("deblur2d", help="2-D widefield images of simulated microtubules")
+    d2.add_argument("--out", required=True, help="output folder")
+    d2.add_argument("--size", type=int, default=128, help="image size (square)")
+    d2.add_argument("--num_blurred", type=int, default=12, help="images in train/blurred/")
+    d2.add_argument("--num_sharp", type=int, default=12, help="(other) images in train/sharp/")
+    d2.add_argument("--num_val", type=int, default=1, help="images in val/")
+    d2.add_argument("--num_test", type=int, default=4, help="images in test/")
+    d2.add_argument("--wavelength", type=float, default=500.0, help="emission wavelength in nm")
+    d2.add_argument("--seed", type=int, default=0, help="base seed of the samples")
     args = parser.parse_args(argv)
-    if args.kind == "mri":
+    if args.kind == "deblur2d":
+        if args.size < 32:
+            parser.error("--size must be >= 32")
+        written = write_deblur2d_dataset(args.out, (args.size, args.size), args.num_blurred, args.num_sharp, args.num_val,
+                                         args.num_test, args.wavelength, seed=args.seed)
+        for split, paths in written.items():
+            print(f"{split:>8}: {len(paths)} images")
+    elif args.kind == "mri":
         if args.size < 8 or args.slices < 1:
             parser.error("--size must be >= 8 and --slices >= 1")
         written = write_mri_dataset(

@@ -101,21 +101,23 @@ def load_domain(
 
 
 def random_patch(volume: np.ndarray, size: int, rng: np.random.RandomState, augment: bool = True) -> np.ndarray:
-    """A random ``size^3`` patch with the paper's augmentations (float32 ``(size, size, size)``).
+    """A random ``size^3`` patch of a volume (``size^2`` of an image) with the paper's
+    augmentations, float32.
 
     Translation (random position), scale (zoom by 0.8-1.25 around a randomly placed crop),
     lateral rotation by multiples of 90 degrees and flips along each axis.
     """
+    cube = (size,) * volume.ndim
     scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if augment else 1.0
     extent = [min(n, max(4, int(round(size * scale)))) for n in volume.shape]
     start = [rng.randint(0, n - e + 1) for n, e in zip(volume.shape, extent)]
     patch = volume[tuple(slice(s, s + e) for s, e in zip(start, extent))]
-    if patch.shape != (size, size, size):
+    if patch.shape != cube:
         patch = ndimage.zoom(patch, [size / e for e in patch.shape], order=1, grid_mode=True, mode="grid-mirror")
-        patch = patch[:size, :size, :size]
+        patch = patch[tuple(slice(0, size) for _ in cube)]
     if augment:
-        patch = np.rot90(patch, k=rng.randint(4), axes=(1, 2))
-        for axis in range(3):
+        patch = np.rot90(patch, k=rng.randint(4), axes=(-2, -1))
+        for axis in range(volume.ndim):
             if rng.rand() < 0.5:
                 patch = np.flip(patch, axis)
     return np.ascontiguousarray(np.clip(patch, 0, 1), np.float32)
@@ -129,7 +131,8 @@ def unpaired_volume_dataset(
     seed: int = 0,
     augment: bool = True,
 ) -> tf.data.Dataset:
-    """Infinite batches ``{"x": sharp patches, "y": blurred patches}``, each ``(B, P, P, P, 1)``.
+    """Infinite batches ``{"x": sharp patches, "y": blurred patches}``, each ``(B, P, P, P, 1)``
+    (``(B, P, P, 1)`` for 2-D images).
 
     Each element draws a volume and a patch with its own ``RandomState`` seeded from a
     ``seed``-ed stream, in parallel map calls; batches are prefetched.
@@ -142,7 +145,7 @@ def unpaired_volume_dataset(
 
         def to_patch(s):
             p = tf.numpy_function(draw, [s], tf.float32, stateful=False)
-            return tf.ensure_shape(p, [patch_size] * 3)[..., None]
+            return tf.ensure_shape(p, [patch_size] * volumes[0].ndim)[..., None]
 
         return tf.data.Dataset.random(seed=seed + offset).map(to_patch, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -185,7 +188,7 @@ def paired_volume_dataset(
 
     def to_pair(s):
         x, y = tf.numpy_function(draw, [s], [tf.float32, tf.float32], stateful=False)
-        shape = [patch_size] * 3
+        shape = [patch_size] * blurred[0].ndim
         return {"x": tf.ensure_shape(x, shape)[..., None], "y": tf.ensure_shape(y, shape)[..., None]}
 
     ds = tf.data.Dataset.random(seed=seed).map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)

@@ -5,6 +5,7 @@ Pure functions (TensorFlow for the transforms and operators, NumPy/SciPy for mas
 PSFs); the Keras layers that wrap the operators for training live in :mod:`tf_otcycle.layers`.
 """
 
+from tf_otcycle.physics.convolution import convolve, convolve_adjoint
 from tf_otcycle.physics.fft import (
     channels_to_complex,
     complex_to_channels,
@@ -14,16 +15,7 @@ from tf_otcycle.physics.fft import (
     ifft2c,
     ifft2c_channels,
 )
-from tf_otcycle.physics.convolution import convolve, convolve_adjoint
 from tf_otcycle.physics.masks import equispaced_mask, file_seed, make_mask, random_mask
-from tf_otcycle.physics.psf import (
-    born_wolf_intensity,
-    born_wolf_psf,
-    flat_psf,
-    fwhm,
-    gaussian_psf,
-    odd_centred,
-)
 from tf_otcycle.physics.operators import (
     Adjoint,
     CartesianSampling,
@@ -31,6 +23,14 @@ from tf_otcycle.physics.operators import (
     Convolution,
     LinearOperator,
     undersampling,
+)
+from tf_otcycle.physics.psf import (
+    born_wolf_intensity,
+    born_wolf_psf,
+    flat_psf,
+    fwhm,
+    gaussian_psf,
+    odd_centred,
 )
 
 __all__ = [

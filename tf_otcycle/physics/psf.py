@@ -142,14 +142,17 @@ def odd_centred(psf: np.ndarray) -> np.ndarray:
     return np.pad(psf, [(0, 1 - n % 2) for n in psf.shape])
 
 
-def fwhm(psf: np.ndarray, voxel_size: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[float, ...]:
-    """Full width at half maximum of a 3-D PSF along z, y and x through its peak.
-
-    Linear interpolation between samples; in the units of ``voxel_size``.
+def fwhm(psf: np.ndarray, voxel_size: Sequence[float] | None = None) -> tuple[float, ...]:
+    """Full width at half maximum of a 3-D (z, y, x) or 2-D (y, x) PSF along each axis
+    through its peak. Linear interpolation between samples; in the units of ``voxel_size``
+    (default 1 per axis).
     """
     psf = np.asarray(psf, np.float64)
-    if psf.ndim != 3:
-        raise ValueError(f"psf: expected a 3-D array (z, y, x), got shape {psf.shape}")
+    if psf.ndim not in (2, 3):
+        raise ValueError(f"psf: expected a 3-D (z, y, x) or 2-D (y, x) array, got shape {psf.shape}")
+    voxel_size = (1.0,) * psf.ndim if voxel_size is None else tuple(voxel_size)
+    if len(voxel_size) != psf.ndim:
+        raise ValueError(f"voxel_size: expected {psf.ndim} sizes for a {psf.ndim}-D PSF, got {voxel_size}")
     peak = np.unravel_index(np.argmax(psf), psf.shape)
     out = []
     for axis, size in enumerate(voxel_size):
@@ -184,3 +187,30 @@ def _check_optics(wavelength: float, numerical_aperture: float, refractive_index
             f"numerical_aperture: expected 0 < NA < refractive_index={refractive_index}, "
             f"got {numerical_aperture!r}"
         )
+
+
+def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Sequence[float] | None = None) -> dict:
+    """Normalised cross-correlation (centred at ``shape // 2``, cropped or padded to the
+    reference's size) and FWHM per axis of a learned and a reference PSF (2-D or 3-D)."""
+    a, b = centre_to(learned, reference.shape), reference
+    a0, b0 = a - a.mean(), b - b.mean()
+    ncc = float(np.sum(a0 * b0) / (np.linalg.norm(a0) * np.linalg.norm(b0) + 1e-20))
+    fl, fr = fwhm(a, voxel_size), fwhm(b, voxel_size)
+    axes = "zyx"[-a.ndim:]
+    return {"ncc": ncc, **{f"fwhm_{ax}_learned": v for ax, v in zip(axes, fl)},
+            **{f"fwhm_{ax}_true": v for ax, v in zip(axes, fr)}}
+
+
+def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Crop or zero-pad ``psf`` around its ``shape // 2`` centre to ``shape``."""
+    out = np.zeros(shape, np.float64)
+    src_c = [n // 2 for n in psf.shape]
+    dst_c = [n // 2 for n in shape]
+    src, dst = [], []
+    for sn, dn, sc, dc in zip(psf.shape, shape, src_c, dst_c):
+        lo = min(sc, dc)
+        hi = min(sn - sc, dn - dc)
+        src.append(slice(sc - lo, sc + hi))
+        dst.append(slice(dc - lo, dc + hi))
+    out[tuple(dst)] = psf[tuple(src)]
+    return out

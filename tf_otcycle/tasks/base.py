@@ -1,0 +1,227 @@
+"""What every task provides, and the parts all tasks share (after the Model Garden's ``base_task``).
+
+A *task* is one inverse problem: its flags, its data (unpaired for the OT-cycleGAN, paired for
+the supervised baseline), its networks and forward operator, its evaluation samples and
+reference methods, its validation panels and its export. The run flow (strategy, model in
+scope, resume, fit, evaluate, export) is written once, in ``train/common.py``, against this
+interface; ``train/compare.py`` builds every baseline from the same parts.
+
+Configurations are plain dicts of flag values (``config["patch_size"]``); :class:`FlagSpec`
+lists describe the flags, which the entry points define with absl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_otcycle.evaluation import Sample
+from tf_otcycle.model import OTCycleGAN
+from tf_otcycle.training import adam
+
+Method = Callable[..., np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagSpec:
+    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list."""
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+# The training flags every task shares; a task's ``common_defaults`` override these defaults.
+COMMON_FLAGS: tuple[FlagSpec, ...] = (
+    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export."),
+    FlagSpec("epochs", "integer", 100, "Training epochs."),
+    FlagSpec("steps_per_epoch", "integer", None, "Generator steps per epoch; default: one pass over the measurement domain."),
+    FlagSpec("batch_size", "integer", 1, "Global batch size (split over replicas); paper: 1."),
+    FlagSpec("base_filters", "integer", 32, "Filters of the first U-Net level."),
+    FlagSpec("depth", "integer", 3, "U-Net poolings; input sizes must be divisible by 2**depth."),
+    FlagSpec("critic_filters", "integer", 32, "Filters of the first PatchGAN conv."),
+    FlagSpec("critic_layers", "integer", 2, "Stride-2 conv layers of each PatchGAN."),
+    FlagSpec("critic_norm", "enum", "none", "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
+             ("none", "layer", "instance")),
+    FlagSpec("n_critic", "integer", 5, "Critic updates per generator update."),
+    FlagSpec("rho", "float", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21)."),
+    FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
+    FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
+    FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
+    FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
+    FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
+    FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
+    FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
+    FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
+    FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
+    FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
+    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
+    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
+    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
+    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
+    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
+)
+COMMON_KEYS = [f.name for f in COMMON_FLAGS]
+
+
+def validate_common(config: dict) -> list[str]:
+    """Problems with the shared training flags."""
+    errors = []
+    if not config["run_dir"]:
+        errors.append("--run_dir is required")
+    for name in ("rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
+        if config[name] < 0:
+            errors.append(f"--{name} must be >= 0, got {config[name]}")
+    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic", "checkpoint_every"):
+        if config[name] < 1:
+            errors.append(f"--{name} must be >= 1, got {config[name]}")
+    if config["depth"] < 0:
+        errors.append(f"--depth must be >= 0, got {config['depth']}")
+    if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
+        errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
+    if not config["learning_rate"] > 0:
+        errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
+    if config["critic_learning_rate"] is not None and not config["critic_learning_rate"] > 0:
+        errors.append(f"--critic_learning_rate must be > 0, got {config['critic_learning_rate']}")
+    return errors
+
+
+def critic_learning_rate(config: dict) -> float:
+    """``--critic_learning_rate``, defaulting to ``--learning_rate``."""
+    return config["critic_learning_rate"] or config["learning_rate"]
+
+
+def gan_kwargs(config: dict) -> dict:
+    """The :class:`OTCycleGAN` hyper-parameters from the flags."""
+    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps", "seed")
+    return {k: config[k] for k in keys}
+
+
+def logit(p: float, eps: float = 1e-3) -> float:
+    """``log(p / (1 - p))`` with ``p`` clamped to ``[eps, 1 - eps]`` (finite for empty or saturated data)."""
+    p = min(max(float(p), eps), 1 - eps)
+    return float(np.log(p / (1 - p)))
+
+
+def divisible(name: str, size: int, depth: int) -> list[str]:
+    """The error for a size the U-Net cannot pool ``depth`` times, if any."""
+    if depth >= 0 and size % (2**depth):
+        return [f"--{name} {size} must be divisible by 2**depth = {2 ** depth}"]
+    return []
+
+
+class Task:
+    """One inverse problem. Subclasses define the abstract parts; the rest is shared."""
+
+    name: str = ""
+    common_defaults: dict = {}  # the shared training flags' defaults for this task
+    flags: tuple[FlagSpec, ...] = ()
+    uses_critic_y: bool = True  # a learned H needs the measurement critic ψ; a fixed one does not
+    unit: str = "file"  # what evaluation times are reported per (slice, volume, image)
+    classical_name: str = "classical"  # the name of the classical baseline in tables
+
+    @property
+    def config_keys(self) -> list[str]:
+        return COMMON_KEYS + [f.name for f in self.flags]
+
+    # --- configuration and data ----------------------------------------------------------
+    def validate(self, config: dict) -> list[str]:
+        """Every problem with the flag values, before any work."""
+        return validate_common(config)
+
+    def resolve_data(self, config: dict) -> dict:
+        """Expand and check the file flags, read what training needs; ``ValueError`` naming
+        the file and the problem. Returns the task's data dict (``files`` at least)."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self, config: dict, data: dict) -> int:
+        """``--steps_per_epoch`` or one pass over the measurement domain."""
+        raise NotImplementedError
+
+    def unpaired_dataset(self, config: dict, data: dict) -> tf.data.Dataset:
+        """Infinite batches ``{"x", "y"[, "x_params", "y_params"]}`` of unrelated samples."""
+        raise NotImplementedError
+
+    def paired_dataset(self, config: dict, data: dict) -> tf.data.Dataset:
+        """Infinite batches ``(y, x)`` of matched samples (the supervised baseline)."""
+        raise NotImplementedError
+
+    # --- networks and the physics ----------------------------------------------------------
+    def generator(self, config: dict, data: dict | None, name: str = "generator", domain: str = "x") -> keras.Model:
+        """A deep network producing ``domain``'s samples (G: y -> x; the conventional
+        cycleGAN's F: x -> y with ``domain="y"``)."""
+        raise NotImplementedError
+
+    def critic(self, config: dict, domain: str) -> keras.Model:
+        """The Kantorovich potential on ``domain`` (``"x"``: φ, ``"y"``: ψ)."""
+        raise NotImplementedError
+
+    def forward_op(self, config: dict, data: dict | None) -> keras.layers.Layer:
+        """The physics layer H: x -> y (fixed or learned)."""
+        raise NotImplementedError
+
+    def optimizers(self, config: dict, steps_per_epoch: int) -> tuple:
+        """``(g_optimizer, d_optimizer, h_optimizer or None)``: constant-rate Adam by default."""
+        betas = (config["beta_1"], config["beta_2"])
+        return adam(config["learning_rate"], *betas), adam(critic_learning_rate(config), *betas), None
+
+    def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
+        """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
+        critic_y = self.critic(config, "y") if self.uses_critic_y else None
+        model = OTCycleGAN(self.generator(config, data), self.forward_op(config, data), self.critic(config, "x"), critic_y,
+                           **gan_kwargs(config))
+        model.compile(*self.optimizers(config, steps_per_epoch))
+        return model
+
+    # --- evaluation --------------------------------------------------------------------------
+    def samples(self, config: dict, data: dict, split: str = "test_files") -> Iterable[Sample]:
+        """The evaluation samples of ``split`` (read lazily, one file at a time)."""
+        raise NotImplementedError
+
+    def input_method(self, config: dict) -> Method:
+        """The method that returns its input (the zero-filled or blurred measurement)."""
+        return lambda y, *rest: y
+
+    def generator_method(self, config: dict, generator: keras.Model) -> Method:
+        """A trained generator as an evaluation method."""
+        raise NotImplementedError
+
+    def variants(self, name: str, method: Method) -> dict[str, Method]:
+        """Further rows derived from a learned method (MRI: ``+dc``); none by default."""
+        return {}
+
+    def reference_methods(self, config: dict, data: dict, names: Iterable[str]) -> dict[str, Method]:
+        """Trivial references the task offers (``zeros``, ``mean``), for those in ``names``."""
+        return {}
+
+    def classical_method(self, config: dict, data: dict, model: OTCycleGAN | None = None) -> Method:
+        """The classical solver (PLS-TV, Richardson-Lucy), given the trained OT model if any."""
+        raise NotImplementedError
+
+    def validation(self, config: dict, data: dict, model: keras.Model) -> Callable[[], tuple[dict, dict]] | None:
+        """Per-epoch validation scalars and panels for a model (OT or baseline), or None."""
+        return None
+
+    # --- results and export --------------------------------------------------------------
+    def describe(self, config: dict, data: dict) -> str:
+        """One line on the test set, printed above the metrics table."""
+        return f"{len(data['files']['test_files'])} files"
+
+    def report_model(self, model: OTCycleGAN, config: dict, data: dict, run_dir: Path) -> list[str]:
+        """Write what the trained model learned besides G (e.g. the PSF); lines to print."""
+        return []
+
+    def inference_settings(self, config: dict) -> dict:
+        """What the inference command needs to use the exported model as trained."""
+        return {}
+
+    def export(self, model: OTCycleGAN, config: dict, export_dir: Path) -> dict[str, Path]:
+        """Export G (``.keras`` + a new SavedModel version, with :meth:`inference_settings`)."""
+        raise NotImplementedError

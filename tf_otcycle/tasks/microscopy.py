@@ -1,0 +1,355 @@
+"""Blind deconvolution microscopy (paper section 4.2, appendix D.2): TIFF stacks, a learned
+non-negative 3-D PSF, a 3-D U-Net and two multi-scale 3-D PatchGAN critics.
+
+Unpaired domains: blurred widefield stacks (Y) and sharp stacks of other samples (X), each
+normalised to [0, 1] by its own minimum and maximum, cut into random augmented cubic
+patches. Test files are ``NAME_blurred.tif`` beside ``NAME_gt.tif``; whole volumes are
+deconvolved tile by tile.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tf_otcycle import metrics
+from tf_otcycle.classical import richardson_lucy
+from tf_otcycle.data import tiff
+from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_tables
+from tf_otcycle.export import export_microscopy_generator, export_settings
+from tf_otcycle.io_utils import atomic_write_text, expand_files
+from tf_otcycle.layers import PSFConv3D
+from tf_otcycle.models import build_multiscale_patchgan, build_unet
+from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
+from tf_otcycle.schedules import LinearDecayAfter
+from tf_otcycle.tasks.base import FlagSpec, Task, critic_learning_rate, divisible, logit
+from tf_otcycle.tiling import predict_tiled
+from tf_otcycle.training import adam, relative_change
+
+
+def triple(text: str, name: str) -> tuple[float, float, float]:
+    """``"a,b,c"`` -> three positive floats; ``ValueError`` naming the flag otherwise."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) <= 0:
+        raise ValueError(f"--{name}: expected 3 positive comma-separated numbers, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+class BlurTask(Task):
+    """What the 3-D microscopy and 2-D deblurring tasks share: a learned PSF, sigmoid U-Nets,
+    multi-scale PatchGANs, [0, 1] images, linear learning-rate decay, tiled inference,
+    Richardson-Lucy, and the zeros / mean references. Subclasses set ``ndim`` and the data."""
+
+    ndim = 3
+    unit = "volume"
+    classical_name = "richardson_lucy"
+
+    # --- shared flag checks ------------------------------------------------------------------
+    def validate(self, config):
+        errors = super().validate(config)
+        if not config["test_files"]:
+            errors.append("--test_files is required")
+        if not config["eval_only"]:
+            for name in ("blurred_files", "sharp_files"):
+                if not config[name]:
+                    errors.append(f"--{name} is required for training")
+        if config["patch_size"] < 4:
+            errors.append(f"--patch_size must be >= 4, got {config['patch_size']}")
+        else:
+            errors += divisible("patch_size", config["patch_size"], config["depth"])
+        if config["psf_size"] < 1 or config["psf_size"] > config["patch_size"]:
+            errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
+        if not 0 <= config["decay_epoch"] <= config["epochs"]:
+            errors.append(f"--decay_epoch must be in [0, epochs={config['epochs']}], got {config['decay_epoch']}")
+        if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
+            errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
+        return errors
+
+    # --- data ----------------------------------------------------------------------------------
+    def read(self, path) -> np.ndarray:
+        """One file of the task, checked, in its stored dtype."""
+        return tiff.read_stack(path)
+
+    def gt_path(self, path) -> Path:
+        return tiff.gt_path_for(path)
+
+    def load_domain(self, paths, config, what) -> list[np.ndarray]:
+        return tiff.load_domain(paths, config["patch_size"], config["psf_size"], what)
+
+    def resolve_data(self, config):
+        """Expand and check the file flags; read and normalise the training files."""
+        files = {"test_files": expand_files(config["test_files"], "--test_files")}
+        for path in files["test_files"]:
+            self.gt_path(path)
+        if config["val_files"]:
+            files["val_files"] = expand_files(config["val_files"], "--val_files")
+        volumes = {}
+        if not config["eval_only"]:
+            for name in ("blurred_files", "sharp_files"):
+                files[name] = expand_files(config[name], f"--{name}")
+                volumes[name] = self.load_domain(files[name], config, f"--{name}")
+            overlap = set(map(str, files["blurred_files"])) & set(map(str, files["sharp_files"]))
+            if overlap:
+                raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
+        return {"files": files, "volumes": volumes, "stats": data_statistics(volumes)}
+
+    def steps_per_epoch(self, config, data):
+        if config["steps_per_epoch"]:
+            return config["steps_per_epoch"]
+        voxels = sum(v.size for v in data["volumes"]["blurred_files"])
+        return max(1, voxels // config["patch_size"] ** self.ndim // config["batch_size"])
+
+    def unpaired_dataset(self, config, data):
+        v = data["volumes"]
+        return tiff.unpaired_volume_dataset(v["sharp_files"], v["blurred_files"], config["patch_size"], config["batch_size"],
+                                            config["seed"])
+
+    def paired_dataset(self, config, data):
+        gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
+        missing = [str(g) for g in gts if not g.exists()]
+        if missing:
+            raise ValueError(f"supervised: no ground truth {missing[0]} beside its blurred file")
+        sharp = self.load_domain([str(g) for g in gts], config, "ground truth of --blurred_files")
+        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config["patch_size"], config["batch_size"],
+                                        config["seed"])
+        return ds.map(lambda d: (d["y"], d["x"]))
+
+    # --- networks and the physics ----------------------------------------------------------
+    def generator(self, config, data, name="generator", domain="x"):
+        stats = (data or {}).get("stats") or data_statistics(None)
+        bias = stats["output_bias"] if domain == "x" else stats["input_bias"]
+        return build_unet(ndim=self.ndim, in_channels=1, depth=config["depth"], base_filters=config["base_filters"],
+                          convs_per_level=2, bottleneck_convs=1, activation="relu", output_activation="sigmoid",
+                          output_bias=bias, name=name)
+
+    def critic(self, config, domain):
+        p = config["patch_size"]
+        return build_multiscale_patchgan(self.ndim, 1, config["critic_filters"], config["critic_layers"],
+                                         spatial_shape=(p,) * self.ndim, seed=config["seed"] + (0 if domain == "x" else 10),
+                                         norm=config["critic_norm"], name=f"critic_{domain}")
+
+    def psf_layer(self, config):
+        return PSFConv3D(config["psf_size"], implementation="fft", learn_gain=True, name="forward_op")
+
+    def forward_op(self, config, data):
+        stats = (data or {}).get("stats") or data_statistics(None)
+        layer = self.psf_layer(config)
+        layer.set_psf(self.initial_psf(config))
+        layer.set_gain(stats["gain"])
+        return layer
+
+    def initial_psf(self, config) -> np.ndarray:
+        raise NotImplementedError
+
+    def optimizers(self, config, steps_per_epoch):
+        """Adam for G, the critics and the PSF (None without --psf_learning_rate), each constant
+        until --decay_epoch, then linear to 0 at --epochs (paper D.2.1); every method of
+        ``train/compare.py`` trains with these."""
+
+        def schedule(rate, updates_per_step):
+            steps = steps_per_epoch * updates_per_step
+            return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
+
+        betas = (config["beta_1"], config["beta_2"])
+        h_optimizer = adam(schedule(config["psf_learning_rate"], 1), *betas) if config["psf_learning_rate"] else None
+        return (adam(schedule(config["learning_rate"], 1), *betas),
+                adam(schedule(critic_learning_rate(config), config["n_critic"]), *betas), h_optimizer)
+
+    # --- evaluation --------------------------------------------------------------------------
+    def samples(self, config, data, split="test_files"):
+        for path in data["files"][split]:
+            blurred = tiff.normalize(self.read(path))
+            gt_path = self.gt_path(path)
+            if not gt_path.exists():
+                raise ValueError(f"{path}: no ground truth {gt_path.name} beside it")
+            gt = tiff.normalize(self.read(gt_path))
+            if gt.shape != blurred.shape:
+                raise ValueError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
+            yield Sample(name=Path(path).name, group=Path(path).parent.name, inputs=(blurred,), target=gt,
+                         panel="volume" if self.ndim == 3 else "image")
+
+    def tile_overlap(self, config) -> int:
+        return config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+
+    def generator_method(self, config, generator):
+        overlap = self.tile_overlap(config)
+        return lambda v: predict_tiled(lambda b: generator(b, training=False), v, config["patch_size"], overlap)
+
+    def reference_methods(self, config, data, names):
+        methods = {}
+        if "zeros" in names:  # sparse ground truth scores well against an empty volume
+            methods["zeros"] = np.zeros_like
+        if "mean" in names:  # the clean domain's mean intensity everywhere
+            mean = mean_sharp(config, data, self)
+            methods["mean"] = lambda v: np.full_like(v, mean)
+        return methods
+
+    def classical_method(self, config, data, model=None):
+        if config["rl_psf"] == "true":
+            if not config["true_psf"]:
+                raise ValueError("--rl_psf=true needs --true_psf")
+            psf = self.read_psf(config["true_psf"])
+        elif config["rl_psf"] == "learned":
+            if model is None:
+                raise ValueError("--rl_psf=learned needs the ot_cyclegan method")
+            psf = model.forward_op.psf
+        else:
+            psf = self.initial_psf(config)
+        # RL preserves flux, not the [0, 1] range: rescale its output like every input.
+        return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"]))
+
+    def read_psf(self, path) -> np.ndarray:
+        psf = np.asarray(self.read(path), np.float32)
+        return psf / psf.sum()
+
+    def validation(self, config, data, model):
+        """Panels of the first validation file (or test file) and, for the OT model, the PSF."""
+        paths = data["files"].get("val_files") or data["files"]["test_files"]
+        blurred = tiff.normalize(self.read(paths[0]))
+        gt_path = self.gt_path(paths[0]) if str(paths[0]).rsplit(".", 1)[0].endswith("_blurred") else None
+        gt = tiff.normalize(self.read(gt_path)) if gt_path is not None and gt_path.exists() else None
+        generator = model.generator if hasattr(model, "generator") else model
+        predict = self.generator_method(config, generator)
+        views = volume_views if self.ndim == 3 else (lambda a: a)
+        forward_op = getattr(model, "forward_op", None)
+
+        def evaluate():
+            out = predict(blurred)
+            scalars = {"val/change": relative_change(out, blurred)}
+            panels = [views(blurred), views(out)]
+            if gt is not None:
+                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0)})
+                panels.append(views(gt))
+            images = {"val/input_output_target": np.concatenate(panels, axis=1)[None, ..., None]}
+            psf = getattr(forward_op, "psf", None)  # the OT model's learned PSF (a deep F has none)
+            if psf is not None:
+                if psf.ndim == 3:
+                    c = [n // 2 for n in psf.shape]
+                    psf = np.concatenate([psf[c[0]], psf[:, c[1], :]], axis=1)
+                images["psf/sections"] = (psf / psf.max())[None, ..., None]
+            return scalars, images
+
+        return evaluate
+
+    # --- results and export --------------------------------------------------------------
+    def voxel_size(self, config):
+        return triple(config["voxel_size"], "voxel_size")
+
+    def report_model(self, model, config, data, run_dir):
+        """The learned PSF as TIFF, its sections, and its similarity to --true_psf."""
+        learned = model.forward_op.psf
+        psf_dir = Path(run_dir) / "psf"
+        tiff.write_stack(psf_dir / "learned_psf.tif", learned)
+        shown, lines = [learned], []
+        if config["true_psf"]:
+            true = self.read_psf(config["true_psf"])
+            sim = psf_similarity(learned, true, self.voxel_size(config))
+            sim["ncc_initial"] = psf_similarity(self.initial_psf(config), true, self.voxel_size(config))["ncc"]
+            atomic_write_text(psf_dir / "similarity.json", json.dumps(sim, indent=2) + "\n")
+            write_tables([sim], psf_dir, list(sim), name="similarity")
+            shown.append(true)
+            axes = "zyx"[-learned.ndim:]
+
+            def widths(kind):
+                return ",".join(f"{sim['fwhm_' + a + '_' + kind]:.3f}" for a in axes)
+
+            lines.append(f"PSF: NCC learned/true {sim['ncc']:.4f} (initial {sim['ncc_initial']:.4f}); FWHM {','.join(axes)} "
+                         f"learned {widths('learned')} true {widths('true')} um")
+        write_psf_panel(psf_dir / "psf_sections.png", shown)
+        return lines
+
+    def export(self, model, config, export_dir):
+        generator = model.generator if hasattr(model, "generator") else model
+        psf = model.forward_op.psf if hasattr(model, "forward_op") else self.initial_psf(config)
+        return export_microscopy_generator(generator, psf, export_dir, settings=self.inference_settings(config))
+
+    def describe(self, config, data):
+        return f"{len(data['files']['test_files'])} files"
+
+
+def data_statistics(volumes: dict | None) -> dict:
+    """Initial output biases (logits of the sharp and blurred domains' means) and the gain
+    (blurred mean / sharp mean) of the learned PSF."""
+    if not volumes:
+        return {"output_bias": 0.0, "input_bias": 0.0, "gain": 1.0}
+    mean_x = float(np.mean([v.mean() for v in volumes["sharp_files"]]))
+    mean_y = float(np.mean([v.mean() for v in volumes["blurred_files"]]))
+    return {"output_bias": logit(mean_x), "input_bias": logit(mean_y),
+            "gain": max(mean_y, 1e-3) / min(max(mean_x, 1e-3), 1 - 1e-3)}
+
+
+def mean_sharp(config, data, task) -> float:
+    """Mean intensity of the normalised clean (sharp) training files."""
+    sharp = data.get("volumes", {}).get("sharp_files")
+    if sharp is None:
+        sharp = [tiff.normalize(task.read(p)) for p in expand_files(config["sharp_files"], "--sharp_files")]
+    return float(np.mean([v.mean() for v in sharp]))
+
+
+BLUR_FLAGS = (
+    FlagSpec("blurred_files", "string", None, "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
+    FlagSpec("sharp_files", "string", None, "Glob(s): sharp files of *other* samples, the image domain X."),
+    FlagSpec("test_files", "string", None, "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them."),
+    FlagSpec("val_files", "string", None, "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels."),
+    FlagSpec("patch_size", "integer", 64, "Training patch size (paper: 64); divisible by 2**depth."),
+    FlagSpec("psf_size", "integer", 20, "Size of the learned PSF kernel per axis (paper: 20)."),
+    FlagSpec("psf_init", "enum", "born_wolf", "Initial PSF.", ("born_wolf", "gaussian", "flat")),
+    FlagSpec("wavelength", "float", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF."),
+    FlagSpec("numerical_aperture", "float", 1.4, "NA for the Born & Wolf initial PSF."),
+    FlagSpec("refractive_index", "float", 1.5, "Immersion refractive index for the Born & Wolf initial PSF."),
+    FlagSpec("true_psf", "string", None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's)."),
+    FlagSpec("psf_learning_rate", "float", None,
+             "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
+             "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
+    FlagSpec("decay_epoch", "integer", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs."),
+    FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4."),
+    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline)."),
+    FlagSpec("rl_psf", "enum", "true", "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
+             ("true", "learned", "initial")),
+)
+
+
+class MicroscopyTask(BlurTask):
+    name = "microscopy"
+    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
+    flags = BLUR_FLAGS + (
+        FlagSpec("voxel_size", "string", "0.2,0.1,0.1", "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report)."),
+        FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
+    )
+
+    def validate(self, config):
+        errors = super().validate(config)
+        for name in ("voxel_size", "gaussian_sigma"):
+            try:
+                triple(config[name], name)
+            except ValueError as e:
+                errors.append(str(e))
+        if not config["wavelength"] > 0:
+            errors.append(f"--wavelength must be > 0 (nm), got {config['wavelength']}")
+        if not 0 < config["numerical_aperture"] < config["refractive_index"]:
+            errors.append("--numerical_aperture must be in (0, refractive_index)")
+        return errors
+
+    def initial_psf(self, config):
+        shape = (config["psf_size"],) * 3
+        if config["psf_init"] == "born_wolf":
+            return born_wolf_psf(shape, self.voxel_size(config), config["wavelength"] / 1000,
+                                 config["numerical_aperture"], config["refractive_index"])
+        if config["psf_init"] == "gaussian":
+            return gaussian_psf(shape, triple(config["gaussian_sigma"], "gaussian_sigma"))
+        return flat_psf(shape)
+
+    def inference_settings(self, config):
+        return export_settings(
+            "microscopy", tile=config["patch_size"], overlap=self.tile_overlap(config),
+            voxel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
+            normalization="min-max per volume to [0, 1]",
+        )
+
+
+TASK = MicroscopyTask()

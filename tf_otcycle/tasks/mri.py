@@ -1,0 +1,261 @@
+"""Accelerated MRI (paper section 4.1, appendix D.1): fastMRI files, ``H = F^H P F``, one critic.
+
+Unpaired domains: fully sampled clean files (X) and retrospectively undersampled files of
+other subjects (Y), each slice with its own random Cartesian mask (fastMRI's algorithms).
+Images are centre-cropped, complex as two channels, each slice divided by the standard
+deviation of its zero-filled magnitude. Evaluation undersamples each test file with its
+reproducible per-file mask and scores magnitudes in file units (fastMRI's conventions).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tf_otcycle import metrics
+from tf_otcycle.classical import pls_tv
+from tf_otcycle.data import fastmri
+from tf_otcycle.evaluation import Sample
+from tf_otcycle.export import export_mri_generator, export_settings
+from tf_otcycle.layers import FFTMask
+from tf_otcycle.models import build_patchgan, build_unet
+from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
+from tf_otcycle.tasks.base import FlagSpec, Method, Task, divisible
+from tf_otcycle.training import relative_change
+
+
+def prepare_volume(
+    info: fastmri.FastMRIFile, crop_size: int, mask_type: str, acceleration: float, center_fraction: float
+) -> dict[str, np.ndarray]:
+    """Undersample a test volume with its per-file mask; normalise each slice.
+
+    A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
+    undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
+    as ``reconstruct`` does, so ``+dc`` changes nothing), scored against its
+    ``reconstruction_*`` target, and refused without one (nothing to score against).
+
+    Returns:
+        dict with ``y`` ``(S, crop, crop, 2)`` normalised input, ``mask`` ``(S, crop)``,
+        ``scale`` ``(S,)`` (multiply to get back to file units) and ``target``
+        ``(S, crop, crop)`` (the file's reconstruction, or ``|x|`` when absent).
+    """
+    images, target = fastmri.read_volume(info, crop_size)
+    if info.has_mask:
+        fastmri.check_scorable([info])
+        mask = np.ones((crop_size,), np.float32)
+    else:
+        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
+    _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
+    if target is None:
+        target = np.abs(images).astype(np.float32)
+    return {
+        "y": complex_to_channels(y).numpy(),
+        "mask": np.repeat(mask[None], len(images), axis=0),
+        "scale": scale.numpy(),
+        "target": target,
+    }
+
+
+def zero_filled(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The input itself: the zero-filled inverse FFT."""
+    return y
+
+
+def generator_method(generator, batch_size: int = 8) -> Method:
+    """A Keras generator ``(B, H, W, 2) -> (B, H, W, 2)`` as a method ``(y, mask) -> x``."""
+
+    def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = [np.asarray(generator(y[i : i + batch_size], training=False)) for i in range(0, len(y), batch_size)]
+        return np.concatenate(out)
+
+    return run
+
+
+def with_data_consistency(method: Method) -> Method:
+    """``method`` followed by data consistency: the measured k-space lines of the input put back."""
+
+    def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        y_c = channels_to_complex(tf.constant(y))
+        out = channels_to_complex(tf.constant(method(y, mask)))
+        return complex_to_channels(data_consistency(out, fft2c(y_c), tf.constant(mask))).numpy()
+
+    return run
+
+
+class MRITask(Task):
+    name = "mri"
+    common_defaults = dict(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
+    uses_critic_y = False  # H is fixed: the y-side GAN term does not depend on G (paper D.1)
+    unit = "slice"
+    classical_name = "pls_tv"
+    flags = (
+        FlagSpec("clean_files", "string", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
+        FlagSpec("measured_files", "string", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
+        FlagSpec("val_files", "string", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels."),
+        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics)."),
+        FlagSpec("acceleration", "float", 4.0, "Undersampling factor R."),
+        FlagSpec("center_fraction", "float", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
+        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).", ("random", "equispaced")),
+        FlagSpec("crop_size", "integer", 320, "Centre crop of the images (crop_size x crop_size)."),
+        FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
+        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch."),
+        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end."),
+        FlagSpec("pls_lambda", "float", 0.02, "TV weight of the PLS-TV baseline (images normalised to unit std)."),
+        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline."),
+    )
+
+    # --- configuration and data ----------------------------------------------------------
+    def validate(self, config):
+        errors = super().validate(config)
+        if not config["test_files"]:
+            errors.append("--test_files is required")
+        if not config["eval_only"]:
+            for name in ("clean_files", "measured_files"):
+                if not config[name]:
+                    errors.append(f"--{name} is required for training")
+        if not config["acceleration"] >= 1:
+            errors.append(f"--acceleration must be >= 1, got {config['acceleration']}")
+        if not 0 <= config["center_fraction"] < 1:
+            errors.append(f"--center_fraction must be in [0, 1), got {config['center_fraction']}")
+        elif config["acceleration"] >= 1 and config["center_fraction"] * config["acceleration"] > 1:
+            errors.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
+        if config["crop_size"] < 1:
+            errors.append(f"--crop_size must be >= 1, got {config['crop_size']}")
+        else:
+            errors += divisible("crop_size", config["crop_size"], config["depth"])
+        return errors
+
+    def resolve_data(self, config):
+        """Inspect every file (format, sizes), check the training files are fully sampled and
+        the test files scorable, and that the two domains are disjoint."""
+        files = {}
+        for name in ("clean_files", "measured_files", "val_files", "test_files"):
+            if config[name] and (name in ("val_files", "test_files") or not config["eval_only"]):
+                infos = fastmri.inspect_files(fastmri.expand_files(config[name], f"--{name}"), config["crop_size"])
+                if name in ("clean_files", "measured_files"):
+                    fastmri.check_fully_sampled(infos, f"--{name} (training)")
+                else:
+                    fastmri.check_scorable(infos, f"--{name}")
+                files[name] = infos
+        if "clean_files" in files and "measured_files" in files:
+            clean = {os.path.realpath(i.path) for i in files["clean_files"]}
+            shared = [i.path for i in files["measured_files"] if os.path.realpath(i.path) in clean]
+            if shared:
+                raise ValueError(f"--clean_files and --measured_files must be disjoint (unpaired domains); both hold {shared[:3]}")
+        return {"files": files}
+
+    def steps_per_epoch(self, config, data):
+        if config["steps_per_epoch"]:
+            return config["steps_per_epoch"]
+        return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config["batch_size"])
+
+    def _pipeline_args(self, config):
+        return dict(crop_size=config["crop_size"], acceleration=config["acceleration"],
+                    center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+                    batch_size=config["batch_size"], seed=config["seed"], cache=config["cache_images"])
+
+    def unpaired_dataset(self, config, data):
+        files = data["files"]
+        return fastmri.unpaired_mri_dataset(files["clean_files"], files["measured_files"], **self._pipeline_args(config))
+
+    def paired_dataset(self, config, data):
+        # The measured files are fully sampled: their pairs are the supervised upper reference.
+        ds = fastmri.paired_mri_dataset(data["files"]["measured_files"], **self._pipeline_args(config))
+        return ds.map(lambda d: (d["y"], d["x"]))
+
+    # --- networks and the physics ----------------------------------------------------------
+    def generator(self, config, data, name="generator", domain="x"):
+        return build_unet(ndim=2, in_channels=2, depth=config["depth"], base_filters=config["base_filters"],
+                          activation="leaky_relu", residual=config["residual"], name=name)
+
+    def critic(self, config, domain):
+        return build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"],
+                              name=f"critic_{domain}")
+
+    def forward_op(self, config, data):
+        return FFTMask(name="forward_op")
+
+    # --- evaluation --------------------------------------------------------------------------
+    def samples(self, config, data, split="test_files"):
+        for info in data["files"][split]:
+            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"],
+                                 config["center_fraction"])
+            scale = vol["scale"][:, None, None]
+            yield Sample(
+                name=Path(info.path).name, group=Path(info.path).parent.name, inputs=(vol["y"], vol["mask"]),
+                target=vol["target"], to_target=lambda out, scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
+                panel="slices", units=len(vol["y"]),
+            )
+
+    def input_method(self, config):
+        return zero_filled
+
+    def generator_method(self, config, generator):
+        return generator_method(generator)
+
+    def variants(self, name, method):
+        if name == "ot_cyclegan":  # the serving signature's data-consistency variant
+            return {f"{name}+dc": with_data_consistency(method)}
+        return {}
+
+    def classical_method(self, config, data, model=None):
+        def pls(y, mask):
+            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"], config["pls_iterations"])
+            return complex_to_channels(x).numpy()
+
+        return pls
+
+    def validation(self, config, data, model):
+        """Fixed validation slices -> PSNR/SSIM next to the input's, and image panels."""
+        infos = data["files"].get("val_files")
+        if not infos:
+            return None
+        generator = model.generator if hasattr(model, "generator") else model
+        ys, targets = [], []
+        for info in infos:
+            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"], config["center_fraction"])
+            ys.append(vol["y"])
+            targets.append(vol["target"] / vol["scale"][:, None, None])
+            if sum(len(y) for y in ys) >= config["val_slices"]:
+                break
+        y = np.concatenate(ys)[: config["val_slices"]]
+        target = np.concatenate(targets)[: config["val_slices"]].astype(np.float32)
+        y_mag = np.abs(channels_to_complex(y).numpy())
+
+        def evaluate():
+            out = np.abs(channels_to_complex(generator(y, training=False)).numpy())
+            scalars = {
+                "val/psnr": float(np.mean(metrics.psnr_tf(target, out))),
+                "val/ssim": float(np.mean(metrics.ssim_tf(target, out))),
+                "val/psnr_input": float(np.mean(metrics.psnr_tf(target, y_mag))),
+                "val/ssim_input": float(np.mean(metrics.ssim_tf(target, y_mag))),
+                "val/change": relative_change(out, y_mag),
+            }
+            peak = target.max(axis=(1, 2), keepdims=True)
+            panel = np.concatenate([y_mag / peak, out / peak, target / peak], axis=2)[..., None]
+            return scalars, {"val/input_output_target": panel}
+
+        return evaluate
+
+    # --- export ------------------------------------------------------------------------------
+    def inference_settings(self, config):
+        return export_settings(
+            "mri", crop_size=config["crop_size"], acceleration=config["acceleration"],
+            center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+            normalization="zero-filled image divided by std(|zero-filled|) per slice; outputs multiplied back",
+        )
+
+    def export(self, model, config, export_dir):
+        generator = model.generator if hasattr(model, "generator") else model
+        return export_mri_generator(generator, export_dir, settings=self.inference_settings(config))
+
+    def describe(self, config, data) -> str:
+        return (f"{len(data['files']['test_files'])} volumes, x{config['acceleration']:g}, "
+                f"{config['center_fraction']:.0%} ACS")
+
+
+TASK = MRITask()
+__all__ = ["TASK", "MRITask", "generator_method", "prepare_volume", "with_data_consistency", "zero_filled"]
