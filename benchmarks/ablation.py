@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ DIAGNOSTICS = ("cycle_x", "cycle_y", "wasserstein", "gp")
 def run_variant(app: str, name: str, flags: list[str], data: str, run_root: Path) -> None:
     run_dir = run_root / name
     command = [sys.executable, *[a.format(data=data) for a in BASE[app]], f"--run_dir={run_dir}", *flags]
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: the entry point would resume an old one
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "stdout.log", "w") as log:
         subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True,
