@@ -9,7 +9,7 @@ RUN    ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test lint demo demo-mri demo-microscopy bench clean
+.PHONY: install test lint demo demo-mri demo-microscopy demo-deblur2d bench clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ demo-mri: $(STAMP)
 demo-microscopy: $(STAMP)
 	$(BIN)/python -m tf_otcycle.data.synthetic microscopy --out $(DATA)/microscopy
 	$(BIN)/python train/microscopy.py --flagfile=train/configs/microscopy_demo.flags --run_dir=$(RUN)/microscopy_demo
+
+demo-deblur2d: $(STAMP)
+	$(BIN)/python -m tf_otcycle.data.synthetic deblur2d --out $(DATA)/deblur2d
+	$(BIN)/python train/deblur2d.py --flagfile=train/configs/deblur2d_demo.flags --run_dir=$(RUN)/deblur2d_demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/psf_conv.py
