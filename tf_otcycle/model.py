@@ -180,6 +180,15 @@ class OTCycleGAN(keras.Model):
         self.d_optimizer.build(self.critic_variables)
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.x, TF backend) reduces the first distributed batch across replicas before its
+        # symbolic build; MultiWorkerMirroredStrategy cannot reduce a dict of batches ("Attempt
+        # to convert a value ({'x': PerReplica...}) to a Tensor"). Every part is built here
+        # (networks, physics, optimizers in `compile`), so there is nothing to build.
+        if all(layer.built for layer in self._flatten_layers()):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def call(self, y, training: bool = False):
         """Reconstruction ``G(y)``."""
         return self.generator(y, training=training)
@@ -295,7 +304,7 @@ class OTCycleGAN(keras.Model):
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return _logs({name: t.result() for name, t in self.trackers.items()})
 
     def test_step(self, data):
         real_x, real_y, x_params, y_params = self.unpack(data)
@@ -303,7 +312,16 @@ class OTCycleGAN(keras.Model):
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["cycle_x"].update_state(parts["cycle_x"])
         self.trackers["cycle_y"].update_state(parts["cycle_y"])
-        return {name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")}
+        return _logs({name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")})
+
+
+def _logs(values: dict) -> dict:
+    """A step's logs; shaped ``(1,)`` under multi-worker training, where Keras 3 (TF backend)
+    reduces them with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars
+    (tensorflow/tensorflow#72388); the reduction then returns the scalar mean over workers."""
+    strategy = tf.distribute.get_strategy()
+    multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    return {k: tf.reshape(v, [1]) for k, v in values.items()} if multi_worker else values
 
 
 def _params(data: dict, domain: str):

@@ -21,7 +21,14 @@ from tf_otcycle.io_utils import atomic_write_text
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``'auto'`` (mirrored over all GPUs when more than one, else default), ``'default'``,
-    ``'mirrored'``, ``'multi_worker'`` (reads ``TF_CONFIG``) or ``'one_device'`` (first GPU or CPU)."""
+    ``'mirrored'``, ``'multi_worker'`` (reads ``TF_CONFIG``) or ``'one_device'`` (first GPU or CPU).
+
+    Call it before any TensorFlow op runs: ``MultiWorkerMirroredStrategy`` configures the
+    collective ops at start-up (created later it fails with "Collective ops must be
+    configured at program startup"), and listing devices already starts the runtime.
+    """
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -29,8 +36,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     raise ValueError(f"strategy: expected auto|default|mirrored|multi_worker|one_device, got {name!r}")

@@ -104,13 +104,25 @@ def evaluate_model(task: Task, config: dict, data: dict, model, run_dir: Path) -
     return "\n".join(lines)
 
 
-def run(task: Task, config: dict, data: dict) -> None:
-    """Strategy -> model (inside its scope) -> resume -> fit -> evaluate -> export."""
+def training_data(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy):
+    """The task's unpaired batches; over several replicas, one input pipeline per worker
+    (``distribute_datasets_from_function``): its share of the files, its own random
+    stream, the per-replica batch of the global ``--batch_size``."""
+    if strategy.num_replicas_in_sync == 1:
+        return task.unpaired_dataset(config, data)
+    return strategy.distribute_datasets_from_function(lambda ctx: task.unpaired_dataset(config, data, ctx))
+
+
+def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:
+    """Model (inside the strategy's scope) -> resume -> fit -> evaluate -> export."""
     keras.utils.set_random_seed(config["seed"])
     tf.config.optimizer.set_experimental_options({"remapping": False})  # avoids a noisy grappler error
-    strategy = make_strategy(config["strategy"])
     chief = is_chief(strategy)
     run_dir = Path(config["run_dir"])
+    replicas = strategy.num_replicas_in_sync
+    if config["batch_size"] % replicas:
+        raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
+                             f"{replicas} replicas")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
     with strategy.scope():
         model = task.build_model(config, data, steps)
@@ -126,16 +138,17 @@ def run(task: Task, config: dict, data: dict) -> None:
         if initial_epoch >= config["epochs"]:
             print(f"Training already complete ({initial_epoch} epochs).")
         else:
-            validation = task.validation(config, data, model)
+            validation = task.validation(config, data, model) if chief else None
             callbacks = [
-                keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False),
+                *([keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False)]
+                  if chief else []),  # only the chief writes logs, tables and exports
                 CheckpointCallback(state, config["checkpoint_every"], write=chief),
                 # validation adds val_* to the logs the diagnostics read
                 *([ValidationCallback(validation, run_dir / "logs")] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
-            model.fit(task.unpaired_dataset(config, data), epochs=config["epochs"], steps_per_epoch=steps,
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
+            model.fit(training_data(task, config, data, strategy), epochs=config["epochs"], steps_per_epoch=steps,
+                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=2 if chief else 0)
     if chief:
         print(evaluate_model(task, config, data, model, run_dir))
 
@@ -147,6 +160,7 @@ def main(task: Task):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         config = read_config(task.config_keys)
-        run(task, config, check(task, config))
+        strategy = make_strategy(config["strategy"])  # first: multi-worker needs it before any TF op
+        run(task, config, check(task, config), strategy)
 
     return _main

@@ -110,6 +110,27 @@ def logit(p: float, eps: float = 1e-3) -> float:
     return float(np.log(p / (1 - p)))
 
 
+def shard(items: list, input_context: tf.distribute.InputContext | None) -> list:
+    """This input pipeline's files (every n-th), or all of them when there are fewer files
+    than pipelines (each pipeline then still draws its own random samples)."""
+    if input_context is None or input_context.num_input_pipelines <= 1:
+        return list(items)
+    n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+    return list(items)[i::n] if len(items) >= n else list(items)
+
+
+def pipeline_seed(config: dict, input_context: tf.distribute.InputContext | None) -> int:
+    """``--seed``, distinct per input pipeline (distinct masks, patches and augmentation)."""
+    return config["seed"] + (7919 * input_context.input_pipeline_id if input_context is not None else 0)
+
+
+def batch_size(config: dict, input_context: tf.distribute.InputContext | None) -> int:
+    """The per-replica batch of the global ``--batch_size`` (the whole batch without a context)."""
+    if input_context is None:
+        return config["batch_size"]
+    return input_context.get_per_replica_batch_size(config["batch_size"])
+
+
 def divisible(name: str, size: int, depth: int) -> list[str]:
     """The error for a size the U-Net cannot pool ``depth`` times, if any."""
     if depth >= 0 and size % (2**depth):
@@ -145,8 +166,11 @@ class Task:
         """``--steps_per_epoch`` or one pass over the measurement domain."""
         raise NotImplementedError
 
-    def unpaired_dataset(self, config: dict, data: dict) -> tf.data.Dataset:
-        """Infinite batches ``{"x", "y"[, "x_params", "y_params"]}`` of unrelated samples."""
+    def unpaired_dataset(self, config: dict, data: dict, input_context: tf.distribute.InputContext | None = None
+                         ) -> tf.data.Dataset:
+        """Infinite batches ``{"x", "y"[, "x_params", "y_params"]}`` of unrelated samples;
+        with an ``input_context`` (``strategy.distribute_datasets_from_function``) this
+        input pipeline's share: its files, its own random stream, the per-replica batch."""
         raise NotImplementedError
 
     def paired_dataset(self, config: dict, data: dict) -> tf.data.Dataset:

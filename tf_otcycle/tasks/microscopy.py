@@ -24,7 +24,16 @@ from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
 from tf_otcycle.schedules import LinearDecayAfter
-from tf_otcycle.tasks.base import FlagSpec, Task, critic_learning_rate, divisible, logit
+from tf_otcycle.tasks.base import (
+    FlagSpec,
+    Task,
+    batch_size,
+    critic_learning_rate,
+    divisible,
+    logit,
+    pipeline_seed,
+    shard,
+)
 from tf_otcycle.tiling import predict_tiled
 from tf_otcycle.training import adam, relative_change
 
@@ -104,10 +113,11 @@ class BlurTask(Task):
         voxels = sum(v.size for v in data["volumes"]["blurred_files"])
         return max(1, voxels // config["patch_size"] ** self.ndim // config["batch_size"])
 
-    def unpaired_dataset(self, config, data):
+    def unpaired_dataset(self, config, data, input_context=None):
         v = data["volumes"]
-        return tiff.unpaired_volume_dataset(v["sharp_files"], v["blurred_files"], config["patch_size"], config["batch_size"],
-                                            config["seed"])
+        return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context), shard(v["blurred_files"], input_context),
+                                            config["patch_size"], batch_size(config, input_context),
+                                            pipeline_seed(config, input_context))
 
     def paired_dataset(self, config, data):
         gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]

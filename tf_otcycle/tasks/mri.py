@@ -23,7 +23,15 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
-from tf_otcycle.tasks.base import FlagSpec, Method, Task, divisible
+from tf_otcycle.tasks.base import (
+    FlagSpec,
+    Method,
+    Task,
+    batch_size,
+    divisible,
+    pipeline_seed,
+    shard,
+)
 from tf_otcycle.training import relative_change
 
 
@@ -152,14 +160,17 @@ class MRITask(Task):
             return config["steps_per_epoch"]
         return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config["batch_size"])
 
-    def _pipeline_args(self, config):
+    def _pipeline_args(self, config, input_context=None):
         return dict(crop_size=config["crop_size"], acceleration=config["acceleration"],
                     center_fraction=config["center_fraction"], mask_type=config["mask_type"],
-                    batch_size=config["batch_size"], seed=config["seed"], cache=config["cache_images"])
+                    batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
+                    cache=config["cache_images"])
 
-    def unpaired_dataset(self, config, data):
+    def unpaired_dataset(self, config, data, input_context=None):
         files = data["files"]
-        return fastmri.unpaired_mri_dataset(files["clean_files"], files["measured_files"], **self._pipeline_args(config))
+        return fastmri.unpaired_mri_dataset(shard(files["clean_files"], input_context),
+                                            shard(files["measured_files"], input_context),
+                                            **self._pipeline_args(config, input_context))
 
     def paired_dataset(self, config, data):
         # The measured files are fully sampled: their pairs are the supervised upper reference.
