@@ -277,20 +277,27 @@ class OTCycleGAN(keras.Model):
         for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
             with tf.GradientTape() as tape:
                 d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
-                d_total = self._global_mean(d_loss)
-            d_grads = tape.gradient(d_total, self.critic_variables)
-            self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))
+                d_scaled = self.d_optimizer.scale_loss(self._global_mean(d_loss))  # loss scaling (mixed_float16)
+            d_grads = tape.gradient(d_scaled, self.critic_variables)
+            self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))  # unscales, skips non-finite
         ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # this step's, for the logs
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.h_optimizer is not None) as tape:
             g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params)
             g_total = self._global_mean(g_loss)
-        g_grads = tape.gradient(g_total, self.generator_variables)
+            g_scaled = self.g_optimizer.scale_loss(g_total)
+            h_scaled = self.h_optimizer.scale_loss(g_total) if self.h_optimizer is not None else None
         if self.h_optimizer is None:
+            g_grads = tape.gradient(g_scaled, self.generator_variables)
+            g_norm = tf.linalg.global_norm(g_grads) / _loss_scale(self.g_optimizer)
             self.g_optimizer.apply_gradients(zip(g_grads, self.generator_variables))
         else:
-            n = len(self.generator.trainable_variables)
-            self.g_optimizer.apply_gradients(zip(g_grads[:n], self.generator.trainable_variables))
-            self.h_optimizer.apply_gradients(zip(g_grads[n:], self.forward_op.trainable_variables))
+            g_grads = tape.gradient(g_scaled, self.generator.trainable_variables)
+            h_grads = tape.gradient(h_scaled, self.forward_op.trainable_variables)
+            del tape
+            g_norm = tf.linalg.global_norm([g / _loss_scale(self.g_optimizer) for g in g_grads]
+                                           + [h / _loss_scale(self.h_optimizer) for h in h_grads])
+            self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+            self.h_optimizer.apply_gradients(zip(h_grads, self.forward_op.trainable_variables))
         values = {
             "g_loss": g_loss,
             **parts,
@@ -299,8 +306,8 @@ class OTCycleGAN(keras.Model):
             "wasserstein": gap / _sqrt_size(real_x),
             "critic_gap": gap,
             "gp": gp,
-            "g_grad_norm": tf.linalg.global_norm(g_grads),
-            "d_grad_norm": tf.linalg.global_norm(d_grads),
+            "g_grad_norm": g_norm,
+            "d_grad_norm": tf.linalg.global_norm(d_grads) / _loss_scale(self.d_optimizer),
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
@@ -313,6 +320,12 @@ class OTCycleGAN(keras.Model):
         self.trackers["cycle_x"].update_state(parts["cycle_x"])
         self.trackers["cycle_y"].update_state(parts["cycle_y"])
         return _logs({name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")})
+
+
+def _loss_scale(optimizer) -> tf.Tensor:
+    """The current loss scale of a ``LossScaleOptimizer`` (mixed_float16), else 1."""
+    scale = getattr(optimizer, "dynamic_scale", None)
+    return tf.cast(tf.convert_to_tensor(scale), tf.float32) if scale is not None else tf.constant(1.0)
 
 
 def _logs(values: dict) -> dict:

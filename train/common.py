@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
-from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task  # noqa: E402
+from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
 from tf_otcycle.training import (  # noqa: E402
     CheckpointCallback,
     TrainingDiagnostics,
@@ -124,6 +124,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
+    set_precision(config)
     with strategy.scope():
         model = task.build_model(config, data, steps)
         state = TrainState(model, run_dir / "checkpoints")

@@ -29,7 +29,7 @@ from tf_otcycle import baselines, tasks
 from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
-from tf_otcycle.tasks.base import gan_kwargs
+from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
 from tf_otcycle.training import ValidationCallback, save_flags
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
@@ -55,7 +55,7 @@ def build(task: tasks.Task, name: str, config: dict, data: dict):
     steps = config["steps_per_epoch"]
     if name == "ot_cyclegan":
         return task.build_model(config, data, steps), task.unpaired_dataset(config, data)
-    g_optimizer, d_optimizer, _ = task.optimizers(config, steps)
+    g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
@@ -138,6 +138,7 @@ def main(argv):
     data = common.check(task, config)
     run_dir = Path(config["run_dir"])
     keras.utils.set_random_seed(config["seed"])
+    set_precision(config)
     if config["steps_per_epoch"] is None and not config["eval_only"]:
         config["steps_per_epoch"] = task.steps_per_epoch(config, data)
     if not config["eval_only"]:  # the training run's flags.txt stays the record of training

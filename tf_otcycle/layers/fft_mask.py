@@ -37,6 +37,7 @@ class FFTMask(keras.layers.Layer):
     """
 
     def __init__(self, sampling_mask=None, num_cols: int | None = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # the physics (FFTs, the PSF) stays float32 under mixed precision
         super().__init__(**kwargs)
         fixed = None
         if sampling_mask is not None:

@@ -62,6 +62,7 @@ class PSFConv(keras.layers.Layer):
         learn_gain: bool = False,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # the physics (FFTs, the PSF) stays float32 under mixed precision
         super().__init__(**kwargs)
         if isinstance(kernel_size, int):
             if self.ndim is None:

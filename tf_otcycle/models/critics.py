@@ -50,7 +50,7 @@ def build_patchgan(
         if norm != "none":
             x = keras.layers.GroupNormalization(groups=_NORM_GROUPS[norm], epsilon=1e-5, name=f"{norm}_norm{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
-    x = conv(1, 4, padding="same", name="score")(x)
+    x = conv(1, 4, padding="same", name="score", dtype="float32")(x)  # scores in float32 under mixed precision
     return keras.Model(inputs, x, name=name)
 
 

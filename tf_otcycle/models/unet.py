@@ -106,10 +106,10 @@ def build_unet(
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         for i in range(convs_per_level):
             x = conv_block(x, filters, ndim, activation, f"dec{level}_{i}")
-    x = _CONV[ndim](
+    x = _CONV[ndim](  # float32 under a mixed-precision policy: exports take and return float32
         out_channels, 1, activation=output_activation, name="output",
-        bias_initializer=keras.initializers.Constant(output_bias),
+        bias_initializer=keras.initializers.Constant(output_bias), dtype="float32",
     )(x)
     if residual:
-        x = keras.layers.Add(name="residual")([x, inputs])
+        x = keras.layers.Add(name="residual", dtype="float32")([x, inputs])
     return keras.Model(inputs, x, name=name)

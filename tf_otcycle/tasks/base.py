@@ -62,6 +62,10 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
     FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
     FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
+    FlagSpec("mixed_precision", "enum", "none",
+             "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
+             "physics, the critics' scores, G's output and the losses stay float32.",
+             ("none", "mixed_float16", "mixed_bfloat16")),
     FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
     FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
     FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
@@ -108,6 +112,19 @@ def logit(p: float, eps: float = 1e-3) -> float:
     """``log(p / (1 - p))`` with ``p`` clamped to ``[eps, 1 - eps]`` (finite for empty or saturated data)."""
     p = min(max(float(p), eps), 1 - eps)
     return float(np.log(p / (1 - p)))
+
+
+def with_loss_scaling(optimizers, config: dict) -> tuple:
+    """Wrap each optimizer in ``LossScaleOptimizer`` under ``--mixed_precision=mixed_float16``."""
+    if config.get("mixed_precision") != "mixed_float16":
+        return tuple(optimizers)
+    return tuple(None if o is None else keras.optimizers.LossScaleOptimizer(o) for o in optimizers)
+
+
+def set_precision(config: dict) -> None:
+    """The global Keras dtype policy from ``--mixed_precision`` (before any model is built)."""
+    keras.mixed_precision.set_global_policy("float32" if config.get("mixed_precision", "none") == "none"
+                                            else config["mixed_precision"])
 
 
 def shard(items: list, input_context: tf.distribute.InputContext | None) -> list:
@@ -201,7 +218,7 @@ class Task:
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
         model = OTCycleGAN(self.generator(config, data), self.forward_op(config, data), self.critic(config, "x"), critic_y,
                            **gan_kwargs(config))
-        model.compile(*self.optimizers(config, steps_per_epoch))
+        model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 
     # --- evaluation --------------------------------------------------------------------------
