@@ -1,4 +1,11 @@
-"""Atomic file and folder writes: a crash never leaves a half-written output behind."""
+"""File access: atomic writes (a crash never leaves a half-written output behind), and reading
+inputs by local path or by URI.
+
+Inputs may be local paths or URIs of any file system TensorFlow knows (``file://``,
+``gs://``; ``s3://``, ``az://``, ``hdfs://`` through tensorflow-io's plugins): globs,
+existence checks and reads go through :func:`expand_files`, :func:`exists` and
+:func:`open_binary`, the same code path for both. Outputs (run folders) are local.
+"""
 
 from __future__ import annotations
 
@@ -77,8 +84,39 @@ def plan_outputs(
     return pairs
 
 
+def is_uri(path: str | os.PathLike) -> bool:
+    """True for ``scheme://...`` (read through TensorFlow's file systems)."""
+    return "://" in str(path)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    try:  # registers s3://, az://, hdfs://, http:// (tensorflow-io's file system plugins)
+        import tensorflow_io  # noqa: F401
+    except ImportError:  # pragma: no cover - a declared dependency
+        pass
+    return tf.io.gfile
+
+
+def open_binary(path: str | os.PathLike):
+    """A binary file object for reading a local path or a URI (``h5py``/``tifffile`` take it)."""
+    return _gfile().GFile(str(path), "rb") if is_uri(path) else open(path, "rb")
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether a local path or a URI exists."""
+    return _gfile().exists(str(path)) if is_uri(path) else os.path.exists(path)
+
+
+def sibling(path: str | os.PathLike, name: str) -> str:
+    """The file ``name`` in the folder of ``path`` (a URI stays a URI: ``pathlib`` would fold ``//``)."""
+    path = str(path)
+    return path[: path.rstrip("/").rfind("/") + 1] + name if is_uri(path) else str(Path(path).with_name(name))
+
+
 def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str]:
-    """Glob patterns (comma-separated string or list) -> sorted unique file list.
+    """Glob patterns (comma-separated string or list; local paths or URIs) -> sorted unique file list.
 
     Raises:
         ValueError: a pattern matches nothing, naming ``what`` and the pattern.
@@ -87,8 +125,8 @@ def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str
         patterns = [p for p in patterns.split(",") if p.strip()]
     files: list[str] = []
     for pattern in patterns:
-        pattern = os.path.expanduser(pattern.strip())
-        matched = sorted(glob.glob(pattern))
+        pattern = pattern.strip() if is_uri(pattern) else os.path.expanduser(pattern.strip())
+        matched = sorted(_gfile().glob(pattern) if is_uri(pattern) else glob.glob(pattern))
         if not matched:
             raise ValueError(f"{what}: pattern {pattern!r} matches no file")
         files.extend(m for m in matched if m not in files)

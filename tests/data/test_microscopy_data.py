@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -52,7 +54,7 @@ def test_synthetic_folders(tmp_path):
     assert set(written) == {"blurred", "sharp", "val", "test_400nm", "test_500nm", "test_600nm"}
     blurred = written["test_400nm"][0]
     assert tifffile.imread(blurred).dtype == np.uint16
-    assert tiff.gt_path_for(blurred).exists()
+    assert Path(tiff.gt_path_for(blurred)).exists()
     # Same sample at three wavelengths: same ground truth, different blur.
     gts = [tifffile.imread(tiff.gt_path_for(written[f"test_{w}nm"][0])) for w in (400, 500, 600)]
     np.testing.assert_allclose(gts[0] / gts[0].max(), gts[2] / gts[2].max(), atol=1e-6)

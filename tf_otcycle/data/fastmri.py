@@ -30,7 +30,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from tf_otcycle.io_utils import expand_files  # noqa: F401  (re-exported: fastmri.expand_files)
+from tf_otcycle.io_utils import (
+    expand_files,  # noqa: F401  (re-exported: fastmri.expand_files)
+    is_uri,
+    open_binary,
+)
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
 from tf_otcycle.physics.masks import file_seed, make_mask
 from tf_otcycle.physics.operators import undersampling
@@ -65,8 +69,8 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
     """
     path = str(path)
     try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as e:
+        f = _open_h5(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
         raise FastMRIFormatError(f"{path}: not a readable HDF5 file ({e})") from None
     with f:
         if "kspace" not in f:
@@ -103,6 +107,11 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
         header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
         return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
                            header, has_mask="mask" in f)
+
+
+def _open_h5(path: str) -> h5py.File:
+    """An HDF5 file by local path, or by URI through TensorFlow's file systems (gs://, s3://, file://)."""
+    return h5py.File(open_binary(path), "r") if is_uri(path) else h5py.File(path, "r")
 
 
 def parse_ismrmrd_header(xml: bytes | str, path: str = "") -> dict:
@@ -211,7 +220,7 @@ def read_volume(info: FastMRIFile, crop_size: int) -> tuple[np.ndarray, np.ndarr
     The target is the file's ``reconstruction_*`` cropped to ``crop_size`` (None if absent).
     A file with a ``mask`` dataset gives its zero-filled images (k-space times the mask).
     """
-    with h5py.File(info.path, "r") as f:
+    with _open_h5(info.path) as f:
         kspace = f["kspace"][()]
         if info.has_mask:
             kspace = kspace * np.asarray(f["mask"][()], np.float32)  # broadcasts over the last (W) axis

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tifffile
 
 from tf_otcycle.data.tiff import SUPPORTED, TiffFormatError, normalize
-from tf_otcycle.io_utils import atomic_write_bytes
+from tf_otcycle.io_utils import atomic_write_bytes, open_binary, sibling
 
 EXTENSIONS = (".tif", ".tiff", ".png")
 
@@ -41,7 +41,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if ext == ".png":
             data = tf.io.decode_png(tf.io.read_file(path), dtype=tf.uint16 if _png_bit_depth(path) == 16 else tf.uint8).numpy()
         else:
-            data = tifffile.imread(path)
+            with open_binary(path) as f:  # a local path or a URI (gs://, s3://, file://)
+                data = tifffile.imread(f)
     except Exception as e:  # the decoders raise many types for corrupt files
         raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     data = np.asarray(data)
@@ -59,7 +60,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def _png_bit_depth(path: str) -> int:
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         head = f.read(25)
     if head[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG signature")
@@ -81,8 +82,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def gt_path_for(blurred_path: str | os.PathLike) -> Path:
-    """``NAME_blurred.<ext>`` -> ``NAME_gt.<ext>`` in the same folder."""
+def gt_path_for(blurred_path: str | os.PathLike) -> str:
+    """``NAME_blurred.<ext>`` -> ``NAME_gt.<ext>`` in the same folder (a URI stays a URI)."""
     p = Path(blurred_path)
     ext = p.suffix
     if ext.lower() not in EXTENSIONS:
@@ -90,7 +91,7 @@ def gt_path_for(blurred_path: str | os.PathLike) -> Path:
     stem = p.name[: -len(ext)]
     if not stem.endswith("_blurred"):
         raise ImageFormatError(f"{p}: test files must be named NAME_blurred{ext} (ground truth NAME_gt{ext})")
-    return p.with_name(stem[: -len("_blurred")] + "_gt" + ext)
+    return sibling(blurred_path, stem[: -len("_blurred")] + "_gt" + ext)
 
 
 def load_domain(paths: Sequence[str], patch_size: int, min_size: int = 1, what: str = "files") -> list[np.ndarray]:

@@ -17,6 +17,8 @@ import tensorflow as tf
 import tifffile
 from scipy import ndimage
 
+from tf_otcycle.io_utils import open_binary, sibling
+
 SUPPORTED = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64)
 
 
@@ -33,7 +35,8 @@ def read_stack(path: str | os.PathLike) -> np.ndarray:
     """
     path = str(path)
     try:
-        data = tifffile.imread(path)
+        with open_binary(path) as f:  # a local path or a URI (gs://, s3://, file://)
+            data = tifffile.imread(f)
     except Exception as e:  # tifffile raises many types for corrupt files
         raise TiffFormatError(f"{path}: not a readable TIFF file ({type(e).__name__}: {e})") from None
     data = np.asarray(data)
@@ -153,8 +156,8 @@ def unpaired_volume_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def gt_path_for(blurred_path: str | os.PathLike) -> Path:
-    """``NAME_blurred.tif`` -> ``NAME_gt.tif`` in the same folder."""
+def gt_path_for(blurred_path: str | os.PathLike) -> str:
+    """``NAME_blurred.tif`` -> ``NAME_gt.tif`` in the same folder (a URI stays a URI)."""
     p = Path(blurred_path)
     stem = p.name
     for suffix in (".tiff", ".tif"):
@@ -166,7 +169,7 @@ def gt_path_for(blurred_path: str | os.PathLike) -> Path:
         raise TiffFormatError(f"{p}: expected a .tif or .tiff file")
     if not stem.endswith("_blurred"):
         raise TiffFormatError(f"{p}: test files must be named NAME_blurred.tif (ground truth NAME_gt.tif)")
-    return p.with_name(stem[: -len("_blurred")] + "_gt" + ext)
+    return sibling(blurred_path, stem[: -len("_blurred")] + "_gt" + ext)
 
 
 def paired_volume_dataset(

@@ -19,7 +19,7 @@ from tf_otcycle.classical import richardson_lucy
 from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_tables
 from tf_otcycle.export import export_microscopy_generator, export_settings
-from tf_otcycle.io_utils import atomic_write_text, expand_files
+from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
@@ -84,7 +84,7 @@ class BlurTask(Task):
         """One file of the task, checked, in its stored dtype."""
         return tiff.read_stack(path)
 
-    def gt_path(self, path) -> Path:
+    def gt_path(self, path) -> str:
         return tiff.gt_path_for(path)
 
     def load_domain(self, paths, config, what) -> list[np.ndarray]:
@@ -121,7 +121,7 @@ class BlurTask(Task):
 
     def paired_dataset(self, config, data):
         gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
-        missing = [str(g) for g in gts if not g.exists()]
+        missing = [g for g in gts if not exists(g)]
         if missing:
             raise ValueError(f"supervised: no ground truth {missing[0]} beside its blurred file")
         sharp = self.load_domain([str(g) for g in gts], config, "ground truth of --blurred_files")
@@ -175,8 +175,8 @@ class BlurTask(Task):
         for path in data["files"][split]:
             blurred = tiff.normalize(self.read(path))
             gt_path = self.gt_path(path)
-            if not gt_path.exists():
-                raise ValueError(f"{path}: no ground truth {gt_path.name} beside it")
+            if not exists(gt_path):
+                raise ValueError(f"{path}: no ground truth {Path(gt_path).name} beside it")
             gt = tiff.normalize(self.read(gt_path))
             if gt.shape != blurred.shape:
                 raise ValueError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
@@ -222,7 +222,7 @@ class BlurTask(Task):
         paths = data["files"].get("val_files") or data["files"]["test_files"]
         blurred = tiff.normalize(self.read(paths[0]))
         gt_path = self.gt_path(paths[0]) if str(paths[0]).rsplit(".", 1)[0].endswith("_blurred") else None
-        gt = tiff.normalize(self.read(gt_path)) if gt_path is not None and gt_path.exists() else None
+        gt = tiff.normalize(self.read(gt_path)) if gt_path is not None and exists(gt_path) else None
         generator = model.generator if hasattr(model, "generator") else model
         predict = self.generator_method(config, generator)
         views = volume_views if self.ndim == 3 else (lambda a: a)
