@@ -23,12 +23,14 @@ class LinearDecayAfter(keras.optimizers.schedules.LearningRateSchedule):
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_start = int(decay_start)
         self.total_steps = int(total_steps)
+        # A multiplier training may lower (rollback after a NaN halves it); not part of the config.
+        self.factor = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="learning_rate_factor")
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         span = max(self.total_steps - self.decay_start, 1)
         frac = tf.clip_by_value((step - self.decay_start) / span, 0.0, 1.0)
-        return self.initial_learning_rate * (1.0 - frac)
+        return self.factor * self.initial_learning_rate * (1.0 - frac)
 
     def get_config(self):
         return {
@@ -36,3 +38,16 @@ class LinearDecayAfter(keras.optimizers.schedules.LearningRateSchedule):
             "decay_start": self.decay_start,
             "total_steps": self.total_steps,
         }
+
+
+def scale_learning_rate(optimizer: keras.optimizers.Optimizer, factor: float) -> None:
+    """Multiply an optimizer's learning rate by ``factor`` from now on (a constant rate, or a
+    schedule with a ``factor`` variable such as :class:`LinearDecayAfter`)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    schedule = getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule object here
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        if not hasattr(schedule, "factor"):
+            raise ValueError(f"{type(schedule).__name__}: cannot be scaled (no factor variable)")
+        schedule.factor.assign(schedule.factor * factor)
+    else:
+        optimizer.learning_rate.assign(optimizer.learning_rate * factor)

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_otcycle.io_utils import atomic_write_text
+from tf_otcycle.io_utils import atomic_write_bytes, atomic_write_text
+from tf_otcycle.schedules import scale_learning_rate
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -95,16 +96,70 @@ class TrainState:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Save the whole :class:`TrainState` at the end of every ``every`` epochs and at the end."""
+    """Save the whole :class:`TrainState` at the end of every ``every`` epochs and at the end.
 
-    def __init__(self, state: TrainState, every: int = 1, write: bool = True):
+    Weights with NaN or Inf are never saved (the last good checkpoint stays the latest).
+    """
+
+    def __init__(self, state: TrainState, every: int = 1, write: bool = True, log: Callable[[str], None] = logging.warning):
         super().__init__()
-        self.state, self.every, self.write = state, max(1, every), write
+        self.state, self.every, self.write, self.log = state, max(1, every), write, log
 
     def on_epoch_end(self, epoch, logs=None):
         last = bool(self.params) and epoch + 1 == self.params.get("epochs")
         if self.write and ((epoch + 1) % self.every == 0 or last):
+            if not weights_finite(self.state.model):
+                self.log(f"epoch {epoch + 1}: weights hold NaN or Inf; checkpoint not written "
+                         f"(the latest is still {self.state.manager.latest_checkpoint})")
+                return
             self.state.save(epoch + 1)
+
+
+def weights_finite(model) -> bool:
+    """True when every variable of the model (networks, physics) is finite."""
+    return all(bool(np.all(np.isfinite(np.asarray(v)))) for v in model.weights if "float" in str(v.dtype))
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop (or roll back) as soon as a training loss is NaN or Inf.
+
+    After each step the step's logs (generator and critic losses, gradient penalty, ...)
+    are checked. ``on_nan="stop"``: training stops, ``message`` names the step and the
+    losses, and no checkpoint of the bad weights is written (see :class:`CheckpointCallback`).
+    ``on_nan="rollback"``: the last checkpoint is restored, every learning rate is halved
+    and training goes on; after ``max_rollbacks`` rollbacks it stops as above.
+    """
+
+    def __init__(self, state: TrainState, on_nan: str = "stop", max_rollbacks: int = 3,
+                 log: Callable[[str], None] = logging.warning):
+        super().__init__()
+        if on_nan not in ("stop", "rollback"):
+            raise ValueError(f"on_nan: expected 'stop' or 'rollback', got {on_nan!r}")
+        self.state, self.on_nan, self.max_rollbacks, self.log = state, on_nan, max_rollbacks, log
+        self.rollbacks, self.message = 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = sorted(k for k, v in (logs or {}).items() if not np.all(np.isfinite(np.asarray(v, np.float64))))
+        if not bad:
+            return
+        step = _generator_step(self.model)
+        latest = self.state.manager.latest_checkpoint
+        if self.on_nan == "rollback" and self.rollbacks < self.max_rollbacks and latest is not None:
+            self.rollbacks += 1
+            self.state.checkpoint.restore(latest)
+            for name in ("g_optimizer", "d_optimizer", "h_optimizer"):
+                optimizer = getattr(self.model, name, None)
+                if optimizer is not None:
+                    scale_learning_rate(optimizer, 0.5)
+            for metric in self.model.metrics:  # the running means hold the NaN
+                metric.reset_state()
+            self.log(f"step {step}: non-finite {', '.join(bad)}; rolled back to {latest} and halved the learning "
+                     f"rates (rollback {self.rollbacks} of {self.max_rollbacks})")
+            return
+        self.message = (f"step {step}: non-finite {', '.join(bad)}; training stopped, the last good checkpoint is "
+                        f"{latest or 'none (no checkpoint yet)'}" + (" (rollbacks exhausted)" if self.rollbacks else ""))
+        self.log(self.message)
+        self.model.stop_training = True
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -181,10 +236,41 @@ class TrainingDiagnostics(keras.callbacks.Callback):
 
 
 def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> None:
-    """Write ``flags.txt`` (a flagfile that reproduces the run) and ``config.json``."""
+    """Write ``flags.txt`` (a flagfile that reproduces the run) and ``config.json`` (the
+    flags, plus the package versions and git commit under ``"environment"``)."""
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / "flags.txt", flags_text)
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+    record = {**config, "environment": environment()}
+    atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def environment() -> dict:
+    """Versions of Python and the main packages, and the package's git commit when it is a checkout."""
+    import platform
+    import subprocess
+
+    import tf_otcycle
+
+    versions = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+                "numpy": np.__version__, "tf_otcycle": tf_otcycle.__version__}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(tf_otcycle.__file__).parent, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {**versions, "git_commit": commit}
+
+
+def probe_writable(run_dir: str | os.PathLike) -> None:
+    """Create ``run_dir`` and write a file in it; ``OSError`` naming the folder when it cannot
+    (read-only, no permission, full disk), before any training."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / ".write_probe", b"\0" * 65536)
+        (run_dir / ".write_probe").unlink()
+    except OSError as e:
+        raise OSError(f"{run_dir}: the run directory is not writable ({e.strerror or e})") from None
 
 
 def adam(learning_rate, beta_1: float = 0.5, beta_2: float = 0.9) -> keras.optimizers.Adam:

@@ -23,12 +23,15 @@ from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
 from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
 from tf_otcycle.training import (  # noqa: E402
     CheckpointCallback,
+    NonFiniteGuard,
     TrainingDiagnostics,
     TrainState,
     ValidationCallback,
     is_chief,
     make_strategy,
+    probe_writable,
     save_flags,
+    weights_finite,
 )
 
 __all__ = ["COMMON_KEYS", "apply_defaults", "define_flags", "flags_text", "main", "read_config", "run"]
@@ -124,6 +127,11 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
+    if chief:
+        try:
+            probe_writable(run_dir)  # an unwritable or full run directory is reported before training
+        except OSError as e:
+            raise app.UsageError(str(e)) from None
     set_precision(config)
     with strategy.scope():
         model = task.build_model(config, data, steps)
@@ -140,7 +148,9 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             print(f"Training already complete ({initial_epoch} epochs).")
         else:
             validation = task.validation(config, data, model) if chief else None
+            guard = NonFiniteGuard(state, config["on_nan"])
             callbacks = [
+                guard,  # first: a NaN step stops (or rolls back) before anything else sees it
                 *([keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False)]
                   if chief else []),  # only the chief writes logs, tables and exports
                 CheckpointCallback(state, config["checkpoint_every"], write=chief),
@@ -148,8 +158,16 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 *([ValidationCallback(validation, run_dir / "logs")] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
-            model.fit(training_data(task, config, data, strategy), epochs=config["epochs"], steps_per_epoch=steps,
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=2 if chief else 0)
+            try:
+                model.fit(training_data(task, config, data, strategy), epochs=config["epochs"], steps_per_epoch=steps,
+                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=2 if chief else 0)
+            except KeyboardInterrupt:  # Ctrl-C: keep what was trained
+                if chief and weights_finite(model):
+                    path = state.save(int(state.epoch.numpy()))
+                    print(f"\nInterrupted at step {state.step}: saved {path}; the same command resumes.", flush=True)
+                raise SystemExit(130) from None
+            if guard.message:
+                raise SystemExit(f"error: {guard.message}")
     if chief:
         print(evaluate_model(task, config, data, model, run_dir))
 

@@ -135,3 +135,21 @@ def test_bad_flags_stop_before_any_work(data, tmp_path, extra, message):
 def test_domains_must_be_disjoint(data, tmp_path):
     proc = run(tiny_flags(data, tmp_path / "r", measured_files=f"{data}/clean/*.h5"), check=False)
     assert proc.returncode != 0 and "disjoint" in proc.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
+    import signal
+
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-u", str(SCRIPT), *tiny_flags(data, run_dir, epochs=200, export=False)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    for line in proc.stdout:  # interrupt in the middle of training, after two epochs
+        if line.startswith("Epoch 3/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out = proc.stdout.read()
+    assert proc.wait(timeout=300) == 130, out[-3000:]
+    assert "Interrupted at step" in out and "saved" in out
+    resumed = run(tiny_flags(data, run_dir, epochs=3, export=False)).stdout
+    assert "Resumed from step" in resumed

@@ -67,6 +67,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "physics, the critics' scores, G's output and the losses stay float32.",
              ("none", "mixed_float16", "mixed_bfloat16")),
     FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
+    FlagSpec("on_nan", "enum", "stop",
+             "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
+             "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
     FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
     FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),

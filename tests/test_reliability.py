@@ -1,0 +1,84 @@
+"""Divergence guards, the run-directory probe and the recorded environment."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.tasks.base import COMMON_FLAGS
+from tf_otcycle.tasks.mri import TASK
+from tf_otcycle.training import (
+    CheckpointCallback,
+    NonFiniteGuard,
+    TrainState,
+    probe_writable,
+    save_flags,
+    weights_finite,
+)
+
+
+def _model():
+    config = {f.name: TASK.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
+    config.update({f.name: f.default for f in TASK.flags})
+    config.update(crop_size=16, base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=1, learning_rate=1e-3)
+    keras.utils.set_random_seed(0)
+    return TASK.build_model(config)
+
+
+def _data(bad_steps):
+    """Batches whose ``y`` is NaN at the given (0-based) draws, finite otherwise."""
+    rng = np.random.default_rng(0)
+    state = {"draw": 0}
+
+    def gen():
+        while True:
+            x = rng.standard_normal((1, 16, 16, 2)).astype(np.float32)
+            y = np.full_like(x, np.nan) if state["draw"] in bad_steps else x[:, ::-1]
+            state["draw"] += 1
+            yield {"x": x, "y": y, "x_params": {"mask": np.ones((1, 16), np.float32)},
+                   "y_params": {"mask": np.ones((1, 16), np.float32)}}
+
+    spec = tf.TensorSpec((1, 16, 16, 2), tf.float32)
+    mask = {"mask": tf.TensorSpec((1, 16), tf.float32)}
+    return tf.data.Dataset.from_generator(gen, output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = _model()
+    state = TrainState(model, tmp_path / "ckpt")
+    first = state.save(0)
+    guard = NonFiniteGuard(state, "stop", log=lambda m: None)
+    model.fit(_data(bad_steps=range(2, 10**6)), epochs=2, steps_per_epoch=3, verbose=0,
+              callbacks=[guard, CheckpointCallback(state, log=lambda m: None)])
+    assert guard.message and "step 3" in guard.message and "g_loss" in guard.message and first in guard.message
+    assert state.manager.latest_checkpoint == first  # the NaN weights were never saved
+    assert not weights_finite(model)
+    state.checkpoint.restore(first)
+    assert weights_finite(model)
+
+
+def test_rollback_restores_halves_the_learning_rates_and_goes_on(tmp_path):
+    model = _model()
+    state = TrainState(model, tmp_path / "ckpt")
+    state.save(0)
+    guard = NonFiniteGuard(state, "rollback", log=lambda m: None)
+    model.fit(_data(bad_steps={2}), epochs=1, steps_per_epoch=5, verbose=0, callbacks=[guard])
+    assert guard.rollbacks == 1 and guard.message is None and weights_finite(model)
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(5e-4)
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(5e-4)
+
+
+def test_a_run_directory_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError, match="file/run: the run directory is not writable"):
+        probe_writable(tmp_path / "file" / "run")
+    probe_writable(tmp_path / "ok")
+    assert list((tmp_path / "ok").iterdir()) == []
+
+
+def test_the_run_records_its_environment(tmp_path):
+    save_flags(tmp_path, "--seed=1\n", {"seed": 1})
+    env = json.loads((tmp_path / "config.json").read_text())["environment"]
+    assert env["tensorflow"] == tf.__version__ and env["keras"] == keras.__version__ and "git_commit" in env
