@@ -233,3 +233,27 @@ def test_exports_carry_their_settings_and_the_commands_use_them(tmp_path):
     proc = subprocess.run([*deconvolve, f"--model={mri_paths['keras']}", f"--output={tmp_path / 'v3.tif'}"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "'mri' task" in proc.stderr
+
+
+def test_untrusted_or_mismatched_models_are_refused(exports, tmp_path):
+    from tf_otcycle.data.tiff import write_stack
+
+    inp = keras.Input((None, None, 2))
+    unsafe = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2)(inp))
+    unsafe.save(tmp_path / "unsafe.keras")
+    write_fastmri_file(tmp_path / "a.h5", 1, size=16, slices=1)
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.reconstruct", f"--model={tmp_path / 'unsafe.keras'}",
+                           f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'o.h5'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "cannot load" in proc.stderr and "unsafe.keras" in proc.stderr
+    assert "lambda" in proc.stderr.lower() and not (tmp_path / "o.h5").exists()
+    # The MRI generator is not a deconvolution model; a 2-D image is not a stack for the 3-D model.
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mri']['keras']}",
+                           f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'o.tif'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0
+    write_stack(tmp_path / "flat.tif", np.zeros((1, 8, 8), np.float32)[0])
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mic']['keras']}",
+                           f"--input={tmp_path / 'flat.tif'}", f"--output={tmp_path / 'o2.tif'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "flat.tif" in proc.stderr

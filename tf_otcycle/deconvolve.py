@@ -80,14 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--output: PNG holds integers; add --output_dtype=input or write .tif")
 
     try:
-        generator = keras.saving.load_model(args.model)
+        generator = keras.saving.load_model(args.model, safe_mode=True)  # no arbitrary code (Lambda) from a file
     except Exception as e:
         parser.error(f"--model: cannot load {args.model} ({type(e).__name__}: {e})")
+    expected = len(generator.input_shape) - 2  # spatial axes the model takes: 3 (stacks) or 2 (images)
+    if generator.input_shape[-1] != 1 or expected not in (2, 3):
+        parser.error(f"--model: {args.model} takes inputs {generator.input_shape}, not single-channel images or stacks")
     source = "model's config.json" if exported else "defaults"
     print(f"tile {args.tile}, overlap {args.overlap} (flags, else the {source})", flush=True)
     for i, (inp, out) in enumerate(pairs, 1):
         try:
             raw = read(inp)
+            if raw.ndim != expected:
+                raise TiffFormatError(f"{inp}: a {raw.ndim}-D input, but the model takes {expected}-D inputs")
         except TiffFormatError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

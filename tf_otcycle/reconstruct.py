@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     from tf_otcycle.data.fastmri import FastMRIFormatError, inspect_file
 
     try:
-        generator = keras.saving.load_model(args.model)
+        generator = keras.saving.load_model(args.model, safe_mode=True)  # no arbitrary code (Lambda) from a file
     except Exception as e:
         parser.error(f"--model: cannot load {args.model} ({type(e).__name__}: {e})")
+    if len(generator.input_shape) != 4 or generator.input_shape[-1] != 2:
+        parser.error(f"--model: {args.model} takes inputs {generator.input_shape}, not (batch, H, W, 2) MRI images")
     try:
         infos = [inspect_file(p, args.crop_size) for p, _ in pairs]
     except FastMRIFormatError as e:

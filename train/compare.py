@@ -98,7 +98,7 @@ def load(run_dir: Path, name: str):
     path = run_dir / name / "generator.keras"
     if not path.exists():
         raise app.UsageError(f"--eval_only: {path} missing; train {name} first")
-    generator = keras.saving.load_model(path)
+    generator = keras.saving.load_model(path, safe_mode=True)
     return _Restored(generator, run_dir / name / "learned_psf.tif") if name == "ot_cyclegan" else generator
 
 
