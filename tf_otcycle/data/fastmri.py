@@ -42,6 +42,10 @@ from tf_otcycle.physics.operators import undersampling
 _UNDERSAMPLING = undersampling()
 
 
+# 2^30 complex64 values (8 GiB): ten times the largest fastMRI volume; larger declared shapes are refused.
+MAX_KSPACE_ELEMENTS = 2**30
+
+
 class FastMRIFormatError(ValueError):
     """A file is not a readable fastMRI HDF5 file; the message names the file."""
 
@@ -86,6 +90,9 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
             )
         if min(k.shape) == 0:
             raise FastMRIFormatError(f"{path}: 'kspace' is empty (shape {k.shape})")
+        if int(np.prod(k.shape, dtype=np.float64)) > MAX_KSPACE_ELEMENTS:
+            raise FastMRIFormatError(f"{path}: 'kspace' declares shape {k.shape}, more than {MAX_KSPACE_ELEMENTS} "
+                                     "elements: not a fastMRI acquisition (refused before reading)")
         h, w = k.shape[-2:]
         if crop_size is not None and (h < crop_size or w < crop_size):
             raise FastMRIFormatError(
@@ -103,6 +110,12 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
             if key in f:
                 target_key = key
                 break
+        if target_key is not None:
+            t = f[target_key]
+            if not isinstance(t, h5py.Dataset) or t.ndim != 3 or t.shape[0] != k.shape[0] or (
+                    crop_size is not None and min(t.shape[1:]) < crop_size):
+                raise FastMRIFormatError(f"{path}: '{target_key}' has shape {getattr(t, 'shape', None)}, expected "
+                                         f"({k.shape[0]}, H, W) with H, W >= crop_size")
         attrs = {key: _plain(v) for key, v in f.attrs.items()}
         header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
         return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
@@ -220,13 +233,16 @@ def read_volume(info: FastMRIFile, crop_size: int) -> tuple[np.ndarray, np.ndarr
     The target is the file's ``reconstruction_*`` cropped to ``crop_size`` (None if absent).
     A file with a ``mask`` dataset gives its zero-filled images (k-space times the mask).
     """
-    with _open_h5(info.path) as f:
-        kspace = f["kspace"][()]
-        if info.has_mask:
-            kspace = kspace * np.asarray(f["mask"][()], np.float32)  # broadcasts over the last (W) axis
-        target = None
-        if info.target_key is not None:
-            target = center_crop(np.asarray(f[info.target_key][()], np.float32), crop_size)
+    try:
+        with _open_h5(info.path) as f:
+            kspace = f["kspace"][()]
+            if info.has_mask:
+                kspace = kspace * np.asarray(f["mask"][()], np.float32)  # broadcasts over the last (W) axis
+            target = None
+            if info.target_key is not None:
+                target = center_crop(np.asarray(f[info.target_key][()], np.float32), crop_size)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # corrupt data found only when read
+        raise FastMRIFormatError(f"{info.path}: unreadable data ({type(e).__name__}: {e})") from None
     images = np.stack([kspace_to_image(kspace[i], crop_size, info.multicoil).numpy() for i in range(kspace.shape[0])])
     if not np.all(np.isfinite(images)):
         raise FastMRIFormatError(f"{info.path}: 'kspace' contains NaN or Inf")
