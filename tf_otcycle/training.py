@@ -244,6 +244,36 @@ def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> Non
     atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
+# Flags that may differ when a run is resumed or re-evaluated; every other flag defines the model
+# (architecture, objective, data, optimiser, schedule, seed) and must match the recorded run.
+MAY_CHANGE_ON_RESUME = frozenset({
+    "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files", "val_slices",
+    "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf", "pls_lambda",
+    "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose",
+})
+
+
+def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
+    """``--flag: recorded -> now`` for each model-defining flag (and the task) that differs from
+    the run recorded in ``run_dir/config.json``; empty when there is no trained run there."""
+    run_dir = Path(run_dir)
+    record_path = run_dir / "config.json"
+    if not record_path.exists() or not any((run_dir / "checkpoints").glob("*.index")):
+        return []
+    try:
+        recorded = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return [f"{record_path}: unreadable record of the run ({e})"]
+    out = []
+    for key in sorted(set(config) | set(recorded)):
+        if key in MAY_CHANGE_ON_RESUME or key == "environment":
+            continue
+        old, new = recorded.get(key), config.get(key)
+        if old != new and not (isinstance(old, list) and isinstance(new, tuple) and list(new) == old):
+            out.append(f"--{key}: {old!r} in the run, {new!r} now" if key != "task" else f"task: {old!r} in the run, {new!r} now")
+    return out
+
+
 def environment() -> dict:
     """Versions of Python and the main packages, and the package's git commit when it is a checkout."""
     import platform

@@ -11,9 +11,11 @@ fit -> evaluate -> report -> export.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ logs (cuFFT/cuDNN registration, ...) only with --verbose: read before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv else "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -30,6 +32,7 @@ from tf_otcycle.training import (  # noqa: E402
     is_chief,
     make_strategy,
     probe_writable,
+    recorded_differences,
     save_flags,
     weights_finite,
 )
@@ -107,6 +110,13 @@ def evaluate_model(task: Task, config: dict, data: dict, model, run_dir: Path) -
     return "\n".join(lines)
 
 
+def progress(chief: bool) -> int:
+    """Keras verbosity: a live progress bar on a terminal, one line per epoch in a log, none off the chief."""
+    if not chief:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
 def training_data(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy):
     """The task's unpaired batches; over several replicas, one input pipeline per worker
     (``distribute_datasets_from_function``): its share of the files, its own random
@@ -127,6 +137,11 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
+    record = {"task": task.name, **config}
+    differences = recorded_differences(run_dir, record)
+    if differences:  # before anything is written: the run folder keeps describing its model
+        raise app.UsageError(f"{run_dir} holds a run trained with other settings; use another --run_dir, or the same "
+                             "flags (epochs, evaluation and export flags may change):\n  " + "\n  ".join(differences))
     if chief:
         try:
             probe_writable(run_dir)  # an unwritable or full run directory is reported before training
@@ -137,7 +152,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         model = task.build_model(config, data, steps)
         state = TrainState(model, run_dir / "checkpoints")
     if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
-        save_flags(run_dir, flags_text(config), config)
+        save_flags(run_dir, flags_text(config), record)
     if config["eval_only"]:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")
@@ -160,7 +175,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             ]
             try:
                 model.fit(training_data(task, config, data, strategy), epochs=config["epochs"], steps_per_epoch=steps,
-                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=2 if chief else 0)
+                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=progress(chief))
             except KeyboardInterrupt:  # Ctrl-C: keep what was trained
                 if chief and weights_finite(model):
                     path = state.save(int(state.epoch.numpy()))
@@ -179,6 +194,8 @@ def main(task: Task):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         config = read_config(task.config_keys)
+        if not config["verbose"]:  # TF's INFO lines (saver sharding, asset writes) only with --verbose
+            logging.set_verbosity(logging.WARNING)
         strategy = make_strategy(config["strategy"])  # first: multi-worker needs it before any TF op
         run(task, config, check(task, config), strategy)
 

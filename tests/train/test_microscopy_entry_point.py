@@ -92,6 +92,13 @@ def test_bad_inputs_name_the_file(data, tmp_path):
     empty.mkdir()
     proc = run(flags(data, tmp_path / "r2", sharp_files=f"{empty}/*.tif"), check=False)
     assert proc.returncode != 0 and "matches no file" in proc.stderr
+    proc = run(flags(data, tmp_path / "r4", true_psf=f"{flat}/img.tif"), check=False)  # a 2-D "PSF", found up front
+    assert proc.returncode != 0 and "img.tif" in proc.stderr and not (tmp_path / "r4").exists()
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    tifffile.imwrite(lonely / "x_blurred.tif", np.zeros((8, 24, 24), np.uint16))
+    proc = run(flags(data, tmp_path / "r5", test_files=f"{lonely}/*_blurred.tif"), check=False)
+    assert proc.returncode != 0 and "x_gt.tif" in proc.stderr and not (tmp_path / "r5").exists()
     proc = run(flags(data, tmp_path / "r3", psf_size=40), check=False)
     assert proc.returncode != 0 and "--psf_size" in proc.stderr
     assert not (tmp_path / "r3").exists()

@@ -83,6 +83,12 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
     for var_name, value in _checkpoint_values(ckpt, reader).items():
         np.testing.assert_array_equal(value[0], value[1], err_msg=var_name)
 
+    # A rerun with a model-defining flag changed is refused before anything is written.
+    flags_before = (run_dir / "flags.txt").read_text()
+    proc = run(tiny_flags(data, run_dir, base_filters=8, rho=2.0), check=False)
+    assert proc.returncode != 0 and "--base_filters: 4 in the run, 8 now" in proc.stderr and "--rho: 0.5 in the run, 2.0 now" in proc.stderr
+    assert (run_dir / "flags.txt").read_text() == flags_before
+
     # Re-running the same command with more epochs resumes where it stopped.
     out = run(tiny_flags(data, run_dir, epochs=2, export=False)).stdout
     assert "Resumed from step 3" in out

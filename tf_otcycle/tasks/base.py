@@ -72,6 +72,7 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
     FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
     FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
+    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs (silenced by default)."),
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
     FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
 )

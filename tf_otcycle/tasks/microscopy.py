@@ -93,8 +93,14 @@ class BlurTask(Task):
     def resolve_data(self, config):
         """Expand and check the file flags; read and normalise the training files."""
         files = {"test_files": expand_files(config["test_files"], "--test_files")}
-        for path in files["test_files"]:
-            self.gt_path(path)
+        for path in files["test_files"]:  # before training: evaluation needs every ground truth
+            gt = self.gt_path(path)
+            if not exists(gt):
+                raise ValueError(f"{path}: no ground truth {Path(gt).name} beside it (--test_files need NAME_gt)")
+        if config["true_psf"]:
+            psf = self.read(config["true_psf"])  # names the file if it is not a PSF of this task's rank
+            if psf.min() < 0 or psf.sum() <= 0:
+                raise ValueError(f"{config['true_psf']}: a PSF must be non-negative with a positive sum")
         if config["val_files"]:
             files["val_files"] = expand_files(config["val_files"], "--val_files")
         volumes = {}
