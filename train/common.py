@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # TensorFlow's C++ logs (cuFFT/cuDNN registration, ...) only with --verbose: read before TF loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv else "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv else "3")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -185,6 +185,18 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 raise SystemExit(f"error: {guard.message}")
     if chief:
         print(evaluate_model(task, config, data, model, run_dir))
+
+
+def launch(task: Task, doc: str | None = None) -> None:
+    """Run ``task``'s entry point: ``--help`` lists the task's and the training flags and exits 0."""
+    if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
+        names = {spec.name for spec in COMMON_FLAGS} | {spec.name for spec in task.flags}
+        print((doc or "").strip() + "\n\nFlags (also read from --flagfile=FILE):")
+        for name in sorted(names):
+            flag = flags.FLAGS[name]
+            print(f"  --{name}: {flag.help}\n    (default: {flag.default!r})")
+        sys.exit(0)
+    app.run(main(task))
 
 
 def main(task: Task):

@@ -11,11 +11,10 @@ Learns G (2-D U-Net) and the 2-D PSF from unpaired blurred (--blurred_files) and
 from __future__ import annotations
 
 import common  # train/common.py: the shared run flow
-from absl import app
 
 from tf_otcycle.tasks.deblur2d import TASK
 
 common.define_flags(TASK)
 
 if __name__ == "__main__":
-    app.run(common.main(TASK))
+    common.launch(TASK, __doc__)

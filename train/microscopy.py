@@ -12,7 +12,7 @@ What is microscopy-specific lives in :mod:`tf_otcycle.tasks.microscopy`.
 from __future__ import annotations
 
 import common  # train/common.py: the shared run flow
-from absl import app, flags
+from absl import flags
 
 from tf_otcycle.tasks.microscopy import TASK
 
@@ -28,4 +28,4 @@ def build_model(config: dict, steps_per_epoch: int = 1, data: dict | None = None
 
 
 if __name__ == "__main__":
-    app.run(common.main(TASK))
+    common.launch(TASK, __doc__)

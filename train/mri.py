@@ -11,7 +11,7 @@ in :mod:`tf_otcycle.tasks.mri`; the run flow in ``train/common.py``.
 from __future__ import annotations
 
 import common  # train/common.py: the shared run flow
-from absl import app, flags
+from absl import flags
 
 from tf_otcycle.tasks.mri import TASK
 
@@ -27,4 +27,4 @@ def build_model(config: dict, steps_per_epoch: int = 1, data: dict | None = None
 
 
 if __name__ == "__main__":
-    app.run(common.main(TASK))
+    common.launch(TASK, __doc__)

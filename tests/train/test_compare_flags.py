@@ -25,3 +25,11 @@ def test_shared_flags_take_the_chosen_application_defaults(app, expected):
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[-2] == expected  # --depth given: kept
+
+
+@pytest.mark.parametrize("entry,flag", [("mri", "--crop_size"), ("microscopy", "--psf_init"), ("deblur2d", "--pixel_size")])
+def test_help_lists_the_entry_points_flags_and_exits_0(entry, flag):
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / f"{entry}.py"), "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert flag in proc.stdout and "--learning_rate" in proc.stdout and "--on_nan" in proc.stdout
