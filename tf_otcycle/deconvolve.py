@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                 info = np.iinfo(raw.dtype)
                 result = np.clip(np.round(result), info.min, info.max)
             result = result.astype(raw.dtype)
-        write(out, result)
+        if task == "deblur2d":
+            write(out, result)
+        else:  # the input's ImageJ voxel size (axes ZYX, spacing, resolution) carried to the output
+            write(out, result, tiff.read_voxel_size(inp))
         print(f"[{i}/{len(pairs)}] {inp} {raw.shape} -> {out}", flush=True)
     return 0
 

@@ -230,5 +230,6 @@ def export_microscopy_generator(
     export_dir = Path(export_dir)
     archive = microscopy_archive(generator, np.ndim(psf))
     paths = _export_generator(generator, archive, export_dir, model_name, settings)
-    write_stack(export_dir / "learned_psf.tif", psf)
+    voxel = (settings or {}).get("voxel_size") if np.ndim(psf) == 3 else None
+    write_stack(export_dir / "learned_psf.tif", psf, voxel)  # ImageJ voxel size when known
     return {**paths, "psf": export_dir / "learned_psf.tif"}

@@ -101,3 +101,11 @@ def test_bad_stacks_raise_naming_the_file(tmp_path):
         tiff.load_domain([], patch_size=8, what="--blurred_files")
     with pytest.raises(tiff.TiffFormatError, match="NAME_blurred"):
         tiff.gt_path_for(tmp_path / "x.tif")
+
+
+def test_voxel_size_round_trips_through_imagej_metadata(tmp_path):
+    tiff.write_stack(tmp_path / "v.tif", np.zeros((4, 8, 8), np.uint16), voxel_size=(0.3, 0.12, 0.1))
+    assert tiff.read_voxel_size(tmp_path / "v.tif") == pytest.approx((0.3, 0.12, 0.1))
+    tiff.write_stack(tmp_path / "plain.tif", np.zeros((4, 8, 8), np.uint16))
+    assert tiff.read_voxel_size(tmp_path / "plain.tif") is None
+    assert tiff.read_stack(tmp_path / "v.tif").shape == (4, 8, 8)

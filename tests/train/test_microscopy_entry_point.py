@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from tf_otcycle.data import tiff
 from tf_otcycle.data.synthetic import write_microscopy_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,7 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     run_dir = tmp_path / "run"
     out = run(flags(data, run_dir)).stdout
     assert "PSF: NCC" in out
+    assert "--voxel_size=0.2,0.1,0.1 (from " in out  # read from the stacks' ImageJ metadata
     for rel in ("flags.txt", "eval/metrics.csv", "eval/per_group.md", "eval/per_file.csv", "export/generator.keras",
                 "export/saved_model/1/saved_model.pb", "export/learned_psf.tif", "psf/learned_psf.tif",
                 "psf/psf_sections.png", "psf/similarity.json"):
@@ -74,6 +76,7 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16", "--overlap=4"], "tf_otcycle.deconvolve")
     result = tifffile.imread(target)
     assert result.dtype == np.float32 and result.shape == tifffile.imread(test_in).shape
+    assert tiff.read_voxel_size(target) == tiff.read_voxel_size(test_in) == (0.2, 0.1, 0.1)  # metadata carried
     assert 0 <= result.min() and result.max() <= 1
     proc = run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16"], "tf_otcycle.deconvolve", check=False)
     assert proc.returncode != 0 and "exists" in proc.stderr

@@ -288,15 +288,15 @@ def write_microscopy_dataset(
     for _ in range(num_blurred):
         path = out / "train" / "blurred" / f"sample{sample:05d}_blurred.tif"
         sim = acquire(sample, train_wavelength_nm)
-        write_stack(path, as_camera(sim["blurred"]))
+        write_stack(path, as_camera(sim["blurred"]), voxel_size)
         # Its ground truth beside it: unused by the unpaired method, used by the supervised baseline.
-        write_stack(out / "train" / "blurred" / f"sample{sample:05d}_gt.tif", sim["gt"])
+        write_stack(out / "train" / "blurred" / f"sample{sample:05d}_gt.tif", sim["gt"], voxel_size)
         written["blurred"].append(path)
         sample += 1
     written["sharp"] = []
     for _ in range(num_sharp):
         path = out / "train" / "sharp" / f"sample{sample:05d}_sharp.tif"
-        write_stack(path, acquire(sample, train_wavelength_nm)["gt"])
+        write_stack(path, acquire(sample, train_wavelength_nm)["gt"], voxel_size)
         written["sharp"].append(path)
         sample += 1
     splits = [("val", train_wavelength_nm, num_val)] + [(f"test_{w:g}nm", w, num_test) for w in test_wavelengths_nm]
@@ -307,11 +307,11 @@ def write_microscopy_dataset(
         for i in range(count):
             sim = acquire(start + i, wavelength)
             name = f"sample{start + i:05d}"
-            write_stack(out / split / f"{name}_blurred.tif", as_camera(sim["blurred"]))
-            write_stack(out / split / f"{name}_gt.tif", sim["gt"])
+            write_stack(out / split / f"{name}_blurred.tif", as_camera(sim["blurred"]), voxel_size)
+            write_stack(out / split / f"{name}_gt.tif", sim["gt"], voxel_size)
             written[split].append(out / split / f"{name}_blurred.tif")
     for wavelength in sorted({train_wavelength_nm, *test_wavelengths_nm}):
-        write_stack(out / f"psf_{wavelength:g}nm.tif", born_wolf_psf(psf_shape, voxel_size, wavelength / 1000))
+        write_stack(out / f"psf_{wavelength:g}nm.tif", born_wolf_psf(psf_shape, voxel_size, wavelength / 1000), voxel_size)
     return written
 
 

@@ -51,13 +51,45 @@ def read_stack(path: str | os.PathLike) -> np.ndarray:
     return data
 
 
-def write_stack(path: str | os.PathLike, volume: np.ndarray) -> None:
-    """Write ``(D, H, W)`` as a multi-page TIFF, atomically (temporary file, then rename)."""
+def write_stack(path: str | os.PathLike, volume: np.ndarray, voxel_size: Sequence[float] | None = None) -> None:
+    """Write ``(D, H, W)`` as a multi-page TIFF, atomically (temporary file, then rename).
+
+    With ``voxel_size`` ``(dz, dy, dx)`` in micrometres the file is an ImageJ hyperstack
+    (axes ZYX, ``spacing`` and resolution in µm, as Fiji reads them) when its dtype allows
+    (uint8, uint16, float32); other dtypes are written as plain TIFF.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, np.asarray(volume), photometric="minisblack")
+    volume = np.asarray(volume)
+    if voxel_size is not None and volume.ndim == 3 and volume.dtype in (np.uint8, np.uint16, np.float32):
+        dz, dy, dx = (float(v) for v in voxel_size)
+        tifffile.imwrite(tmp, volume, imagej=True, resolution=(1 / dx, 1 / dy),
+                         metadata={"spacing": dz, "unit": "um", "axes": "ZYX"})
+    else:
+        tifffile.imwrite(tmp, volume, photometric="minisblack")
     os.replace(tmp, path)
+
+
+def read_voxel_size(path: str | os.PathLike) -> tuple[float, float, float] | None:
+    """``(dz, dy, dx)`` in micrometres from an ImageJ stack's ``spacing`` and resolution tags
+    (units um/µm/micron, or nm), or None when the file does not say."""
+    try:
+        with open_binary(path) as f, tifffile.TiffFile(f) as t:
+            meta = t.imagej_metadata or {}
+            page = t.pages[0]
+            xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+            if "spacing" not in meta or xres is None or yres is None:
+                return None
+            scale = {"um": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "nm": 1e-3}.get(str(meta.get("unit", "um")))
+            if scale is None:
+                return None
+            dx = xres.value[1] / xres.value[0] if xres.value[0] else 0.0
+            dy = yres.value[1] / yres.value[0] if yres.value[0] else 0.0
+            size = (float(meta["spacing"]) * scale, dy * scale, dx * scale)
+    except Exception:  # unreadable metadata: the caller falls back to its default
+        return None
+    return size if min(size) > 0 and max(size) < 1e3 else None
 
 
 def normalize(volume: np.ndarray) -> np.ndarray:

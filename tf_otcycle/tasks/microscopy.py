@@ -219,6 +219,9 @@ class BlurTask(Task):
         # RL preserves flux, not the [0, 1] range: rescale its output like every input.
         return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"]))
 
+    def write_psf(self, path, psf, config) -> None:
+        tiff.write_stack(path, psf, self.voxel_size(config) if psf.ndim == 3 else None)
+
     def read_psf(self, path) -> np.ndarray:
         psf = np.asarray(self.read(path), np.float32)
         return psf / psf.sum()
@@ -254,13 +257,13 @@ class BlurTask(Task):
 
     # --- results and export --------------------------------------------------------------
     def voxel_size(self, config):
-        return triple(config["voxel_size"], "voxel_size")
+        return triple(config.get("voxel_size") or DEFAULT_VOXEL_SIZE, "voxel_size")
 
     def report_model(self, model, config, data, run_dir):
         """The learned PSF as TIFF, its sections, and its similarity to --true_psf."""
         learned = model.forward_op.psf
         psf_dir = Path(run_dir) / "psf"
-        tiff.write_stack(psf_dir / "learned_psf.tif", learned)
+        self.write_psf(psf_dir / "learned_psf.tif", learned, config)
         shown, lines = [learned], []
         if config["true_psf"]:
             true = self.read_psf(config["true_psf"])
@@ -286,6 +289,9 @@ class BlurTask(Task):
 
     def describe(self, config, data):
         return f"{len(data['files']['test_files'])} files"
+
+
+DEFAULT_VOXEL_SIZE = "0.2,0.1,0.1"  # micrometres, dz,dy,dx (the simulated data's)
 
 
 def data_statistics(volumes: dict | None) -> dict:
@@ -334,7 +340,9 @@ class MicroscopyTask(BlurTask):
     name = "microscopy"
     common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
     flags = BLUR_FLAGS + (
-        FlagSpec("voxel_size", "string", "0.2,0.1,0.1", "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report)."),
+        FlagSpec("voxel_size", "string", None,
+                 "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
+                 "the first --blurred_files (or --test_files) stack, else 0.2,0.1,0.1."),
         FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
     )
 
@@ -342,7 +350,8 @@ class MicroscopyTask(BlurTask):
         errors = super().validate(config)
         for name in ("voxel_size", "gaussian_sigma"):
             try:
-                triple(config[name], name)
+                if config[name] is not None:
+                    triple(config[name], name)
             except ValueError as e:
                 errors.append(str(e))
         if not config["wavelength"] > 0:
@@ -350,6 +359,15 @@ class MicroscopyTask(BlurTask):
         if not 0 < config["numerical_aperture"] < config["refractive_index"]:
             errors.append("--numerical_aperture must be in (0, refractive_index)")
         return errors
+
+    def resolve_data(self, config):
+        data = super().resolve_data(config)
+        if config["voxel_size"] is None:  # the file's own voxel size, as Fiji wrote it
+            first = (data["files"].get("blurred_files") or data["files"]["test_files"])[0]
+            found = tiff.read_voxel_size(first)
+            config["voxel_size"] = ",".join(f"{v:g}" for v in found) if found else DEFAULT_VOXEL_SIZE
+            print(f"--voxel_size={config['voxel_size']} ({'from ' + str(first) if found else 'default'})", flush=True)
+        return data
 
     def initial_psf(self, config):
         shape = (config["psf_size"],) * 3
