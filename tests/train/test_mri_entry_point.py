@@ -149,7 +149,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-u", str(SCRIPT), *tiny_flags(data, run_dir, epochs=200, export=False)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    # A terminal's default SIGINT handling (a test runner started in the background inherits "ignore").
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:  # interrupt in the middle of training, after two epochs
         if line.startswith("Epoch 3/"):
             proc.send_signal(signal.SIGINT)

@@ -219,9 +219,10 @@ class Task:
 
     def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
         """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
+        # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
+        generator, forward_op, critic_x = self.generator(config, data), self.forward_op(config, data), self.critic(config, "x")
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
-        model = OTCycleGAN(self.generator(config, data), self.forward_op(config, data), self.critic(config, "x"), critic_y,
-                           **gan_kwargs(config))
+        model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config))
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 
