@@ -4,29 +4,24 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]  # the scripts import tests.tiny
 SCRIPT = textwrap.dedent("""
     import sys
     import keras
     import numpy as np
     import tensorflow as tf
     from tf_otcycle.tasks import get
-    from tf_otcycle.tasks.base import COMMON_FLAGS, set_precision
+    from tests.tiny import tiny_batch
+    from tf_otcycle.tasks.base import set_precision
 
     task = get(sys.argv[1])
-    config = {f.name: task.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
-    config.update({f.name: f.default for f in task.flags})
-    config.update(base_filters=4, depth=1, critic_filters=4, critic_layers=1, n_critic=1, batch_size=2, crop_size=16,
-                  patch_size=16, psf_size=5, decay_epoch=1, epochs=1, learning_rate=1e-3)
-    rng = np.random.default_rng(0)
-    if task.name == "mri":
-        x = rng.standard_normal((2, 16, 16, 2)).astype("float32")
-        masks = (rng.random((2, 16)) < 0.5).astype("float32")
-        batch = {"x": x, "y": x[::-1] * masks[:, None, :, None], "x_params": {"mask": masks}, "y_params": {"mask": masks[::-1]}}
-    else:
-        batch = {"x": rng.random((2, 16, 16, 16, 1)).astype("float32"), "y": rng.random((2, 16, 16, 16, 1)).astype("float32")}
+    config = task.default_config(base_filters=4, depth=1, critic_filters=4, critic_layers=1, n_critic=1, batch_size=2,
+                                 crop_size=16, patch_size=16, psf_size=5, decay_epoch=1, epochs=1, learning_rate=1e-3)
+    batch = tiny_batch(task.name)
 
     def run(policy):
         set_precision({"mixed_precision": policy})
@@ -52,5 +47,5 @@ SCRIPT = textwrap.dedent("""
 # mixed_float16 with loss scaling on the 2-D task (TF's CPU kernels lack float16 MaxPool3D: 3-D float16 is GPU-only)
 @pytest.mark.parametrize("task,policy", [("mri", "mixed_bfloat16"), ("microscopy", "mixed_bfloat16"), ("mri", "mixed_float16")])
 def test_mixed_precision_steps_are_finite_and_close_to_float32(task, policy):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, task, policy], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, task, policy], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]

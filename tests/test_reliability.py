@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_otcycle.tasks.base import COMMON_FLAGS
 from tf_otcycle.tasks.mri import TASK
 from tf_otcycle.training import (
     CheckpointCallback,
@@ -20,9 +19,8 @@ from tf_otcycle.training import (
 
 
 def _model():
-    config = {f.name: TASK.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
-    config.update({f.name: f.default for f in TASK.flags})
-    config.update(crop_size=16, base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=1, learning_rate=1e-3)
+    config = TASK.default_config(crop_size=16, base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=1,
+                                 learning_rate=1e-3)
     keras.utils.set_random_seed(0)
     return TASK.build_model(config)
 

@@ -4,9 +4,11 @@ batch, n_critic critic updates, the gradient penalty with the same interpolation
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]  # the scripts import tests.tiny
 SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
@@ -15,21 +17,13 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from tf_otcycle.tasks import get
-    from tf_otcycle.tasks.base import COMMON_FLAGS
+    from tests.tiny import tiny_batch
 
     task = get(sys.argv[1])
-    config = {f.name: task.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
-    config.update({f.name: f.default for f in task.flags})
-    config.update(base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=2, batch_size=2,
-                  learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, crop_size=16, patch_size=16, psf_size=5,
-                  decay_epoch=1, epochs=1)
-    rng = np.random.default_rng(0)
-    if task.name == "mri":
-        x = rng.standard_normal((2, 16, 16, 2)).astype("float32")
-        masks = (rng.random((2, 16)) < 0.5).astype("float32")
-        batch = {"x": x, "y": x[::-1] * masks[:, None, :, None], "x_params": {"mask": masks}, "y_params": {"mask": masks[::-1]}}
-    else:
-        batch = {"x": rng.random((2, 16, 16, 16, 1)).astype("float32"), "y": rng.random((2, 16, 16, 16, 1)).astype("float32")}
+    config = task.default_config(base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=2, batch_size=2,
+                                 learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, crop_size=16, patch_size=16,
+                                 psf_size=5, decay_epoch=1, epochs=1)
+    batch = tiny_batch(task.name)
 
     def one_step(devices):
         keras.utils.set_random_seed(1)
@@ -51,5 +45,5 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("task", ["mri", "microscopy"])  # a fixed and a learned forward operator
 def test_two_replicas_match_one_replica_with_the_global_batch(task):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, task], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, task], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -152,6 +152,17 @@ def batch_size(config: dict, input_context: tf.distribute.InputContext | None) -
     return input_context.get_per_replica_batch_size(config["batch_size"])
 
 
+def numbers(text: str, name: str, count: int) -> tuple[float, ...]:
+    """``"a,b,c"`` -> ``count`` positive floats; ``ValueError`` naming the flag otherwise."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or min(values) <= 0:
+        raise ValueError(f"--{name}: expected {count} positive comma-separated numbers, got {text!r}")
+    return values
+
+
 def divisible(name: str, size: int, depth: int) -> list[str]:
     """The error for a size the U-Net cannot pool ``depth`` times, if any."""
     if depth >= 0 and size % (2**depth):
@@ -166,6 +177,7 @@ class Task:
     common_defaults: dict = {}  # the shared training flags' defaults for this task
     flags: tuple[FlagSpec, ...] = ()
     uses_critic_y: bool = True  # a learned H needs the measurement critic ψ; a fixed one does not
+    training_files: tuple[str, ...] = ()  # the flags of the two unpaired training domains
     unit: str = "file"  # what evaluation times are reported per (slice, volume, image)
     classical_name: str = "classical"  # the name of the classical baseline in tables
 
@@ -174,9 +186,23 @@ class Task:
         return COMMON_KEYS + [f.name for f in self.flags]
 
     # --- configuration and data ----------------------------------------------------------
+    def default_config(self, **overrides) -> dict:
+        """Every flag's default for this task (as a config dict), with ``overrides``."""
+        config = {f.name: self.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
+        config.update({f.name: f.default for f in self.flags})
+        config.update(overrides)
+        return config
+
     def validate(self, config: dict) -> list[str]:
-        """Every problem with the flag values, before any work."""
-        return validate_common(config)
+        """Every problem with the flag values, before any work (the task adds its own)."""
+        errors = validate_common(config)
+        if not config["test_files"]:
+            errors.append("--test_files is required")
+        if not config["eval_only"]:
+            for name in self.training_files:
+                if not config[name]:
+                    errors.append(f"--{name} is required for training")
+        return errors
 
     def resolve_data(self, config: dict) -> dict:
         """Expand and check the file flags, read what training needs; ``ValueError`` naming

@@ -16,18 +16,12 @@ from tf_otcycle.data import images
 from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.layers import PSFConv2D
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
-from tf_otcycle.tasks.base import FlagSpec
+from tf_otcycle.tasks.base import FlagSpec, numbers
 from tf_otcycle.tasks.microscopy import BLUR_FLAGS, BlurTask
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 2 or min(values) <= 0:
-        raise ValueError(f"--{name}: expected 2 positive comma-separated numbers, got {text!r}")
-    return values  # type: ignore[return-value]
+    return numbers(text, name, 2)  # type: ignore[return-value]
 
 
 class Deblur2DTask(BlurTask):

@@ -31,6 +31,7 @@ from tf_otcycle.tasks.base import (
     critic_learning_rate,
     divisible,
     logit,
+    numbers,
     pipeline_seed,
     shard,
 )
@@ -40,13 +41,7 @@ from tf_otcycle.training import adam, relative_change
 
 def triple(text: str, name: str) -> tuple[float, float, float]:
     """``"a,b,c"`` -> three positive floats; ``ValueError`` naming the flag otherwise."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) <= 0:
-        raise ValueError(f"--{name}: expected 3 positive comma-separated numbers, got {text!r}")
-    return values  # type: ignore[return-value]
+    return numbers(text, name, 3)  # type: ignore[return-value]
 
 
 class BlurTask(Task):
@@ -57,16 +52,11 @@ class BlurTask(Task):
     ndim = 3
     unit = "volume"
     classical_name = "richardson_lucy"
+    training_files = ("blurred_files", "sharp_files")
 
     # --- shared flag checks ------------------------------------------------------------------
     def validate(self, config):
         errors = super().validate(config)
-        if not config["test_files"]:
-            errors.append("--test_files is required")
-        if not config["eval_only"]:
-            for name in ("blurred_files", "sharp_files"):
-                if not config[name]:
-                    errors.append(f"--{name} is required for training")
         if config["patch_size"] < 4:
             errors.append(f"--patch_size must be >= 4, got {config['patch_size']}")
         else:

@@ -97,6 +97,7 @@ class MRITask(Task):
     name = "mri"
     common_defaults = dict(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
     uses_critic_y = False  # H is fixed: the y-side GAN term does not depend on G (paper D.1)
+    training_files = ("clean_files", "measured_files")
     unit = "slice"
     classical_name = "pls_tv"
     flags = (
@@ -118,12 +119,6 @@ class MRITask(Task):
     # --- configuration and data ----------------------------------------------------------
     def validate(self, config):
         errors = super().validate(config)
-        if not config["test_files"]:
-            errors.append("--test_files is required")
-        if not config["eval_only"]:
-            for name in ("clean_files", "measured_files"):
-                if not config[name]:
-                    errors.append(f"--{name} is required for training")
         if not config["acceleration"] >= 1:
             errors.append(f"--acceleration must be >= 1, got {config['acceleration']}")
         if not 0 <= config["center_fraction"] < 1:
