@@ -76,50 +76,60 @@ def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastM
         f = _open_h5(path)
     except (OSError, ValueError, tf.errors.OpError) as e:
         raise FastMRIFormatError(f"{path}: not a readable HDF5 file ({e})") from None
-    with f:
-        if "kspace" not in f:
-            raise FastMRIFormatError(f"{path}: no 'kspace' dataset (found: {sorted(f.keys())})")
-        k = f["kspace"]
-        if not isinstance(k, h5py.Dataset):
-            raise FastMRIFormatError(f"{path}: 'kspace' is not a dataset")
-        if not np.issubdtype(k.dtype, np.complexfloating):
-            raise FastMRIFormatError(f"{path}: 'kspace' has dtype {k.dtype}, expected complex64")
-        if k.ndim not in (3, 4):
+    try:
+        with f:
+            return _inspect_open(f, path, crop_size)
+    except FastMRIFormatError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:  # h5py on corrupt metadata
+        raise FastMRIFormatError(f"{path}: unreadable HDF5 structure ({type(e).__name__}: {e})") from None
+
+
+def _inspect_open(f: h5py.File, path: str, crop_size: int | None) -> FastMRIFile:
+    """The checks of :func:`inspect_file` on an open file."""
+    if "kspace" not in f:
+        raise FastMRIFormatError(f"{path}: no 'kspace' dataset (found: {sorted(f.keys())})")
+    k = f["kspace"]
+    if not isinstance(k, h5py.Dataset):
+        raise FastMRIFormatError(f"{path}: 'kspace' is not a dataset")
+    if not np.issubdtype(k.dtype, np.complexfloating):
+        raise FastMRIFormatError(f"{path}: 'kspace' has dtype {k.dtype}, expected complex64")
+    if k.ndim not in (3, 4):
+        raise FastMRIFormatError(
+            f"{path}: 'kspace' has shape {k.shape}, expected (slices, H, W) or (slices, coils, H, W)"
+        )
+    if min(k.shape) == 0:
+        raise FastMRIFormatError(f"{path}: 'kspace' is empty (shape {k.shape})")
+    if int(np.prod(k.shape, dtype=np.float64)) > MAX_KSPACE_ELEMENTS:
+        raise FastMRIFormatError(f"{path}: 'kspace' declares shape {k.shape}, more than {MAX_KSPACE_ELEMENTS} "
+                                 "elements: not a fastMRI acquisition (refused before reading)")
+    h, w = k.shape[-2:]
+    if crop_size is not None and (h < crop_size or w < crop_size):
+        raise FastMRIFormatError(
+            f"{path}: image {h}x{w} is smaller than crop_size {crop_size}"
+        )
+    if "mask" in f:
+        m = f["mask"]
+        if m.ndim != 1 or m.shape[0] != w:
             raise FastMRIFormatError(
-                f"{path}: 'kspace' has shape {k.shape}, expected (slices, H, W) or (slices, coils, H, W)"
+                f"{path}: 'mask' has shape {m.shape}, expected ({w},) to match the k-space width"
             )
-        if min(k.shape) == 0:
-            raise FastMRIFormatError(f"{path}: 'kspace' is empty (shape {k.shape})")
-        if int(np.prod(k.shape, dtype=np.float64)) > MAX_KSPACE_ELEMENTS:
-            raise FastMRIFormatError(f"{path}: 'kspace' declares shape {k.shape}, more than {MAX_KSPACE_ELEMENTS} "
-                                     "elements: not a fastMRI acquisition (refused before reading)")
-        h, w = k.shape[-2:]
-        if crop_size is not None and (h < crop_size or w < crop_size):
-            raise FastMRIFormatError(
-                f"{path}: image {h}x{w} is smaller than crop_size {crop_size}"
-            )
-        if "mask" in f:
-            m = f["mask"]
-            if m.ndim != 1 or m.shape[0] != w:
-                raise FastMRIFormatError(
-                    f"{path}: 'mask' has shape {m.shape}, expected ({w},) to match the k-space width"
-                )
-        multicoil = k.ndim == 4
-        target_key = None
-        for key in ("reconstruction_rss", "reconstruction_esc") if multicoil else ("reconstruction_esc", "reconstruction_rss"):
-            if key in f:
-                target_key = key
-                break
-        if target_key is not None:
-            t = f[target_key]
-            if not isinstance(t, h5py.Dataset) or t.ndim != 3 or t.shape[0] != k.shape[0] or (
-                    crop_size is not None and min(t.shape[1:]) < crop_size):
-                raise FastMRIFormatError(f"{path}: '{target_key}' has shape {getattr(t, 'shape', None)}, expected "
-                                         f"({k.shape[0]}, H, W) with H, W >= crop_size")
-        attrs = {key: _plain(v) for key, v in f.attrs.items()}
-        header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
-        return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
-                           header, has_mask="mask" in f)
+    multicoil = k.ndim == 4
+    target_key = None
+    for key in ("reconstruction_rss", "reconstruction_esc") if multicoil else ("reconstruction_esc", "reconstruction_rss"):
+        if key in f:
+            target_key = key
+            break
+    if target_key is not None:
+        t = f[target_key]
+        if not isinstance(t, h5py.Dataset) or t.ndim != 3 or t.shape[0] != k.shape[0] or (
+                crop_size is not None and min(t.shape[1:]) < crop_size):
+            raise FastMRIFormatError(f"{path}: '{target_key}' has shape {getattr(t, 'shape', None)}, expected "
+                                     f"({k.shape[0]}, H, W) with H, W >= crop_size")
+    attrs = {key: _plain(v) for key, v in f.attrs.items()}
+    header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
+    return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
+                       header, has_mask="mask" in f)
 
 
 def _open_h5(path: str) -> h5py.File:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tifffile
 
-from tf_otcycle.data.tiff import SUPPORTED, TiffFormatError, normalize
+from tf_otcycle.data.tiff import TiffFormatError, check_values, normalize, read_tiff_array
 from tf_otcycle.io_utils import atomic_write_bytes, open_binary, sibling
 
 EXTENSIONS = (".tif", ".tiff", ".png")
@@ -41,8 +41,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if ext == ".png":
             data = tf.io.decode_png(tf.io.read_file(path), dtype=tf.uint16 if _png_bit_depth(path) == 16 else tf.uint8).numpy()
         else:
-            with open_binary(path) as f:  # a local path or a URI (gs://, s3://, file://)
-                data = tifffile.imread(f)
+            data = read_tiff_array(path, ImageFormatError)
+    except ImageFormatError:
+        raise
     except Exception as e:  # the decoders raise many types for corrupt files
         raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     data = np.asarray(data)
@@ -52,11 +53,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = data[0]
     if data.ndim != 2:
         raise ImageFormatError(f"{path}: expected a 2-D grayscale image, got an array of shape {data.shape}")
-    if data.dtype.type not in SUPPORTED:
-        raise ImageFormatError(f"{path}: unsupported dtype {data.dtype}")
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise ImageFormatError(f"{path}: contains NaN or Inf values")
-    return data
+    return check_values(path, data, ImageFormatError)
 
 
 def _png_bit_depth(path: str) -> int:

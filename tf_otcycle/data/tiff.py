@@ -34,20 +34,37 @@ def read_stack(path: str | os.PathLike) -> np.ndarray:
             NaN or Inf values.
     """
     path = str(path)
-    try:
-        with open_binary(path) as f:  # a local path or a URI (gs://, s3://, file://)
-            data = tifffile.imread(f)
-    except Exception as e:  # tifffile raises many types for corrupt files
-        raise TiffFormatError(f"{path}: not a readable TIFF file ({type(e).__name__}: {e})") from None
-    data = np.asarray(data)
+    data = read_tiff_array(path)
     if data.ndim == 4 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise TiffFormatError(f"{path}: expected a 3-D stack (z, y, x), got an array of shape {data.shape}")
+    return check_values(path, data)
+
+
+def read_tiff_array(path: str, error: type[ValueError] = TiffFormatError) -> np.ndarray:
+    """The first series of a TIFF (local path or URI) as an array; ``error`` naming ``path`` when
+    the file is unreadable, or when it declares more uncompressed pixel data than it holds
+    (a corrupt size that would otherwise be allocated and read)."""
+    try:
+        with open_binary(path) as f, tifffile.TiffFile(f) as t:
+            series = t.series[0]
+            f.seek(0, os.SEEK_END)
+            if t.pages[0].compression == 1 and series.size * series.dtype.itemsize > f.tell():
+                raise error(f"{path}: declares shape {series.shape} ({series.dtype}), more data than the file holds")
+            return np.asarray(series.asarray())
+    except error:
+        raise
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise error(f"{path}: not a readable TIFF file ({type(e).__name__}: {e})") from None
+
+
+def check_values(path: str, data: np.ndarray, error: type[ValueError] = TiffFormatError) -> np.ndarray:
+    """``data`` if its dtype is supported and it holds no NaN/Inf; else ``error`` naming ``path``."""
     if data.dtype.type not in SUPPORTED:
-        raise TiffFormatError(f"{path}: unsupported dtype {data.dtype}")
+        raise error(f"{path}: unsupported dtype {data.dtype}")
     if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise TiffFormatError(f"{path}: contains NaN or Inf values")
+        raise error(f"{path}: contains NaN or Inf values")
     return data
 
 
