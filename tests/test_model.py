@@ -131,3 +131,61 @@ def test_saved_and_loaded_with_its_networks_and_settings(tmp_path):
     assert loaded.critic_y is None and isinstance(loaded.forward_op, FFTMask)
     y = np.random.default_rng(0).random((1, 16, 16, 2)).astype(np.float32)
     np.testing.assert_allclose(loaded.generator(y).numpy(), model.generator(y).numpy(), atol=1e-6)
+
+
+class _RecomputingOTCycleGAN(OTCycleGAN):
+    """The step written plainly: critics on G(y) and Hx computed outside any tape, then the
+    generator loss with G(y) and Hx computed again (the reference for the shared fakes)."""
+
+    def train_step(self, data):
+        real_x, real_y, x_params, y_params = self.unpack(data)
+        fake_x, fake_y = self.fakes(real_x, real_y, x_params)
+        self.critic_updates(real_x, fake_x, real_y, fake_y)
+        with tf.GradientTape(persistent=True) as tape:
+            g_loss, _ = self.generator_losses(real_x, real_y, x_params, y_params)
+            g_total = self._global_mean(g_loss)
+        if self.h_optimizer is None:
+            grads = tape.gradient(g_total, self.generator_variables)
+            self.g_optimizer.apply_gradients(zip(grads, self.generator_variables))
+        else:
+            for opt, variables in ((self.g_optimizer, self.generator.trainable_variables),
+                                   (self.h_optimizer, self.forward_op.trainable_variables)):
+                opt.apply_gradients(zip(tape.gradient(g_total, variables), variables))
+        return {}
+
+
+def _twin_models(build, seed=0):
+    """The same tiny model twice (same initial weights): ours and the plain reference."""
+    models = []
+    for cls in (OTCycleGAN, _RecomputingOTCycleGAN):
+        keras.utils.set_random_seed(seed)
+        model = build()
+        models.append(cls.from_config(model.get_config()))
+        models[-1].set_weights(model.get_weights())
+    return models
+
+
+@pytest.mark.parametrize("application", ["mri", "microscopy"])
+def test_shared_fakes_step_equals_the_plain_step(application):
+    """G(y) and Hx computed once per step (train_step) give the same updates as recomputing
+    them after the critic updates: weights equal to float32 rounding after three steps."""
+    if application == "mri":
+        data = {k: v[:2] for k, v in _mri_data(n=2).items()}
+        optimizers = lambda: (adam(1e-3), adam(1e-3))  # noqa: E731
+        build = lambda: _mri_model(n_critic=2)  # noqa: E731
+    else:
+        data = {k: v[:1] for k, v in next(iter(_volumes().batch(1))).items()}
+        data = {k: v[0] for k, v in data.items()}
+        optimizers = lambda: (adam(1e-3), adam(1e-3), adam(1e-2))  # noqa: E731
+        build = lambda: _microscopy_model(2, *optimizers())  # noqa: E731
+    ours, plain = _twin_models(build)
+    initial = ours.generator.get_weights()
+    for model in (ours, plain):
+        model.compile(*optimizers())
+        model.seed_generator = keras.random.SeedGenerator(0)
+        step = tf.function(model.train_step)
+        for _ in range(3):
+            step(data)
+    for a, b in zip(ours.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(ours.generator.get_weights()[0], initial[0])  # the steps did train

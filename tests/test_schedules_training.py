@@ -56,3 +56,18 @@ def test_plan_outputs(tmp_path):
         plan_outputs(tmp_path / "in", tmp_path / "out", (".tif",), overwrite=False)
     with pytest.raises(ValueError, match="does not exist"):
         plan_outputs(tmp_path / "nope", tmp_path / "out", (".tif",), overwrite=True)
+
+
+def test_threads_flag_values():
+    import os
+
+    from tf_otcycle.training import AUTO_THREADS_WORK, parse_threads
+
+    cores = os.cpu_count()
+    assert parse_threads("auto", 128**2 * 16) == (1, cores)  # a demo-size step: one op per core
+    assert parse_threads("auto", 320**2 * 64) is None  # paper size: TensorFlow's defaults
+    assert parse_threads("auto", AUTO_THREADS_WORK) is None and parse_threads("auto") == (1, cores)
+    assert parse_threads("tensorflow") is None and parse_threads("2,3") == (2, 3)
+    for bad in ("", "two", "1", "1,2,3", "-1,2"):
+        with pytest.raises(ValueError, match="--threads"):
+            parse_threads(bad)

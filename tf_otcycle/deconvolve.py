@@ -23,9 +23,10 @@ import numpy as np
 def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: int = 16, batch_size: int = 1) -> np.ndarray:
     """Normalise a raw stack ``(D, H, W)`` (or image ``(H, W)``) to [0, 1] and deconvolve it; float32."""
     from tf_otcycle.data.tiff import normalize
+    from tf_otcycle.models import predictor
     from tf_otcycle.tiling import predict_tiled
 
-    return predict_tiled(lambda b: generator(b, training=False), normalize(volume), tile, overlap, batch_size)
+    return predict_tiled(predictor(generator), normalize(volume), tile, overlap, batch_size)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,11 @@ SavedModel version's ``assets/``; ``reconstruct`` and ``deconvolve`` read them
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -133,6 +136,17 @@ def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consi
     x_dc = fft.data_consistency(x, kspace, mask)
     x = tf.where(tf.reshape(data_consistency, [-1, 1, 1]), x_dc, x)
     return {"reconstruction": complex_to_channels(x), "magnitude": tf.abs(x)}
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_reconstruct_kspace(generator) -> Callable:
+    """:func:`reconstruct_kspace` with ``generator`` bound, as one ``tf.function`` per
+    generator (traced once per batch shape): ``(kspace, mask, data_consistency) -> dict``."""
+    if generator not in _COMPILED:
+        _COMPILED[generator] = tf.function(functools.partial(reconstruct_kspace, generator), reduce_retracing=True)
+    return _COMPILED[generator]
 
 
 def mri_archive(generator: keras.Model) -> keras.export.ExportArchive:

@@ -242,18 +242,18 @@ class OTCycleGAN(keras.Model):
             gp += gp_y
         return loss, gap_x, gp
 
-    def generator_losses(self, real_x, real_y, x_params=None, y_params=None):
+    def generator_losses(self, real_x, real_y, x_params=None, y_params=None, fakes=None):
         """Generator loss per sample and its parts (see the class docstring); ``l_adv`` is
         weighted by :meth:`current_gan_weight`. ``x_params`` / ``y_params``: the per-sample
-        parameters of ``forward_op`` for x's and y's acquisitions (e.g. ``{"mask": ...}``).
+        parameters of ``forward_op`` for x's and y's acquisitions (e.g. ``{"mask": ...}``);
+        ``fakes``: ``(G(y), Hx)`` when already computed (under the same tape), else computed here.
 
         Returns:
             ``(loss, parts)``: ``(B,)`` and a dict of ``(B,)`` tensors ``cycle_x``
             (``rho * mean|x - G(Hx)|``), ``cycle_y`` (``sigma * mean|y - H G(y)|``) and
             ``adversarial`` (``l_adv``, unweighted).
         """
-        fake_x = self.generator(real_y, training=True)  # G(y)
-        fake_y = self._forward(real_x, x_params)  # Hx
+        fake_x, fake_y = fakes if fakes is not None else self.fakes(real_x, real_y, x_params)
         cycled_x = self.generator(fake_y, training=True)  # G(Hx)
         cycled_y = self._forward(fake_x, y_params)  # H G(y)
         cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.current_sigma())
@@ -261,6 +261,25 @@ class OTCycleGAN(keras.Model):
         if self.critic_y is not None:
             adv += -(1.0 - self.rho) * losses.critic_score(self.critic_y(fake_y, training=True)) / _sqrt_size(fake_y)
         return cyc_x + cyc_y + self.current_gan_weight() * adv, {"cycle_x": cyc_x, "cycle_y": cyc_y, "adversarial": adv}
+
+    def fakes(self, real_x, real_y, x_params=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(G(y), Hx)``: the generated image and the simulated measurement."""
+        return self.generator(real_y, training=True), self._forward(real_x, x_params)
+
+    def critic_updates(self, real_x, fake_x, real_y, fake_y):
+        """``n_critic`` updates of the critics on one batch (fresh interpolation weights each).
+
+        Returns:
+            the last update's ``(loss, gap_x, gp, gradients)``.
+        """
+        fake_x, fake_y = tf.stop_gradient(fake_x), tf.stop_gradient(fake_y)
+        for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
+            with tf.GradientTape() as tape:
+                d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
+                d_scaled = self.d_optimizer.scale_loss(self._global_mean(d_loss))  # loss scaling (mixed_float16)
+            d_grads = tape.gradient(d_scaled, self.critic_variables)
+            self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))  # unscales, skips non-finite
+        return d_loss, gap, gp, d_grads
 
     @staticmethod
     def unpack(data):
@@ -272,17 +291,14 @@ class OTCycleGAN(keras.Model):
 
     def train_step(self, data):
         real_x, real_y, x_params, y_params = self.unpack(data)
-        fake_x = self.generator(real_y, training=True)
-        fake_y = self._forward(real_x, x_params)
-        for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
-            with tf.GradientTape() as tape:
-                d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
-                d_scaled = self.d_optimizer.scale_loss(self._global_mean(d_loss))  # loss scaling (mixed_float16)
-            d_grads = tape.gradient(d_scaled, self.critic_variables)
-            self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))  # unscales, skips non-finite
-        ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # this step's, for the logs
+        # G(y) and Hx are computed once, under the generator's tape, and serve both phases: the
+        # critic updates do not change G or H, so this equals recomputing them after (tested).
         with tf.GradientTape(persistent=self.h_optimizer is not None) as tape:
-            g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params)
+            fake_x, fake_y = self.fakes(real_x, real_y, x_params)
+            with tape.stop_recording():
+                d_loss, gap, gp, d_grads = self.critic_updates(real_x, fake_x, real_y, fake_y)
+                ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # for the logs
+            g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params, fakes=(fake_x, fake_y))
             g_total = self._global_mean(g_loss)
             g_scaled = self.g_optimizer.scale_loss(g_total)
             h_scaled = self.h_optimizer.scale_loss(g_total) if self.h_optimizer is not None else None

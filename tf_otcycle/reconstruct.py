@@ -25,12 +25,12 @@ import numpy as np
 
 
 def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, acceleration: float,
-                     center_fraction: float, data_consistency: bool, batch_size: int = 4, progress=None) -> dict:
+                     center_fraction: float, data_consistency: bool, batch_size: int = 8, progress=None) -> dict:
     """Reconstruct every slice of one file; returns ``{"reconstruction", "attrs", "retrospective"}``."""
     import tensorflow as tf
 
     from tf_otcycle.data import fastmri
-    from tf_otcycle.export import reconstruct_kspace
+    from tf_otcycle.export import compiled_reconstruct_kspace
     from tf_otcycle.physics.fft import fft2c
 
     info = fastmri.inspect_file(path, crop_size)
@@ -42,10 +42,11 @@ def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, accel
         mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)  # applied in the graph
         dc = data_consistency
     out = []
+    reconstruct = compiled_reconstruct_kspace(generator)
     for i in range(0, len(images), batch_size):
         k = fft2c(tf.constant(images[i : i + batch_size]))
         n = int(k.shape[0])
-        result = reconstruct_kspace(generator, k, np.repeat(mask[None], n, 0), tf.fill([n], dc))
+        result = reconstruct(k, tf.constant(np.repeat(mask[None], n, 0)), tf.fill([n], dc))
         out.append(result["magnitude"].numpy())
         if progress is not None:
             progress(n)

@@ -34,6 +34,7 @@ from tf_otcycle.training import (  # noqa: E402
     probe_writable,
     recorded_differences,
     save_flags,
+    set_threads,
     weights_finite,
 )
 
@@ -208,7 +209,11 @@ def main(task: Task):
         config = read_config(task.config_keys)
         if not config["verbose"]:  # TF's INFO lines (saver sharding, asset writes) only with --verbose
             logging.set_verbosity(logging.WARNING)
-        strategy = make_strategy(config["strategy"])  # first: multi-worker needs it before any TF op
+        try:
+            set_threads(config["threads"], task.step_work(config))  # before the runtime starts (make_strategy lists devices)
+        except ValueError as e:
+            raise app.UsageError(str(e)) from None
+        strategy = make_strategy(config["strategy"])  # first op: multi-worker needs it before any other
         run(task, config, check(task, config), strategy)
 
     return _main

@@ -50,20 +50,25 @@ def entry_point() -> tasks.Task:
     return tasks.get(FLAGS.application)
 
 
-def build(task: tasks.Task, name: str, config: dict, data: dict):
-    """``(model, dataset)`` of a learned method, built from the task's parts."""
+def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) -> keras.Model:
+    """The compiled model of a learned method, built from the task's parts."""
     steps = config["steps_per_epoch"]
     if name == "ot_cyclegan":
-        return task.build_model(config, data, steps), task.unpaired_dataset(config, data)
+        return task.build_model(config, data, steps)
     g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
             task.critic(config, "x"), task.critic(config, "y"), **gan_kwargs(config))
         model.compile(g_optimizer, d_optimizer)
-        return model, task.unpaired_dataset(config, data)
-    model = baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
-    return model, task.paired_dataset(config, data)
+        return model
+    return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
+
+
+def build(task: tasks.Task, name: str, config: dict, data: dict):
+    """``(model, dataset)`` of a learned method: unpaired batches, or pairs for supervised."""
+    model = build_model(task, name, config, data)  # first: the seeded weights do not depend on the pipeline
+    return model, task.paired_dataset(config, data) if name == "supervised" else task.unpaired_dataset(config, data)
 
 
 def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from tf_otcycle.layers import InstanceNormalization
 from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
 
 UNET_KWARGS = dict(ndim=2, in_channels=2, depth=2, base_filters=4, residual=True)
@@ -12,7 +13,7 @@ def test_unet_2d_shapes_and_linear_output():
     x = np.random.default_rng(0).standard_normal((2, 16, 24, 2)).astype(np.float32)
     assert g(x).shape == (2, 16, 24, 2)
     assert g.get_layer("output").activation.__name__ == "linear"
-    assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in g.layers)
+    assert any(isinstance(layer, InstanceNormalization) for layer in g.layers)
 
 
 def test_unet_3d_kappa_7_sigmoid():

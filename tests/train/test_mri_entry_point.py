@@ -128,6 +128,7 @@ def test_eval_only_without_checkpoint_fails_clearly(data, tmp_path):
         ({"clean_files": ""}, "--clean_files is required"),
         ({"crop_size": 30}, "divisible"),
         ({"measured_files": "/nonexistent/*.h5"}, "matches no file"),
+        ({"threads": "two"}, "--threads: expected auto"),
     ],
 )
 def test_bad_flags_stop_before_any_work(data, tmp_path, extra, message):

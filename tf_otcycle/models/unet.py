@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import keras
 
+from tf_otcycle.layers.normalization import InstanceNormalization
+
 _CONV = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
 _POOL = {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}
 _UP = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
@@ -14,7 +16,7 @@ _UP = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
 def conv_block(x, filters: int, ndim: int, activation: str, name: str):
     """3^ndim conv -> instance norm -> activation."""
     x = _CONV[ndim](filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_in")(x)
+    x = InstanceNormalization(epsilon=1e-5, name=f"{name}_in")(x)
     if activation == "leaky_relu":
         return keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
     return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)

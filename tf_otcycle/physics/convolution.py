@@ -77,21 +77,53 @@ def _direct(x, kernel, before):
     return tf.transpose(y, [0, *range(2, ndim + 2), 1])
 
 
-def _fft(x, kernel, ksizes, before):
-    ndim = kernel.shape.rank
+def _fft_lengths(sizes: Sequence, ksizes: Sequence[int]) -> list:
+    """Zero-padded FFT lengths making the circular correlation linear (fast sizes when static)."""
+    return [good_fft_size(n + k - 1) if isinstance(n, int) else n + k - 1 for n, k in zip(sizes, ksizes)]
+
+
+def _spatial_sizes(x: tf.Tensor, ndim: int) -> list:
     static, dyn = x.shape, tf.shape(x)
-    sizes, lengths = [], []
-    for i, k in enumerate(ksizes):
-        n = static[i + 1] if static[i + 1] is not None else dyn[i + 1]
-        sizes.append(n)
-        lengths.append(good_fft_size(n + k - 1) if isinstance(n, int) else n + k - 1)
+    return [static[i + 1] if static[i + 1] is not None else dyn[i + 1] for i in range(ndim)]
+
+
+def _kernel_spectrum(kernel: tf.Tensor, ksizes: Sequence[int], lengths: Sequence) -> tf.Tensor:
+    kp = tf.pad(kernel, [[0, ln - k] for ln, k in zip(lengths, ksizes)])
+    fft = tf.signal.fft2d if len(ksizes) == 2 else tf.signal.fft3d
+    return fft(tf.complex(kp, tf.zeros_like(kp)))
+
+
+def _correlate_spectrum(x, kf, sizes, lengths, before):
+    """``_correlate`` given the kernel's zero-padded spectrum ``kf``."""
+    ndim = len(sizes)
     xt = tf.transpose(x, [0, ndim + 1, *range(1, ndim + 1)])  # (B, C, *spatial)
     pads = [[0, 0], [0, 0]] + [[b, ln - n - b] for b, ln, n in zip(before, lengths, sizes)]
     xp = tf.pad(xt, pads)
-    kp = tf.pad(kernel, [[0, ln - k] for ln, k in zip(lengths, ksizes)])
     fft, ifft = (tf.signal.fft2d, tf.signal.ifft2d) if ndim == 2 else (tf.signal.fft3d, tf.signal.ifft3d)
     xf = fft(tf.complex(xp, tf.zeros_like(xp)))
-    kf = fft(tf.complex(kp, tf.zeros_like(kp)))
     y = tf.math.real(ifft(xf * tf.math.conj(kf)))  # circular correlation; the padding makes it linear
     y = y[(slice(None), slice(None), *(slice(0, n) for n in sizes))]
     return tf.transpose(y, [0, *range(2, ndim + 2), 1])
+
+
+def _fft(x, kernel, ksizes, before):
+    sizes = _spatial_sizes(x, kernel.shape.rank)
+    lengths = _fft_lengths(sizes, ksizes)
+    return _correlate_spectrum(x, _kernel_spectrum(kernel, ksizes, lengths), sizes, lengths, before)
+
+
+def fixed_kernel(psf: tf.Tensor, spatial: Sequence[int]):
+    """:func:`convolve` and :func:`convolve_adjoint` with one PSF on inputs of one static
+    spatial shape, the PSF's spectrum computed once (for iterative solvers).
+
+    Returns:
+        ``(blur, blur_adjoint)``, each ``(B, *spatial, C) -> (B, *spatial, C)``.
+    """
+    psf = tf.convert_to_tensor(psf, tf.float32)
+    ksizes, sizes = list(psf.shape), [int(n) for n in spatial]
+    lengths = _fft_lengths(sizes, ksizes)
+    flipped = tf.reverse(psf, axis=list(range(psf.shape.rank)))
+    kf_blur, kf_adjoint = _kernel_spectrum(flipped, ksizes, lengths), _kernel_spectrum(psf, ksizes, lengths)
+    before_blur, before_adjoint = [(k - 1) // 2 for k in ksizes], [k // 2 for k in ksizes]
+    return (lambda x: _correlate_spectrum(x, kf_blur, sizes, lengths, before_blur),
+            lambda y: _correlate_spectrum(y, kf_adjoint, sizes, lengths, before_adjoint))

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.model import OTCycleGAN
-from tf_otcycle.training import adam
+from tf_otcycle.training import adam, parse_threads
 
 Method = Callable[..., np.ndarray]
 
@@ -66,6 +66,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
              "physics, the critics' scores, G's output and the losses stay float32.",
              ("none", "mixed_float16", "mixed_bfloat16")),
+    FlagSpec("threads", "string", "auto",
+             "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
+             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER."),
     FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
     FlagSpec("on_nan", "enum", "stop",
              "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
@@ -94,6 +97,10 @@ def validate_common(config: dict) -> list[str]:
         errors.append(f"--depth must be >= 0, got {config['depth']}")
     if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
         errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
+    try:
+        parse_threads(config.get("threads", "auto"))
+    except ValueError as e:
+        errors.append(str(e))
     if not config["learning_rate"] > 0:
         errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
     if config["critic_learning_rate"] is not None and not config["critic_learning_rate"] > 0:
@@ -186,6 +193,14 @@ class Task:
         return COMMON_KEYS + [f.name for f in self.flags]
 
     # --- configuration and data ----------------------------------------------------------
+    def sample_voxels(self, config: dict) -> int:
+        """Pixels or voxels of one training sample (sizes the work of a step, ``--threads=auto``)."""
+        raise NotImplementedError
+
+    def step_work(self, config: dict) -> int:
+        """Work of one training step for ``--threads=auto``: voxels times the first level's filters."""
+        return self.sample_voxels(config) * config["base_filters"]
+
     def default_config(self, **overrides) -> dict:
         """Every flag's default for this task (as a config dict), with ``overrides``."""
         config = {f.name: self.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}

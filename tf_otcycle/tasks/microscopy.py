@@ -21,7 +21,7 @@ from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_t
 from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
-from tf_otcycle.models import build_multiscale_patchgan, build_unet
+from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
 from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.tasks.base import (
@@ -102,6 +102,9 @@ class BlurTask(Task):
             if overlap:
                 raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
         return {"files": files, "volumes": volumes, "stats": data_statistics(volumes)}
+
+    def sample_voxels(self, config):
+        return config["patch_size"] ** self.ndim
 
     def steps_per_epoch(self, config, data):
         if config["steps_per_epoch"]:
@@ -184,7 +187,7 @@ class BlurTask(Task):
 
     def generator_method(self, config, generator):
         overlap = self.tile_overlap(config)
-        return lambda v: predict_tiled(lambda b: generator(b, training=False), v, config["patch_size"], overlap)
+        return lambda v: predict_tiled(predictor(generator), v, config["patch_size"], overlap)
 
     def reference_methods(self, config, data, names):
         methods = {}

@@ -21,7 +21,7 @@ from tf_otcycle.data import fastmri
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
-from tf_otcycle.models import build_patchgan, build_unet
+from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
 from tf_otcycle.tasks.base import (
     FlagSpec,
@@ -75,9 +75,10 @@ def zero_filled(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def generator_method(generator, batch_size: int = 8) -> Method:
     """A Keras generator ``(B, H, W, 2) -> (B, H, W, 2)`` as a method ``(y, mask) -> x``."""
 
+    predict = predictor(generator)
+
     def run(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        out = [np.asarray(generator(y[i : i + batch_size], training=False)) for i in range(0, len(y), batch_size)]
-        return np.concatenate(out)
+        return np.concatenate([predict(y[i : i + batch_size]) for i in range(0, len(y), batch_size)])
 
     return run
 
@@ -149,6 +150,9 @@ class MRITask(Task):
             if shared:
                 raise ValueError(f"--clean_files and --measured_files must be disjoint (unpaired domains); both hold {shared[:3]}")
         return {"files": files}
+
+    def sample_voxels(self, config):
+        return config["crop_size"] ** 2
 
     def steps_per_epoch(self, config, data):
         if config["steps_per_epoch"]:

@@ -1,0 +1,314 @@
+"""Speed benchmark: train steps, inference and the classical solvers, as ratios in one run.
+
+    .venv/bin/python benchmarks/speed.py                   # everything (~25 min on 2 cores), writes RESULTS.md
+    .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
+
+Every row runs in its own subprocess (thread pools are fixed when TensorFlow starts, and a
+process's peak memory is its own), with the threads ``--threads=auto`` would choose for that
+configuration, plus the OT step with the other choice. The benchmark's own process measures
+the machine's practical peak (float32 matmul, 2048-4096, median GFLOP/s) just before and
+after each row, so each ratio compares numbers taken minutes apart on the same machine.
+
+Per train step: the median wall time of ``tf.function(train_step)`` on a fixed batch (after
+warm-up; no input pipeline), the FLOPs of that traced graph counted by TensorFlow's profiler
+(``ProfileOptionBuilder.float_operation``: convolutions, their gradients and matmuls; FFTs
+and element-wise ops are not counted, so the ratio is a lower bound of the arithmetic done),
+FLOP/s over the matmul peak, and the process's peak resident memory. Inference: slices
+(volumes) per second of the generator (compiled) and of the classical solvers (PLS-TV, 100
+MFISTA iterations; Richardson-Lucy, 30 iterations, ours and scikit-image's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (task, size, overrides). Demo networks = train/configs/*_demo.flags; paper = */mri.flags, microscopy.flags.
+MRI_DEMO = {"base_filters": 16, "depth": 4, "critic_filters": 16, "critic_layers": 3}
+MRI_PAPER = {"base_filters": 64, "depth": 4, "critic_filters": 64, "critic_layers": 3}
+MIC_DEMO = {"base_filters": 8, "depth": 2, "critic_filters": 8, "critic_layers": 2}
+MIC_PAPER = {"base_filters": 32, "depth": 3, "critic_filters": 32, "critic_layers": 2}
+CONFIGS = {
+    "mri_demo": ("mri", 128, MRI_DEMO),
+    "mri_paper": ("mri", 320, MRI_PAPER),
+    "microscopy_demo": ("microscopy", 32, MIC_DEMO),
+    "microscopy_paper": ("microscopy", 64, MIC_PAPER),
+}
+METHODS = ("ot_cyclegan", "cyclegan", "supervised")
+
+
+# --- the child: one configuration -----------------------------------------------------------
+def matmul_peak(repeats: int = 5) -> float:
+    """Median float32 matmul GFLOP/s over sizes 2048 and 4096 (the practical peak)."""
+    import tensorflow as tf
+
+    rates = []
+    for n in (2048, 4096):
+        a = tf.random.normal((n, n))
+        mm = tf.function(lambda a: tf.matmul(a, a))
+        mm(a).numpy()
+        for _ in range(repeats):
+            t = time.perf_counter()
+            mm(a).numpy()
+            rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return statistics.median(rates)
+
+
+def _register_conv3d_gradient_flops() -> None:
+    """TensorFlow registers FLOP statistics for Conv3D but not for its gradients
+    (``Conv3DBackpropInputV2``, also the forward op of ``Conv3DTranspose``, and
+    ``Conv3DBackpropFilterV2``); each costs what the forward convolution costs:
+    ``2 * |out_backprop| * kernel volume * input channels``."""
+    import numpy as np
+    from tensorflow.python.framework import ops
+
+    def flops(graph, node, filter_shape_of):
+        op = graph.get_operation_by_name(node.name)
+        out_backprop = op.inputs[2].shape
+        kernel = filter_shape_of(op)
+        return ops.OpStats("flops", 2 * int(np.prod(out_backprop)) * int(np.prod(kernel[:-1])))
+
+    for name, filter_shape_of in (("Conv3DBackpropInputV2", lambda op: op.inputs[1].shape),
+                                  ("Conv3DBackpropFilterV2", lambda op: op.outputs[0].shape)):
+        try:
+            ops.RegisterStatistics(name, "flops")(lambda graph, node, f=filter_shape_of: flops(graph, node, f))
+        except KeyError:  # registered already
+            pass
+
+
+def count_flops(concrete) -> float:
+    """FLOPs of a traced graph by TensorFlow's profiler (ops with registered statistics,
+    plus the 3-D convolution gradients, see :func:`_register_conv3d_gradient_flops`)."""
+    import tensorflow as tf
+
+    _register_conv3d_gradient_flops()
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = tf.compat.v1.profiler.profile(concrete.graph, options=opts)
+    return float(info.total_float_ops)
+
+
+def _batch(task_name: str, size: int, batch: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if task_name == "mri":
+        x = rng.standard_normal((batch, size, size, 2)).astype("float32")
+        masks = (rng.random((batch, size)) < 0.3).astype("float32")
+        return {"x": x, "y": x[::-1] * masks[:, None, :, None], "x_params": {"mask": masks},
+                "y_params": {"mask": masks[::-1]}}
+    return {"x": rng.random((batch, size, size, size, 1)).astype("float32"),
+            "y": rng.random((batch, size, size, size, 1)).astype("float32")}
+
+
+def _config(task, size: int, overrides: dict) -> dict:
+    size_key = "crop_size" if task.name == "mri" else "patch_size"
+    return task.default_config(run_dir="unused", test_files="unused", steps_per_epoch=100, supervised_loss="l1",
+                               **{size_key: size}, **overrides)
+
+
+def time_calls(fn, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` (its result fetched) after ``warmup`` calls."""
+    import tensorflow as tf
+
+    for _ in range(warmup):
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, fn())
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def train_step_row(name: str, method: str, repeats: int) -> dict:
+    import tensorflow as tf
+
+    sys.path.insert(0, str(ROOT / "train"))
+    import compare  # noqa: E402  (train/compare.py builds every method from the task's parts)
+
+    from tf_otcycle import tasks
+
+    task_name, size, overrides = CONFIGS[name]
+    task = tasks.get(task_name)
+    config = _config(task, size, overrides)
+    model = compare.build_model(task, method, config, None)
+    batch = _batch(task_name, size, config["batch_size"])
+    data = batch if method != "supervised" else (batch["y"], batch["x"])
+    data = tf.nest.map_structure(tf.constant, data)
+    step = tf.function(model.train_step)
+    concrete = step.get_concrete_function(data)
+    flops = count_flops(concrete)
+    seconds = time_calls(lambda: step(data), repeats)
+    return {"seconds": seconds, "gflop": flops / 1e9}
+
+
+def inference_row(name: str, method: str, repeats: int) -> dict:
+    """Generator (batched, compiled) or classical solver throughput on ``name``'s size."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_otcycle import classical, tasks
+
+    task_name, size, overrides = CONFIGS[name]
+    task = tasks.get(task_name)
+    config = _config(task, size, overrides)
+    batch = 8 if task_name == "mri" else 1
+    data = _batch(task_name, size, batch)
+    if method == "generator":
+        from tf_otcycle.models import predictor
+
+        run = predictor(task.generator(config, None))
+        return {"seconds": time_calls(lambda: run(data["y"]), repeats) / batch,
+                "unit": "slice" if task_name == "mri" else "volume"}
+    if method == "pls_tv":
+        y = tf.complex(data["y"][..., 0], data["y"][..., 1])
+        mask = tf.constant(data["y_params"]["mask"])
+        return {"seconds": time_calls(lambda: classical.pls_tv(y, mask, iterations=100)[0], repeats, 1) / batch,
+                "unit": "slice"}
+    if method.startswith("richardson_lucy"):
+        from skimage.restoration import richardson_lucy as skimage_rl
+
+        from tf_otcycle.physics.psf import gaussian_psf, odd_centred
+
+        psf = gaussian_psf((20, 20, 20), (2.0, 1.0, 1.0))
+        volume = np.asarray(data["y"][0, ..., 0])
+        if method == "richardson_lucy":
+            run = lambda: classical.richardson_lucy(volume, psf, 30)  # noqa: E731
+        else:
+            run = lambda: skimage_rl(volume.astype(np.float64), odd_centred(psf), num_iter=30, clip=False)  # noqa: E731
+        return {"seconds": time_calls(run, repeats, 1), "unit": "volume"}
+    raise ValueError(method)
+
+
+def child(args) -> None:
+    from tf_otcycle import tasks
+    from tf_otcycle.training import set_threads
+
+    task_name, size, overrides = CONFIGS[args.name]
+    task = tasks.get(task_name)
+    threads = set_threads(args.threads, task.step_work(_config(task, size, overrides)))  # before any TF op
+    if args.kind == "train":
+        row = train_step_row(args.name, args.method, args.repeats)
+    else:
+        row = inference_row(args.name, args.method, args.repeats)
+    row["threads"] = "tensorflow" if threads is None else f"{threads[0]},{threads[1]}"
+    row["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+# --- the parent: every row, one table ---------------------------------------------------------
+def run_child(kind: str, name: str, method: str, repeats: int, threads: str = "auto") -> dict:
+    """One row in its own process, between two measurements of the matmul peak (this process)."""
+    before = matmul_peak(3)
+    command = [sys.executable, __file__, "--child", kind, "--name", name, "--method", method,
+               "--repeats", str(repeats), "--threads", threads]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            row = json.loads(line[7:])
+            row.update(name=name, method=method, peak=(before + matmul_peak(3)) / 2)
+            return row
+    raise RuntimeError(f"{kind} {name} {method} failed:\n{out.stderr[-3000:]}")
+
+
+def other_threads(row: dict) -> str:
+    """The thread setting ``auto`` did not choose for this row (the comparison behind it)."""
+    cores = os.cpu_count() or 1
+    return f"1,{cores}" if row["threads"] == "tensorflow" else "tensorflow"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated configurations (default: all)")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        args.kind = args.child
+        return child(args)
+    import tensorflow as tf  # noqa: F401  (the parent's runtime, default threads: the matmul peak)
+
+    names = [n for n in args.only.split(",") if n] or list(CONFIGS)
+    rows, infer = [], []
+    for name in names:
+        repeats = args.repeats if "paper" not in name else 3
+        for method in METHODS:
+            rows.append(run_child("train", name, method, repeats))
+            print(train_line(rows[-1]), flush=True)
+        rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
+        print(train_line(rows[-1]), flush=True)
+        solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
+        for method in solvers:
+            infer.append(run_child("infer", name, method, 3))
+            print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)
+    if not args.only:
+        Path(args.out).write_text(report(rows, infer))
+        print(f"wrote {args.out}")
+
+
+def train_line(r: dict) -> str:
+    return (f"{r['name']:18} {r['method']:12} threads {r['threads']:10} {r['seconds'] * 1e3:9.1f} ms "
+            f"{r['gflop']:8.1f} GFLOP {r['gflop'] / r['seconds'] / r['peak']:5.2f} of {r['peak']:.0f} GFLOP/s "
+            f"{r['peak_rss_gib']:5.2f} GiB")
+
+
+def report(rows: list[dict], infer: list[dict]) -> str:
+    cpu = platform.processor() or platform.machine()
+    peaks = [r["peak"] for r in rows + infer]
+    lines = [
+        "# Speed benchmark", "",
+        f"`python benchmarks/speed.py` on {datetime.date.today().isoformat()}: {cpu}, {os.cpu_count()} cores, no GPU "
+        f"({platform.platform()}). Every row ran in its own process; the practical peak (float32 matmul 2048-4096, "
+        f"median) was measured just before and after each row in the benchmark's own process, and each ratio uses "
+        f"that row's mean of the two (here {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s: the machine is shared, so "
+        "compare ratios, not times across rows).", "",
+        "## Train steps", "",
+        "One `tf.function(train_step)` on a fixed batch of 1 (median of repeats after warm-up; no input pipeline). "
+        "GFLOP: TensorFlow's profiler on the traced graph (convolutions, their gradients, matmuls; the 3-D "
+        "convolution gradients, which TensorFlow does not count, registered by the benchmark; FFTs, normalisation "
+        "and element-wise ops not counted, so the ratio is a lower bound). Threads: what `--threads=auto` "
+        "chooses, plus the OT step with the other setting. Peak RSS: the row's own process.", "",
+        "| configuration | method | threads | ms/step | GFLOP/step | of peak | peak RSS (GiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['method']} | {r['threads']} | {r['seconds'] * 1e3:.1f} | {r['gflop']:.1f} | "
+                     f"{r['gflop'] / r['seconds'] / r['peak']:.2f} | {r['peak_rss_gib']:.2f} |")
+    by = {}
+    for r in rows:
+        by.setdefault((r["name"], r["method"]), r)  # the auto-threads row first
+    lines += ["", "OT-cycleGAN step / conventional cycleGAN step, time (FLOPs):", ""]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        ot, cg = by.get((name, "ot_cyclegan")), by.get((name, "cyclegan"))
+        if ot and cg:
+            lines.append(f"- {name}: {ot['seconds'] / cg['seconds']:.2f} ({ot['gflop'] / cg['gflop']:.2f})")
+    lines += ["", "## Inference", "",
+              "Generator: `tf_otcycle.models.predictor` (compiled), batches of 8 slices (MRI) or one volume, per item. "
+              "PLS-TV: 100 MFISTA iterations, compiled, batch of 8 slices. Richardson-Lucy: 30 iterations, one volume, "
+              "20^3 PSF, compiled TensorFlow (ours) and scikit-image (float64 NumPy/SciPy).", "",
+              "| configuration | method | items/s | s/item | peak RSS (GiB) |", "|---|---|---|---|---|"]
+    for r in infer:
+        lines.append(f"| {r['name']} | {r['method']} | {1 / r['seconds']:.2f} {r['unit']}s | {r['seconds']:.4f} | "
+                     f"{r['peak_rss_gib']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
