@@ -5,7 +5,8 @@
 
 Every row runs in its own subprocess (thread pools are fixed when TensorFlow starts, and a
 process's peak memory is its own), with the threads ``--threads=auto`` would choose for that
-configuration, plus the OT step with the other choice. The benchmark's own process measures
+configuration, plus the OT step with the other choice; inference rows with TensorFlow's
+default threads, as the inference commands run. The benchmark's own process measures
 the machine's practical peak (float32 matmul, 2048-4096, median GFLOP/s) just before and
 after each row, so each ratio compares numbers taken minutes apart on the same machine.
 
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         print(train_line(rows[-1]), flush=True)
         solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
         for method in solvers:
-            infer.append(run_child("infer", name, method, 3))
+            infer.append(run_child("infer", name, method, 3, "tensorflow"))  # the inference commands' threads
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)
     if not args.only:
         Path(args.out).write_text(report(rows, infer))

@@ -247,13 +247,56 @@ def test_untrusted_or_mismatched_models_are_refused(exports, tmp_path):
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "cannot load" in proc.stderr and "unsafe.keras" in proc.stderr
     assert "lambda" in proc.stderr.lower() and not (tmp_path / "o.h5").exists()
-    # The MRI generator is not a deconvolution model; a 2-D image is not a stack for the 3-D model.
+    # The MRI generator is not a deconvolution model; a multi-channel stack needs --channel.
     proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mri']['keras']}",
                            f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'o.tif'}"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0
-    write_stack(tmp_path / "flat.tif", np.zeros((1, 8, 8), np.float32)[0])
-    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mic']['keras']}",
-                           f"--input={tmp_path / 'flat.tif'}", f"--output={tmp_path / 'o2.tif'}"],
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "zcyx.tif", np.zeros((8, 2, 8, 8), np.float32), imagej=True, metadata={"axes": "ZCYX"})
+    command = [sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mic']['keras']}",
+               f"--input={tmp_path / 'zcyx.tif'}", f"--output={tmp_path / 'o2.tif'}"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "zcyx.tif: a multi-channel stack" in proc.stderr
+    proc = subprocess.run([*command, "--channel=1"], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    write_stack(tmp_path / "plane.tif", np.random.default_rng(0).random((8, 8)).astype(np.float32))
+    proc = subprocess.run([*command[:4], f"--input={tmp_path / 'plane.tif'}", f"--output={tmp_path / 'o3.tif'}"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
-    assert proc.returncode != 0 and "flat.tif" in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-2000:]  # a 2-D plane: a stack of depth 1
+    assert tifffile.imread(tmp_path / "o3.tif").shape == (8, 8)
+
+
+def test_inputs_that_do_not_fit_the_network_stride_are_padded_and_cropped_back(tmp_path):
+    """A depth-2 U-Net pools twice (stride 4): a 14-px crop is padded for it and cropped back
+    (in-process, and through both commands), a 6-voxel tile rounded up to 8."""
+    from tf_otcycle.data.tiff import read_stack, write_stack
+    from tf_otcycle.models import input_multiple, padded
+
+    keras.utils.set_random_seed(3)
+    mri = build_unet(2, 2, depth=2, base_filters=2, residual=True, name="generator")
+    mic = build_unet(3, 1, depth=2, base_filters=2, activation="relu", output_activation="sigmoid", name="generator")
+    assert input_multiple(mri) == 4 and input_multiple(build_unet(2, 2, depth=0, base_filters=2)) == 1
+    x = np.random.default_rng(0).standard_normal((2, 14, 10, 2)).astype(np.float32)
+    out = padded(mri, 4)(x)
+    assert out.shape == x.shape
+    full = mri(np.pad(x, [(0, 0), (0, 2), (0, 2), (0, 0)], mode="symmetric")).numpy()
+    np.testing.assert_allclose(out, full[:, :14, :10], rtol=1e-5, atol=1e-6)
+    mri_paths = export_mri_generator(mri, tmp_path / "mri")
+    mic_paths = export_microscopy_generator(mic, np.full((4, 4, 4), 1 / 64, np.float32), tmp_path / "mic")
+    write_fastmri_file(tmp_path / "a.h5", 1, size=16, slices=2)
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.reconstruct", f"--model={mri_paths['keras']}",
+                           f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'a_out.h5'}", "--crop_size=14"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "padded to 16" in proc.stdout and "Traceback" not in proc.stderr
+    with h5py.File(tmp_path / "a_out.h5", "r") as f:
+        assert f["reconstruction"].shape == (2, 14, 14) and np.isfinite(f["reconstruction"][()]).all()
+    write_stack(tmp_path / "v.tif", np.random.default_rng(0).random((12, 12, 12)).astype(np.float32))
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={mic_paths['keras']}",
+                           f"--input={tmp_path / 'v.tif'}", f"--output={tmp_path / 'v_out.tif'}", "--tile=6"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--tile 6 is not a multiple of the network's stride 4: using 8" in proc.stdout
+    assert read_stack(tmp_path / "v_out.tif").shape == (12, 12, 12)

@@ -80,3 +80,37 @@ def test_the_run_records_its_environment(tmp_path):
     save_flags(tmp_path, "--seed=1\n", {"seed": 1})
     env = json.loads((tmp_path / "config.json").read_text())["environment"]
     assert env["tensorflow"] == tf.__version__ and env["keras"] == keras.__version__ and "git_commit" in env
+
+
+def test_random_states_are_checkpointed_and_older_checkpoints_still_resume(tmp_path):
+    from tf_otcycle.training import random_states
+
+    model = _model()
+    rng = random_states(model)
+    assert rng and all(v.name == "seed_generator_state" for v in rng)
+    state = TrainState(model, tmp_path / "new")
+    saved = [v.numpy().copy() for v in rng]
+    state.save(1)
+    for v in rng:
+        v.assign(v.numpy() + 7)
+    state.restore(log=lambda m: None)
+    for v, value in zip(rng, saved):
+        np.testing.assert_array_equal(v.numpy(), value)
+    # A checkpoint written before the rng states were saved resumes, with a note.
+    old = tf.train.Checkpoint(generator=model.generator, forward_op=model.forward_op, critic_x=model.critic_x,
+                              g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer, epoch=state.epoch)
+    tf.train.CheckpointManager(old, str(tmp_path / "old"), 3).save(checkpoint_number=5)
+    lines = []
+    assert TrainState(model, tmp_path / "old").restore(log=lines.append) == 1
+    assert "no random-generator states" in lines[0] and "Resumed from step" in lines[1]
+
+
+def test_checkpoint_steps_save_inside_epochs_once_per_step(tmp_path):
+    model = _model()
+    state = TrainState(model, tmp_path / "ckpt", max_to_keep=10)
+    model.fit(_data(bad_steps=()), epochs=2, steps_per_epoch=3, verbose=0,
+              callbacks=[CheckpointCallback(state, log=lambda m: None, every_steps=2)])
+    steps = sorted(int(p.rsplit("-", 1)[1]) for p in state.manager.checkpoints)
+    assert steps == [2, 3, 4, 6]  # every 2 steps, every epoch end, step 6 once
+    reader = tf.train.load_checkpoint(str(tmp_path / "ckpt" / "ckpt-4"))
+    assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 1  # saved inside the second epoch

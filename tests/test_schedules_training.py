@@ -71,3 +71,30 @@ def test_threads_flag_values():
     for bad in ("", "two", "1", "1,2,3", "-1,2"):
         with pytest.raises(ValueError, match="--threads"):
             parse_threads(bad)
+
+
+def test_plan_outputs_globs_folders_and_skip_existing(tmp_path):
+    from tf_otcycle.io_utils import expand_flagfiles
+
+    for name in ("a.h5", "b.h5", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    pairs = plan_outputs(str(tmp_path / "*.h5"), tmp_path / "out", (".h5",), overwrite=False)
+    assert [(i.name, o.parent.name) for i, o in pairs] == [("a.h5", "out"), ("b.h5", "out")]
+    with pytest.raises(ValueError, match="is a file name"):  # several inputs, one output file
+        plan_outputs(str(tmp_path / "*.h5"), tmp_path / "x.h5", (".h5",), overwrite=False)
+    with pytest.raises(ValueError, match="matches no"):
+        plan_outputs(str(tmp_path / "*.tif"), tmp_path / "out", (".tif",), overwrite=False)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match="skip_existing"):
+        plan_outputs(str(tmp_path / "*.h5"), tmp_path / "out", (".h5",), overwrite=False)
+    pairs = plan_outputs(str(tmp_path / "*.h5"), tmp_path / "out", (".h5",), overwrite=False, skip_existing=True)
+    assert [i.name for i, _ in pairs] == ["b.h5"]
+    (tmp_path / "inner.flags").write_text("# a comment\n--crop_size=16\n")
+    (tmp_path / "outer.flags").write_text(f"--model=m.keras\n--flagfile={tmp_path / 'inner.flags'}\n")
+    assert expand_flagfiles(["--input=x", f"--flagfile={tmp_path / 'outer.flags'}"]) == [
+        "--input=x", "--model=m.keras", "--crop_size=16"]
+    (tmp_path / "bad.flags").write_text("crop_size 16\n")
+    for bad, match in (("bad.flags", "is not a --flag"), ("none.flags", "does not exist")):
+        with pytest.raises(ValueError, match=match):
+            expand_flagfiles([f"--flagfile={tmp_path / bad}"])

@@ -5,7 +5,9 @@
 The input is normalised to [0, 1] (min-max, as in training), deconvolved tile by tile with
 smooth blending (:mod:`tf_otcycle.tiling`) and written as float32 in that normalised range,
 or with ``--output_dtype=input`` rescaled to the input's range and dtype. ``--input`` may be
-a folder, then ``--output`` is a folder too. An existing output is kept unless ``--overwrite``.
+a folder or a glob pattern, then ``--output`` is a folder. An existing output is kept unless
+``--overwrite``; ``--skip_existing`` continues a folder run that stopped. A ``--tile`` that
+the network cannot pool is rounded up. ``--flagfile=FILE`` reads flags.
 The tile size and overlap default to those saved in the model's ``config.json`` (written by
 the export beside ``generator.keras``); flags override them. A model of the 2-D deblurring
 task (``config.json`` task ``deblur2d``) reads and writes 2-D TIFF or PNG images.
@@ -33,17 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tf_otcycle.deconvolve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="exported generator (.keras)")
-    parser.add_argument("--input", required=True, help="TIFF stack, or a folder of stacks")
-    parser.add_argument("--output", required=True, help="output TIFF (or folder when --input is a folder)")
+    parser.add_argument("--input", required=True, help="TIFF stack (or 2-D image), a folder of them, or a glob")
+    parser.add_argument("--output", required=True, help="output TIFF (a folder when --input gives several files)")
     parser.add_argument("--tile", type=int, default=None,
                         help="tile size; default: the model's config.json (the training patch size), else 64")
     parser.add_argument("--overlap", type=int, default=None,
                         help="overlap between tiles; default: the model's config.json, else tile // 4")
     parser.add_argument("--batch_size", type=int, default=1, help="tiles per network call")
+    parser.add_argument("--channel", type=int, default=None,
+                        help="channel (0-based) of multi-channel stacks (axes ZCYX etc.); single-channel stacks need none")
     parser.add_argument("--output_dtype", choices=["float32", "input"], default="float32",
                         help="float32 in the normalised [0, 1] range, or the input's dtype and range")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    args = parser.parse_args(argv)
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip_existing", action="store_true",
+                          help="leave out inputs whose output exists (continue a folder run that stopped)")
+    from tf_otcycle.io_utils import expand_flagfiles
+
+    try:  # --flagfile=FILE: one --name=value per line, as for the training commands
+        args = parser.parse_args(expand_flagfiles(sys.argv[1:] if argv is None else argv))
+    except ValueError as e:
+        parser.error(str(e))
 
     from tf_otcycle.export import read_export_config
     from tf_otcycle.io_utils import plan_outputs
@@ -61,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             args.overlap = int(exported["overlap"])
 
     try:
-        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite)
+        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite, args.skip_existing)
     except ValueError as e:
         parser.error(str(e))
+    if not pairs:
+        print("Nothing to do: every output exists (--skip_existing).")
+        return 0
     if args.overlap is None:
         args.overlap = args.tile // 4
     if args.tile < 4 or not 0 <= args.overlap < args.tile:
@@ -76,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     from tf_otcycle.data.tiff import TiffFormatError
 
     # 2-D images (TIFF or PNG) for the deblurring task, stacks otherwise
-    read, write = (images.read_image, images.write_image) if task == "deblur2d" else (tiff.read_stack, tiff.write_stack)
+    if task == "deblur2d":
+        read, write = images.read_image, images.write_image
+    else:
+        read, write = (lambda p: tiff.read_stack(p, args.channel)), tiff.write_stack
     if args.output_dtype == "float32" and any(out.suffix.lower() == ".png" for _, out in pairs):
         parser.error("--output: PNG holds integers; add --output_dtype=input or write .tif")
 
@@ -87,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     expected = len(generator.input_shape) - 2  # spatial axes the model takes: 3 (stacks) or 2 (images)
     if generator.input_shape[-1] != 1 or expected not in (2, 3):
         parser.error(f"--model: {args.model} takes inputs {generator.input_shape}, not single-channel images or stacks")
+    from tf_otcycle.models import input_multiple
+
+    multiple = input_multiple(generator)
+    if args.tile % multiple:  # tiles are the network's inputs: round up to a size it can pool
+        tile = -(-args.tile // multiple) * multiple
+        print(f"--tile {args.tile} is not a multiple of the network's stride {multiple}: using {tile}", flush=True)
+        args.tile = tile
     source = "model's config.json" if exported else "defaults"
     print(f"tile {args.tile}, overlap {args.overlap} (flags, else the {source})", flush=True)
     for i, (inp, out) in enumerate(pairs, 1):
@@ -107,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             result = result.astype(raw.dtype)
         if task == "deblur2d":
             write(out, result)
-        else:  # the input's ImageJ voxel size (axes ZYX, spacing, resolution) carried to the output
-            write(out, result, tiff.read_voxel_size(inp))
+        else:  # the input's voxel size (axes ZYX, spacing, resolution) carried to the output; a plane stays 2-D
+            write(out, result[0] if result.shape[0] == 1 else result, tiff.read_voxel_size(inp))
         print(f"[{i}/{len(pairs)}] {inp} {raw.shape} -> {out}", flush=True)
     return 0
 

@@ -61,27 +61,76 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
 
 
 def plan_outputs(
-    src: str | os.PathLike, dst: str | os.PathLike, suffixes: tuple[str, ...], overwrite: bool
+    src: str | os.PathLike, dst: str | os.PathLike, suffixes: tuple[str, ...], overwrite: bool,
+    skip_existing: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """``(input, output)`` pairs of an inference command: one file, or every file of a folder.
+    """``(input, output)`` pairs of an inference command: one file, every file of a folder,
+    or every file a glob pattern (``'scans/*.h5'``) matches; several inputs go to the folder
+    ``dst``, each under its own name.
+
+    ``skip_existing`` leaves out inputs whose output exists (a folder run that stopped
+    part-way continues); otherwise an existing output needs ``overwrite``.
 
     Raises:
-        ValueError: the input is missing or holds no file with one of ``suffixes``, or an
-            output exists and ``overwrite`` is false (nothing is written then).
+        ValueError: the input is missing or matches no file with one of ``suffixes``; several
+            inputs but ``dst`` names a file (``out.h5``); or an output exists and neither
+            ``overwrite`` nor ``skip_existing`` is set (nothing is written then).
     """
-    src, dst = Path(src), Path(dst)
-    if src.is_dir():
-        pairs = [(p, dst / p.name) for p in sorted(src.iterdir()) if p.suffix.lower() in suffixes]
-        if not pairs:
-            raise ValueError(f"--input: {src} holds no {'/'.join(suffixes)} file")
-    elif src.exists():
-        pairs = [(src, dst)]
+    text, dst = str(src), Path(dst)
+    pattern = any(c in text for c in "*?[")
+    if pattern:
+        files = [Path(p) for p in sorted(glob.glob(text)) if Path(p).suffix.lower() in suffixes]
+        if not files:
+            raise ValueError(f"--input: {text} matches no {'/'.join(suffixes)} file")
+    elif Path(text).is_dir():
+        files = [p for p in sorted(Path(text).iterdir()) if p.suffix.lower() in suffixes]
+        if not files:
+            raise ValueError(f"--input: {text} holds no {'/'.join(suffixes)} file")
+    elif Path(text).exists():
+        return _existing_outputs([(Path(text), dst)], overwrite, skip_existing)
     else:
-        raise ValueError(f"--input: {src} does not exist")
-    existing = [str(o) for _, o in pairs if o.exists()]
+        raise ValueError(f"--input: {text} does not exist")
+    if dst.suffix.lower() in suffixes or (dst.exists() and not dst.is_dir()):
+        raise ValueError(f"--output: {dst} is a file name, but --input {text} gives {len(files)} file(s): "
+                         "give a folder")
+    names = [p.name for p in files]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--input: {text} matches files of the same name in different folders; "
+                         "run one folder at a time")
+    return _existing_outputs([(p, dst / p.name) for p in files], overwrite, skip_existing)
+
+
+def _existing_outputs(pairs: list, overwrite: bool, skip_existing: bool) -> list:
+    existing = [o for _, o in pairs if o.exists()]
+    if skip_existing:
+        return [(i, o) for i, o in pairs if not o.exists()]
     if existing and not overwrite:
-        raise ValueError(f"--output: {existing[0]} exists (pass --overwrite to replace it)")
+        raise ValueError(f"--output: {existing[0]} exists (pass --overwrite to replace it, or --skip_existing)")
     return pairs
+
+
+def expand_flagfiles(argv: list[str]) -> list[str]:
+    """``--flagfile=FILE`` arguments replaced by the flags in FILE (one ``--name=value`` per
+    line, ``#`` comments; nested flagfiles too), as absl reads them for the training commands.
+
+    Raises:
+        ValueError: a flagfile is missing or holds a line that is not a flag.
+    """
+    out = []
+    for arg in argv:
+        if not arg.startswith("--flagfile="):
+            out.append(arg)
+            continue
+        path = Path(arg.split("=", 1)[1])
+        if not path.is_file():
+            raise ValueError(f"--flagfile: {path} does not exist")
+        lines = [ln.strip() for ln in path.read_text().splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        bad = [ln for ln in lines if not ln.startswith("--")]
+        if bad:
+            raise ValueError(f"--flagfile: {path}: {bad[0]!r} is not a --flag")
+        out.extend(expand_flagfiles(lines))
+    return out
 
 
 def is_uri(path: str | os.PathLike) -> bool:

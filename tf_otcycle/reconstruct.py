@@ -8,8 +8,9 @@ undersampled retrospectively on the crop with the per-file mask of the evaluatio
 (``--mask_type``, ``--acceleration``, ``--center_fraction``, seed from the file name), and
 ``--data_consistency`` then puts the measured k-space lines back into the output.
 The output is a fastMRI-style file: ``reconstruction`` float32 ``(slices, crop, crop)``
-(magnitude, file units) with the input's attributes. ``--input`` may be a folder, then
-``--output`` is a folder. Existing outputs are kept unless ``--overwrite``.
+(magnitude, file units) with the input's attributes. ``--input`` may be a folder or a glob
+pattern, then ``--output`` is a folder. Existing outputs are kept unless ``--overwrite``;
+``--skip_existing`` continues a folder run that stopped. ``--flagfile=FILE`` reads flags.
 Crop size, mask type, acceleration and centre fraction default to those saved in the model's
 ``config.json`` (written by the export beside ``generator.keras``); flags override them.
 """
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tf_otcycle.reconstruct", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="exported MRI generator (.keras)")
-    parser.add_argument("--input", required=True, help="fastMRI .h5 file or a folder of them")
-    parser.add_argument("--output", required=True, help="output .h5 file (or folder when --input is a folder)")
+    parser.add_argument("--input", required=True, help="fastMRI .h5 file, a folder of them, or a glob ('scans/*.h5')")
+    parser.add_argument("--output", required=True, help="output .h5 file (a folder when --input gives several files)")
     parser.add_argument("--crop_size", type=int, default=None,
                         help="centre crop; default: the model's config.json, else 320")
     parser.add_argument("--mask_type", choices=["random", "equispaced"], default=None,
@@ -91,8 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--center_fraction", type=float, default=None,
                         help="default: the model's config.json, else 0.04")
     parser.add_argument("--data_consistency", action="store_true", help="put measured k-space lines back")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    args = parser.parse_args(argv)
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip_existing", action="store_true",
+                          help="leave out inputs whose output exists (continue a folder run that stopped)")
+    from tf_otcycle.io_utils import expand_flagfiles
+
+    try:  # --flagfile=FILE: one --name=value per line, as for the training commands
+        args = parser.parse_args(expand_flagfiles(sys.argv[1:] if argv is None else argv))
+    except ValueError as e:
+        parser.error(str(e))
 
     from tf_otcycle.export import read_export_config
     from tf_otcycle.io_utils import plan_outputs
@@ -108,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, exported.get(name, fallback))
 
     try:
-        pairs = plan_outputs(args.input, args.output, (".h5",), args.overwrite)
+        pairs = plan_outputs(args.input, args.output, (".h5",), args.overwrite, args.skip_existing)
     except ValueError as e:
         parser.error(str(e))
+    if not pairs:
+        print("Nothing to do: every output exists (--skip_existing).")
+        return 0
 
     import keras
 
@@ -128,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     except FastMRIFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from tf_otcycle.models import input_multiple, padded
+
+    multiple = input_multiple(generator)
+    if args.crop_size % multiple:  # the network pools: pad its input, crop its output back
+        print(f"crop {args.crop_size} is not a multiple of the network's stride {multiple}: each slice is padded to "
+              f"{-(-args.crop_size // multiple) * multiple} for the network and cropped back", flush=True)
+        generator = padded(generator, multiple)
     source = "model's config.json" if exported else "defaults"
     print(f"crop {args.crop_size}, x{args.acceleration:g}, {args.center_fraction:g} centre, {args.mask_type} masks "
           f"(flags, else the {source})", flush=True)

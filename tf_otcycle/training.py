@@ -91,9 +91,17 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+def random_states(model) -> list:
+    """The state variables of every ``keras.random.SeedGenerator`` in ``model`` (the gradient
+    penalty's interpolation weights, the critics' random crops), in a fixed order."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
 class TrainState:
     """Whole training state in one ``tf.train.Checkpoint``: networks, forward operator,
-    both optimizers (their iteration counters are the step counts) and the epoch.
+    optimizers (their iteration counters are the step counts), the random generators' states
+    (``rng``) and the epoch: with the input pipeline replayed to the step (``train/common.py``)
+    and op determinism, a resumed run continues exactly as an uninterrupted one.
 
     Checkpoints go to ``<run_dir>/checkpoints/`` through a ``CheckpointManager`` (TF writes
     the shards first and updates the ``checkpoint`` index last, so an interrupted save never
@@ -115,7 +123,8 @@ class TrainState:
             parts["critic_y"] = model.critic_y
         if getattr(model, "h_optimizer", None) is not None:
             parts["h_optimizer"] = model.h_optimizer
-        self.checkpoint = tf.train.Checkpoint(**parts)
+        self.checkpoint = tf.train.Checkpoint(**parts, rng=random_states(model))
+        self._without_rng = tf.train.Checkpoint(**parts)  # checkpoints written before the rng states were saved
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=max_to_keep)
 
     @property
@@ -127,9 +136,22 @@ class TrainState:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return 0
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except AssertionError:  # an older checkpoint: no random states; every other object must match
+            self._without_rng.restore(latest).assert_existing_objects_matched()
+            log(f"{latest} holds no random-generator states (written by an earlier version): they start afresh")
         log(f"Resumed from step {self.step} (epoch {int(self.epoch.numpy())}, {latest})")
         return int(self.epoch.numpy())
+
+    @property
+    def current_epoch(self) -> int:
+        """Epochs completed (updated by :class:`CheckpointCallback` during training)."""
+        return getattr(self, "_current_epoch", int(self.epoch.numpy()))
+
+    @current_epoch.setter
+    def current_epoch(self, value: int) -> None:
+        self._current_epoch = int(value)
 
     def save(self, epoch: int) -> str:
         self.epoch.assign(epoch)
@@ -137,23 +159,43 @@ class TrainState:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Save the whole :class:`TrainState` at the end of every ``every`` epochs and at the end.
+    """Save the whole :class:`TrainState` at the end of every ``every`` epochs, at the end, and
+    every ``every_steps`` generator steps (0: never mid-epoch; a mid-epoch checkpoint records
+    the epochs completed, and the run resumes inside the epoch, see ``train/common.py``).
 
     Weights with NaN or Inf are never saved (the last good checkpoint stays the latest).
     """
 
-    def __init__(self, state: TrainState, every: int = 1, write: bool = True, log: Callable[[str], None] = logging.warning):
+    def __init__(self, state: TrainState, every: int = 1, write: bool = True, log: Callable[[str], None] = logging.warning,
+                 every_steps: int = 0):
         super().__init__()
         self.state, self.every, self.write, self.log = state, max(1, every), write, log
+        self.every_steps = max(0, int(every_steps or 0))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state.current_epoch = epoch  # epochs completed, for a save inside this epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not (self.write and self.every_steps and self.state.step % self.every_steps == 0):
+            return
+        if bool(self.params) and batch + 1 == self.params.get("steps") and self._epoch_save_due(self.state.current_epoch):
+            return  # the epoch's last step: the end-of-epoch save follows (one checkpoint per step number)
+        self._save(self.state.current_epoch, f"step {self.state.step}")
+
+    def _epoch_save_due(self, epoch: int) -> bool:
+        return (epoch + 1) % self.every == 0 or (bool(self.params) and epoch + 1 == self.params.get("epochs"))
 
     def on_epoch_end(self, epoch, logs=None):
-        last = bool(self.params) and epoch + 1 == self.params.get("epochs")
-        if self.write and ((epoch + 1) % self.every == 0 or last):
-            if not weights_finite(self.state.model):
-                self.log(f"epoch {epoch + 1}: weights hold NaN or Inf; checkpoint not written "
-                         f"(the latest is still {self.state.manager.latest_checkpoint})")
-                return
-            self.state.save(epoch + 1)
+        self.state.current_epoch = epoch + 1
+        if self.write and self._epoch_save_due(epoch):
+            self._save(epoch + 1, f"epoch {epoch + 1}")
+
+    def _save(self, epochs_done: int, when: str) -> None:
+        if not weights_finite(self.state.model):
+            self.log(f"{when}: weights hold NaN or Inf; checkpoint not written "
+                     f"(the latest is still {self.state.manager.latest_checkpoint})")
+            return
+        self.state.save(epochs_done)
 
 
 def weights_finite(model) -> bool:
@@ -290,7 +332,8 @@ def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> Non
 MAY_CHANGE_ON_RESUME = frozenset({
     "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files", "val_slices",
     "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf", "pls_lambda",
-    "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads",
+    "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads", "deterministic", "resume_replay",
+    "checkpoint_steps",
 })
 
 

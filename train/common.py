@@ -118,13 +118,26 @@ def progress(chief: bool) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def training_data(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy):
+def training_data(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy, skip: int = 0):
     """The task's unpaired batches; over several replicas, one input pipeline per worker
     (``distribute_datasets_from_function``): its share of the files, its own random
-    stream, the per-replica batch of the global ``--batch_size``."""
+    stream, the per-replica batch of the global ``--batch_size``. ``skip``: batches to
+    replay first (each pipeline gives one batch per step), so that a resumed run sees what
+    an uninterrupted one would (the pipeline's random streams are seeded and advance with it)."""
     if strategy.num_replicas_in_sync == 1:
-        return task.unpaired_dataset(config, data)
-    return strategy.distribute_datasets_from_function(lambda ctx: task.unpaired_dataset(config, data, ctx))
+        return task.unpaired_dataset(config, data).skip(skip)
+    return strategy.distribute_datasets_from_function(lambda ctx: task.unpaired_dataset(config, data, ctx).skip(skip))
+
+
+def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tuple[int, int, int]]:
+    """``(initial_epoch, epochs, steps_per_epoch)`` of each ``fit`` call that trains from
+    ``step`` to ``epochs * steps``: a run saved in the middle of an epoch (``--checkpoint_steps``,
+    Ctrl-C) first finishes that epoch's remaining steps, then runs whole epochs."""
+    done = step - initial_epoch * steps
+    if not 0 < done < steps or initial_epoch >= epochs:
+        return [(initial_epoch, epochs, steps)] if initial_epoch < epochs else []
+    plan = [(initial_epoch, initial_epoch + 1, steps - done)]
+    return plan + ([(initial_epoch + 1, epochs, steps)] if initial_epoch + 1 < epochs else [])
 
 
 def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:
@@ -169,18 +182,25 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
                 *([keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False)]
                   if chief else []),  # only the chief writes logs, tables and exports
-                CheckpointCallback(state, config["checkpoint_every"], write=chief),
+                CheckpointCallback(state, config["checkpoint_every"], write=chief, every_steps=config["checkpoint_steps"]),
                 # validation adds val_* to the logs the diagnostics read
                 *([ValidationCallback(validation, run_dir / "logs")] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
             try:
-                model.fit(training_data(task, config, data, strategy), epochs=config["epochs"], steps_per_epoch=steps,
-                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=progress(chief))
+                for start, end, steps_now in fit_plan(state.step, initial_epoch, steps, config["epochs"]):
+                    skip = state.step if config["resume_replay"] else 0
+                    if skip and chief:
+                        print(f"Replaying the input pipeline to step {skip} (--resume_replay) ...", flush=True)
+                    model.fit(training_data(task, config, data, strategy, skip), epochs=end, initial_epoch=start,
+                              steps_per_epoch=steps_now, callbacks=callbacks, verbose=progress(chief))
+                    if model.stop_training:
+                        break
             except KeyboardInterrupt:  # Ctrl-C: keep what was trained
                 if chief and weights_finite(model):
-                    path = state.save(int(state.epoch.numpy()))
-                    print(f"\nInterrupted at step {state.step}: saved {path}; the same command resumes.", flush=True)
+                    path = state.save(state.current_epoch)
+                    print(f"\nInterrupted: saved step {state.step} to {path}; rerun the same command to resume.",
+                          flush=True)
                 raise SystemExit(130) from None
             if guard.message:
                 raise SystemExit(f"error: {guard.message}")
@@ -213,6 +233,8 @@ def main(task: Task):
             set_threads(config["threads"], task.step_work(config))  # before the runtime starts (make_strategy lists devices)
         except ValueError as e:
             raise app.UsageError(str(e)) from None
+        if config["deterministic"]:
+            tf.config.experimental.enable_op_determinism()
         strategy = make_strategy(config["strategy"])  # first op: multi-worker needs it before any other
         run(task, config, check(task, config), strategy)
 

@@ -79,9 +79,9 @@ def test_read_normalise_reflect_and_patches(tmp_path):
 
 
 def test_bad_stacks_raise_naming_the_file(tmp_path):
-    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((20, 20), np.uint16))
-    with pytest.raises(tiff.TiffFormatError, match="flat.tif.*3-D stack"):
-        tiff.read_stack(tmp_path / "flat.tif")
+    tifffile.imwrite(tmp_path / "time.tif", np.zeros((2, 3, 20, 20), np.uint16), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(tiff.TiffFormatError, match="time.tif.*axes TZYX"):
+        tiff.read_stack(tmp_path / "time.tif")
     nan = np.ones((4, 20, 20), np.float32)
     nan[1, 2, 3] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", nan)
@@ -109,3 +109,28 @@ def test_voxel_size_round_trips_through_imagej_metadata(tmp_path):
     tiff.write_stack(tmp_path / "plain.tif", np.zeros((4, 8, 8), np.uint16))
     assert tiff.read_voxel_size(tmp_path / "plain.tif") is None
     assert tiff.read_stack(tmp_path / "v.tif").shape == (4, 8, 8)
+
+
+def test_axes_channels_planes_and_ome_metadata(tmp_path):
+    """Stacks are read by their own axes: a 2-D plane is a stack of depth 1, a ZCYX ImageJ
+    hyperstack needs --channel, an OME-TIFF's physical sizes are its voxel size."""
+    rng = np.random.default_rng(0)
+    plane = rng.integers(0, 999, (20, 24)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "plane.tif", plane)
+    np.testing.assert_array_equal(tiff.read_stack(tmp_path / "plane.tif"), plane[None])
+    stack = rng.integers(0, 999, (5, 3, 20, 24)).astype(np.uint16)  # z, c, y, x
+    tifffile.imwrite(tmp_path / "zcyx.tif", stack, imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(tiff.TiffFormatError, match="zcyx.tif: a multi-channel stack .*3 channels.*--channel"):
+        tiff.read_stack(tmp_path / "zcyx.tif")
+    np.testing.assert_array_equal(tiff.read_stack(tmp_path / "zcyx.tif", channel=2), stack[:, 2])
+    with pytest.raises(tiff.TiffFormatError, match="--channel 3 is out of range"):
+        tiff.read_stack(tmp_path / "zcyx.tif", channel=3)
+    single = rng.random((4, 1, 16, 16)).astype(np.float32)  # one channel: --channel is ignored
+    tifffile.imwrite(tmp_path / "one.tif", single, imagej=True, metadata={"axes": "ZCYX"})
+    assert tiff.read_stack(tmp_path / "one.tif", channel=1).shape == (4, 16, 16)
+    volume = rng.random((6, 16, 16)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True, metadata={
+        "axes": "ZYX", "PhysicalSizeZ": 250, "PhysicalSizeZUnit": "nm", "PhysicalSizeY": 0.11,
+        "PhysicalSizeYUnit": "\u00b5m", "PhysicalSizeX": 0.1, "PhysicalSizeXUnit": "\u00b5m"})
+    assert tiff.read_voxel_size(tmp_path / "v.ome.tif") == pytest.approx((0.25, 0.11, 0.1))
+    np.testing.assert_array_equal(tiff.read_stack(tmp_path / "v.ome.tif"), volume)

@@ -159,7 +159,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
             break
     out = proc.stdout.read()
     assert proc.wait(timeout=300) == 130, out[-3000:]
-    assert "Interrupted at step" in out and "saved" in out
+    assert "Interrupted: saved step" in out and "rerun the same command to resume" in out
     resumed = run(tiny_flags(data, run_dir, epochs=3, export=False)).stdout
     assert "Resumed from step" in resumed
 

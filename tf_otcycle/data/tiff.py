@@ -26,37 +26,76 @@ class TiffFormatError(ValueError):
     """A file is not a usable TIFF stack; the message names the file."""
 
 
-def read_stack(path: str | os.PathLike) -> np.ndarray:
+def read_stack(path: str | os.PathLike, channel: int | None = None) -> np.ndarray:
     """Read a TIFF stack as ``(D, H, W)`` in its stored dtype.
 
+    The axes come from the file's own metadata (ImageJ hyperstacks, OME-TIFF; tifffile's
+    ``series.axes``): axes of length one are dropped, a single 2-D plane (``YX``) is read as a
+    stack of depth 1 (training and inference extend the depth by reflection), and of a
+    multi-channel stack (``ZCYX``, ``CZYX``, ...) ``channel`` selects one channel (0-based;
+    ignored for single-channel files, e.g. the ground truth of a multi-channel input).
+
     Raises:
-        TiffFormatError: unreadable file, not a 3-D single-channel stack, unsupported dtype,
-            NaN or Inf values.
+        TiffFormatError: unreadable file, a multi-channel stack without ``channel`` (or with
+            one out of range), time series or other extra axes, unsupported dtype, NaN/Inf.
     """
     path = str(path)
-    data = read_tiff_array(path)
-    if data.ndim == 4 and data.shape[-1] == 1:
-        data = data[..., 0]
+    data, axes = read_tiff_series(path)
+    keep = [i for i, (a, n) in enumerate(zip(axes, data.shape)) if n > 1 or a in "ZYX"]
+    data, axes = data.reshape([data.shape[i] for i in keep]), "".join(axes[i] for i in keep)
+    if "C" in axes or "S" in axes:
+        axis = axes.index("C" if "C" in axes else "S")
+        count = data.shape[axis]
+        if channel is None:
+            raise TiffFormatError(f"{path}: a multi-channel stack (axes {axes}, {count} channels): choose one with "
+                                  "--channel")
+        if not 0 <= channel < count:
+            raise TiffFormatError(f"{path}: --channel {channel} is out of range (axes {axes}, {count} channels)")
+        data, axes = np.take(data, channel, axis=axis), axes.replace(axes[axis], "")
+    if data.ndim == 2:
+        data = data[None]  # a single plane: a stack of depth 1
     if data.ndim != 3:
-        raise TiffFormatError(f"{path}: expected a 3-D stack (z, y, x), got an array of shape {data.shape}")
+        raise TiffFormatError(f"{path}: expected a stack (z, y, x) or a plane (y, x), got axes {axes} of shape "
+                              f"{data.shape}")
     return check_values(path, data)
 
 
-def read_tiff_array(path: str, error: type[ValueError] = TiffFormatError) -> np.ndarray:
-    """The first series of a TIFF (local path or URI) as an array; ``error`` naming ``path`` when
-    the file is unreadable, or when it declares more uncompressed pixel data than it holds
-    (a corrupt size that would otherwise be allocated and read)."""
+def read_tiff_series(path: str, error: type[ValueError] = TiffFormatError) -> tuple[np.ndarray, str]:
+    """The first series of a TIFF and its axes string (tifffile's: ``Z``, ``C``, ``Y``, ``X``,
+    ``T``, ``S`` samples, ``Q`` unknown), checked like :func:`read_tiff_array`."""
     try:
         with open_binary(path) as f, tifffile.TiffFile(f) as t:
             series = t.series[0]
             f.seek(0, os.SEEK_END)
             if t.pages[0].compression == 1 and series.size * series.dtype.itemsize > f.tell():
                 raise error(f"{path}: declares shape {series.shape} ({series.dtype}), more data than the file holds")
-            return np.asarray(series.asarray())
+            data, axes = np.asarray(series.asarray()), series.axes
     except error:
         raise
     except Exception as e:  # tifffile raises many types for corrupt files
         raise error(f"{path}: not a readable TIFF file ({type(e).__name__}: {e})") from None
+    if len(axes) != data.ndim:  # not expected from tifffile; fall back to "unknown" axes
+        axes = "Q" * (data.ndim - 2) + "YX"
+    return data, _name_unknown_axes(axes)
+
+
+def _name_unknown_axes(axes: str) -> str:
+    """Name the z axis of files that do not: a plain multi-page TIFF reads as ``QYX`` (or
+    ``IYX``), and tifffile writes a 3- or 4-page array as planar samples (``SYX``); in each
+    the pages are the z-slices. Contiguous samples (``YXS``, RGB) stay channels."""
+    if "Z" in axes:
+        return axes
+    for unknown in ("Q", "I", "S"):
+        if axes.count(unknown) == 1 and axes.index(unknown) < len(axes) - 2:
+            return axes.replace(unknown, "Z")
+    return axes
+
+
+def read_tiff_array(path: str, error: type[ValueError] = TiffFormatError) -> np.ndarray:
+    """The first series of a TIFF (local path or URI) as an array; ``error`` naming ``path`` when
+    the file is unreadable, or when it declares more uncompressed pixel data than it holds
+    (a corrupt size that would otherwise be allocated and read)."""
+    return read_tiff_series(path, error)[0]
 
 
 def check_values(path: str, data: np.ndarray, error: type[ValueError] = TiffFormatError) -> np.ndarray:
@@ -88,25 +127,49 @@ def write_stack(path: str | os.PathLike, volume: np.ndarray, voxel_size: Sequenc
     os.replace(tmp, path)
 
 
+_UNITS_UM = {"um": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3}
+
+
 def read_voxel_size(path: str | os.PathLike) -> tuple[float, float, float] | None:
-    """``(dz, dy, dx)`` in micrometres from an ImageJ stack's ``spacing`` and resolution tags
-    (units um/µm/micron, or nm), or None when the file does not say."""
+    """``(dz, dy, dx)`` in micrometres from the file's metadata: an ImageJ stack's ``spacing``
+    and resolution tags, or an OME-TIFF's ``PhysicalSizeZ/Y/X`` (units um/µm/micron, nm or
+    mm); None when the file does not say."""
     try:
         with open_binary(path) as f, tifffile.TiffFile(f) as t:
-            meta = t.imagej_metadata or {}
-            page = t.pages[0]
-            xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
-            if "spacing" not in meta or xres is None or yres is None:
-                return None
-            scale = {"um": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "nm": 1e-3}.get(str(meta.get("unit", "um")))
-            if scale is None:
-                return None
-            dx = xres.value[1] / xres.value[0] if xres.value[0] else 0.0
-            dy = yres.value[1] / yres.value[0] if yres.value[0] else 0.0
-            size = (float(meta["spacing"]) * scale, dy * scale, dx * scale)
+            size = _ome_voxel_size(t.ome_metadata) if t.is_ome else _imagej_voxel_size(t)
     except Exception:  # unreadable metadata: the caller falls back to its default
         return None
-    return size if min(size) > 0 and max(size) < 1e3 else None
+    return size if size is not None and min(size) > 0 and max(size) < 1e3 else None
+
+
+def _imagej_voxel_size(t: tifffile.TiffFile) -> tuple[float, float, float] | None:
+    meta = t.imagej_metadata or {}
+    page = t.pages[0]
+    xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+    scale = _UNITS_UM.get(str(meta.get("unit", "um")))
+    if "spacing" not in meta or xres is None or yres is None or scale is None:
+        return None
+    dx = xres.value[1] / xres.value[0] if xres.value[0] else 0.0
+    dy = yres.value[1] / yres.value[0] if yres.value[0] else 0.0
+    return float(meta["spacing"]) * scale, dy * scale, dx * scale
+
+
+def _ome_voxel_size(xml: str | None) -> tuple[float, float, float] | None:
+    import xml.etree.ElementTree as ET
+
+    if not xml:
+        return None
+    pixels = next((e for e in ET.fromstring(xml).iter() if e.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None
+    sizes = []
+    for axis in "ZYX":
+        value, unit = pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit", "\u00b5m")
+        scale = _UNITS_UM.get(unit)
+        if value is None or scale is None:
+            return None
+        sizes.append(float(value) * scale)
+    return tuple(sizes)
 
 
 def normalize(volume: np.ndarray) -> np.ndarray:
@@ -126,7 +189,7 @@ def reflect_depth(volume: np.ndarray, depth: int) -> np.ndarray:
 
 
 def load_domain(
-    paths: Sequence[str], patch_size: int, min_size: int = 1, what: str = "files"
+    paths: Sequence[str], patch_size: int, min_size: int = 1, what: str = "files", channel: int | None = None
 ) -> list[np.ndarray]:
     """Read, check and normalise all stacks of one domain; reflect their depth to ``patch_size``.
 
@@ -138,7 +201,7 @@ def load_domain(
         raise TiffFormatError(f"{what}: no file")
     volumes, dtype = [], None
     for path in paths:
-        v = read_stack(path)
+        v = read_stack(path, channel)
         if dtype is None:
             dtype = v.dtype
         elif v.dtype != dtype:

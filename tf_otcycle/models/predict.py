@@ -22,3 +22,30 @@ def predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         _COMPILED[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     compiled = _COMPILED[model]
     return lambda x: np.asarray(compiled(tf.convert_to_tensor(x, tf.float32)))
+
+
+def input_multiple(model: keras.Model) -> int:
+    """The size every spatial input axis of ``model`` must be a multiple of: the product of its
+    pooling sizes (``2**depth`` for a U-Net); 1 for a network without pooling."""
+    multiple = 1
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.MaxPooling3D)):
+            multiple *= int(np.max(layer.pool_size))
+    return multiple
+
+
+def padded(fn: Callable, multiple: int) -> Callable:
+    """``fn`` on inputs ``(B, *spatial, C)`` of any size: each spatial axis symmetrically padded
+    at its end to a multiple of ``multiple``, the output cropped back to the input's size."""
+    if multiple <= 1:
+        return fn
+
+    def run(x, training: bool = False):
+        x = tf.convert_to_tensor(x)
+        sizes = tf.shape(x)[1:-1]
+        pads = (-sizes) % multiple
+        paddings = tf.concat([[[0, 0]], tf.stack([tf.zeros_like(pads), pads], axis=1), [[0, 0]]], axis=0)
+        y = fn(tf.pad(x, paddings, mode="SYMMETRIC"), training=training)
+        return tf.slice(y, tf.zeros([tf.rank(x)], tf.int32), tf.concat([tf.shape(x)[:1], sizes, tf.shape(y)[-1:]], 0))
+
+    return run

@@ -70,6 +70,12 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
              "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER."),
     FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
+    FlagSpec("deterministic", "boolean", False,
+             "Op determinism (tf.config.experimental.enable_op_determinism): the same --seed gives bit-identical "
+             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower."),
+    FlagSpec("resume_replay", "boolean", True,
+             "On resume, replay the input pipeline to the restored step, so the run sees the batches an "
+             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh."),
     FlagSpec("on_nan", "enum", "stop",
              "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
              "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
@@ -77,6 +83,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
     FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs (silenced by default)."),
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
+    FlagSpec("checkpoint_steps", "integer", 0,
+             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
     FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]
@@ -95,6 +103,8 @@ def validate_common(config: dict) -> list[str]:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config["depth"] < 0:
         errors.append(f"--depth must be >= 0, got {config['depth']}")
+    if config.get("checkpoint_steps", 0) < 0:
+        errors.append(f"--checkpoint_steps must be >= 0, got {config['checkpoint_steps']}")
     if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
         errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
     try:

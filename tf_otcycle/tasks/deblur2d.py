@@ -46,7 +46,7 @@ class Deblur2DTask(BlurTask):
         return errors
 
     # --- data: 2-D images instead of stacks ------------------------------------------------
-    def read(self, path):
+    def read(self, path, config=None):
         return images.read_image(path)
 
     def gt_path(self, path):

@@ -70,15 +70,16 @@ class BlurTask(Task):
         return errors
 
     # --- data ----------------------------------------------------------------------------------
-    def read(self, path) -> np.ndarray:
-        """One file of the task, checked, in its stored dtype."""
-        return tiff.read_stack(path)
+    def read(self, path, config: dict | None = None) -> np.ndarray:
+        """One file of the task, checked, in its stored dtype (``config``: the data's
+        ``--channel`` for multi-channel stacks; PSFs are read without it)."""
+        return tiff.read_stack(path, (config or {}).get("channel"))
 
     def gt_path(self, path) -> str:
         return tiff.gt_path_for(path)
 
     def load_domain(self, paths, config, what) -> list[np.ndarray]:
-        return tiff.load_domain(paths, config["patch_size"], config["psf_size"], what)
+        return tiff.load_domain(paths, config["patch_size"], config["psf_size"], what, config.get("channel"))
 
     def resolve_data(self, config):
         """Expand and check the file flags; read and normalise the training files."""
@@ -172,11 +173,11 @@ class BlurTask(Task):
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
         for path in data["files"][split]:
-            blurred = tiff.normalize(self.read(path))
+            blurred = tiff.normalize(self.read(path, config))
             gt_path = self.gt_path(path)
             if not exists(gt_path):
                 raise ValueError(f"{path}: no ground truth {Path(gt_path).name} beside it")
-            gt = tiff.normalize(self.read(gt_path))
+            gt = tiff.normalize(self.read(gt_path, config))
             if gt.shape != blurred.shape:
                 raise ValueError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
             yield Sample(name=Path(path).name, group=Path(path).parent.name, inputs=(blurred,), target=gt,
@@ -222,9 +223,9 @@ class BlurTask(Task):
     def validation(self, config, data, model):
         """Panels of the first validation file (or test file) and, for the OT model, the PSF."""
         paths = data["files"].get("val_files") or data["files"]["test_files"]
-        blurred = tiff.normalize(self.read(paths[0]))
+        blurred = tiff.normalize(self.read(paths[0], config))
         gt_path = self.gt_path(paths[0]) if str(paths[0]).rsplit(".", 1)[0].endswith("_blurred") else None
-        gt = tiff.normalize(self.read(gt_path)) if gt_path is not None and exists(gt_path) else None
+        gt = tiff.normalize(self.read(gt_path, config)) if gt_path is not None and exists(gt_path) else None
         generator = model.generator if hasattr(model, "generator") else model
         predict = self.generator_method(config, generator)
         views = volume_views if self.ndim == 3 else (lambda a: a)
@@ -337,6 +338,9 @@ class MicroscopyTask(BlurTask):
                  "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
                  "the first --blurred_files (or --test_files) stack, else 0.2,0.1,0.1."),
         FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
+        FlagSpec("channel", "integer", None,
+                 "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); single-channel "
+                 "stacks and 2-D planes need none."),
     )
 
     def validate(self, config):
