@@ -59,3 +59,22 @@ def test_data_consistency_variant_puts_the_measured_lines_back():
     np.testing.assert_allclose(k_out[sampled], k_y[sampled], atol=1e-4)
     np.testing.assert_allclose(k_out[~sampled], k_other[~sampled], atol=1e-4)
     assert complex_to_channels(channels_to_complex(tf.constant(out))).shape == out.shape
+
+
+def test_a_penalty_above_the_threshold_at_every_step_is_reported_as_diverging():
+    def epoch(per_step):
+        cb, messages = _diagnostics(10)
+        cb.on_epoch_begin(0)
+        total = 0.0
+        for k, value in enumerate(per_step, 1):  # Keras logs the running mean
+            total += value
+            cb.on_train_batch_end(k - 1, {"gp": total / k})
+        cb.on_epoch_end(0, {"gp": total / len(per_step)})
+        return messages
+
+    messages = epoch([3.0, 2.5, 4.0, 1.5])
+    assert len(messages) == 1 and "diverging" in messages[0] and "every one of 4 steps" in messages[0]
+    assert "lowest 1.5" in messages[0]
+    messages = epoch([3.0, 0.1, 6.0, 2.0])  # the mean is above, one step is not: drifting, not diverging
+    assert len(messages) == 1 and "far from 1-Lipschitz" in messages[0]
+    assert not epoch([0.1, 0.2, 0.05])

@@ -114,3 +114,20 @@ def test_checkpoint_steps_save_inside_epochs_once_per_step(tmp_path):
     assert steps == [2, 3, 4, 6]  # every 2 steps, every epoch end, step 6 once
     reader = tf.train.load_checkpoint(str(tmp_path / "ckpt" / "ckpt-4"))
     assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 1  # saved inside the second epoch
+
+
+def test_a_full_disk_during_training_stops_it_naming_the_error_and_keeps_the_last_checkpoint(tmp_path):
+    model = _model()
+    state = TrainState(model, tmp_path / "ckpt")
+    callback = CheckpointCallback(state, log=lambda m: None)
+    model.fit(_data(bad_steps=()), epochs=1, steps_per_epoch=2, verbose=0, callbacks=[callback])
+    first = state.manager.latest_checkpoint
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    state.manager.save = full
+    model.fit(_data(bad_steps=()), epochs=4, initial_epoch=1, steps_per_epoch=2, verbose=0, callbacks=[callback])
+    assert "No space left on device" in callback.error and first in callback.error and "epoch 2" in callback.error
+    assert int(model.g_optimizer.iterations) == 4  # stopped after the epoch whose save failed
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")) == first

@@ -171,6 +171,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         super().__init__()
         self.state, self.every, self.write, self.log = state, max(1, every), write, log
         self.every_steps = max(0, int(every_steps or 0))
+        self.error: str | None = None  # set when a checkpoint could not be written (training then stops)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.state.current_epoch = epoch  # epochs completed, for a save inside this epoch
@@ -195,7 +196,15 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.log(f"{when}: weights hold NaN or Inf; checkpoint not written "
                      f"(the latest is still {self.state.manager.latest_checkpoint})")
             return
-        self.state.save(epochs_done)
+        try:
+            self.state.save(epochs_done)
+        except (OSError, tf.errors.OpError) as e:  # disk full, permissions, a lost mount: stop, keep the last one
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            self.error = (f"{when}: could not write a checkpoint to {self.state.manager.directory} ({reason}); the "
+                          f"latest complete one is still {self.state.manager.latest_checkpoint}. Free space (or fix "
+                          "the folder) and rerun the same command to resume from it.")
+            self.log(self.error)
+            self.model.stop_training = True
 
 
 def weights_finite(model) -> bool:
@@ -288,9 +297,10 @@ def relative_change(output: np.ndarray, inputs: np.ndarray) -> float:
 class TrainingDiagnostics(keras.callbacks.Callback):
     """Warn at each epoch end when the GAN objective is failing in a way a user can act on.
 
-    * the critic has lost its Lipschitz bound: mean gradient penalty above ``gp_threshold``
-      (``gp = (||grad|| - 1)^2``; 1 means a gradient norm of about 2): lower the critics'
-      learning rate or raise ``--gp_weight``;
+    * the critic is diverging: the gradient penalty stayed above ``gp_threshold`` at every
+      step of the epoch (``gp = (||grad|| - 1)^2``; 1 means a gradient norm of about 2);
+      otherwise, when only its epoch mean is above, the critic is drifting from its Lipschitz
+      bound. Either way: lower the critics' learning rate or raise ``--gp_weight``;
     * G is stuck at the identity: validation output within ``identity_threshold`` of its
       input (``val_change``, see :func:`relative_change`) once the warm-ups are over.
 
@@ -305,12 +315,28 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         self.gp_threshold, self.identity_threshold, self.after_step = gp_threshold, identity_threshold, after_step
         self.warn = warn or logging.warning
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._gp_mean, self._gp_steps, self._gp_min = 0.0, 0, float("inf")
+
+    def on_train_batch_end(self, batch, logs=None):
+        gp = (logs or {}).get("gp")
+        if gp is None:
+            return
+        # Keras logs the running mean over the epoch: the step's own value is k m_k - (k-1) m_{k-1}.
+        k = self._gp_steps + 1
+        value = k * float(np.mean(gp)) - (k - 1) * self._gp_mean
+        self._gp_mean, self._gp_steps, self._gp_min = float(np.mean(gp)), k, min(self._gp_min, value)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         gp = logs.get("gp")
-        if gp is not None and float(gp) > self.gp_threshold:
-            self.warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty {float(gp):.3g} > "
-                       f"{self.gp_threshold:g}); lower --critic_learning_rate or raise --gp_weight")
+        advice = "lower --critic_learning_rate or raise --gp_weight"
+        if getattr(self, "_gp_steps", 0) and self._gp_min > self.gp_threshold:
+            self.warn(f"epoch {epoch + 1}: the critic is diverging: its gradient penalty stayed above "
+                      f"{self.gp_threshold:g} at every one of {self._gp_steps} steps (lowest {self._gp_min:.3g}); {advice}")
+        elif gp is not None and float(np.mean(gp)) > self.gp_threshold:
+            self.warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty "
+                      f"{float(np.mean(gp)):.3g} > {self.gp_threshold:g}); {advice}")
         change = logs.get("val_change")
         step = _generator_step(self.model)
         if change is not None and float(change) < self.identity_threshold and step >= self.after_step:

@@ -182,7 +182,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
                 *([keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False)]
                   if chief else []),  # only the chief writes logs, tables and exports
-                CheckpointCallback(state, config["checkpoint_every"], write=chief, every_steps=config["checkpoint_steps"]),
+                checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
+                                                  every_steps=config["checkpoint_steps"]),
                 # validation adds val_* to the logs the diagnostics read
                 *([ValidationCallback(validation, run_dir / "logs")] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
@@ -202,8 +203,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                     print(f"\nInterrupted: saved step {state.step} to {path}; rerun the same command to resume.",
                           flush=True)
                 raise SystemExit(130) from None
-            if guard.message:
-                raise SystemExit(f"error: {guard.message}")
+            if guard.message or checkpoints.error:
+                raise SystemExit(f"error: {guard.message or checkpoints.error}")
     if chief:
         print(evaluate_model(task, config, data, model, run_dir))
 
