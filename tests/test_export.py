@@ -207,8 +207,9 @@ def test_exports_carry_their_settings_and_the_commands_use_them(tmp_path):
     mic_paths = export_microscopy_generator(mic, np.full((4, 4, 4), 1 / 64, np.float32), tmp_path / "mic",
                                             settings=mic_settings)
     for paths, settings in ((mri_paths, mri_settings), (mic_paths, mic_settings)):
-        assert read_export_config(paths["keras"]) == settings  # beside generator.keras
-        assert read_export_config(paths["saved_model"]) == settings  # inside the SavedModel's assets
+        written = read_export_config(paths["keras"])  # beside generator.keras
+        assert written == {**settings, "weights_sha256": written["weights_sha256"]}
+        assert read_export_config(paths["saved_model"]) == written  # inside the SavedModel's assets
         assert settings["package_version"]
     # A model folder copied elsewhere works with no flags but input and output.
     copied = tmp_path / "copied"
@@ -300,3 +301,25 @@ def test_inputs_that_do_not_fit_the_network_stride_are_padded_and_cropped_back(t
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "--tile 6 is not a multiple of the network's stride 4: using 8" in proc.stdout
     assert read_stack(tmp_path / "v_out.tif").shape == (12, 12, 12)
+
+
+def test_an_export_of_identical_weights_is_not_repeated(tmp_path):
+    """Exporting the same weights and settings again writes nothing new (no new SavedModel
+    version); changed weights, a changed PSF or changed settings export a new version."""
+    from tf_otcycle.export import export_settings
+
+    keras.utils.set_random_seed(4)
+    mic = build_unet(3, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid", name="generator")
+    psf = np.full((4, 4, 4), 1 / 64, np.float32)
+    settings = export_settings("microscopy", tile=8, overlap=2)
+    first = export_microscopy_generator(mic, psf, tmp_path, settings=settings)
+    again = export_microscopy_generator(mic, psf, tmp_path, settings=settings)
+    assert again["unchanged"] and again["saved_model"] == first["saved_model"] and first["saved_model"].name == "1"
+    assert not first.get("unchanged")
+    psf2 = psf.copy()
+    psf2[0, 0, 0] *= 2
+    assert export_microscopy_generator(mic, psf2, tmp_path, settings=settings)["saved_model"].name == "2"
+    mic.set_weights([w + 1 for w in mic.get_weights()])
+    assert export_microscopy_generator(mic, psf2, tmp_path, settings=settings)["saved_model"].name == "3"
+    changed = export_settings("microscopy", tile=16, overlap=2)
+    assert export_microscopy_generator(mic, psf2, tmp_path, settings=changed)["saved_model"].name == "4"

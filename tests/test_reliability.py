@@ -131,3 +131,24 @@ def test_a_full_disk_during_training_stops_it_naming_the_error_and_keeps_the_las
     assert "No space left on device" in callback.error and first in callback.error and "epoch 2" in callback.error
     assert int(model.g_optimizer.iterations) == 4  # stopped after the epoch whose save failed
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")) == first
+
+
+def test_best_checkpoint_keeps_the_epoch_of_highest_validation_psnr(tmp_path):
+    from tf_otcycle.training import BestCheckpoint
+
+    model = _model()
+    networks = {"generator": model.generator, "forward_op": model.forward_op}
+    best = BestCheckpoint(networks, tmp_path / "best")
+    snapshots = []
+    for epoch, psnr in enumerate([10.0, 12.0, 11.0, float("nan")]):
+        model.generator.set_weights([w + 0.1 for w in model.generator.get_weights()])
+        snapshots.append(model.generator.get_weights())
+        best.on_epoch_end(epoch, {"val_psnr": psnr})
+    assert best.recorded() == (2, 12.0)
+    resumed = BestCheckpoint(networks, tmp_path / "best")  # a resumed run compares against the record
+    resumed.on_epoch_end(4, {"val_psnr": 11.5})
+    assert resumed.recorded() == (2, 12.0)
+    assert resumed.restore_best() == (2, 12.0)
+    for a, b in zip(model.generator.get_weights(), snapshots[1]):
+        np.testing.assert_array_equal(a, b)
+    assert BestCheckpoint(networks, tmp_path / "none").restore_best() is None

@@ -102,8 +102,33 @@ def read_export_config(model_path: str | os.PathLike) -> dict:
     return {}
 
 
-def _export_generator(generator, archive, export_dir: Path, model_name: str, settings: dict | None) -> dict[str, Path]:
-    """``generator.keras`` (+ ``config.json`` beside it) and a new SavedModel version."""
+def weights_digest(model: keras.Model, *extras) -> str:
+    """SHA-256 of a model's weights (shapes, dtypes and values, in order) and of ``extras``
+    (arrays, e.g. the learned PSF): equal digests, identical exports."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in [*model.get_weights(), *extras]:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _export_generator(generator, archive, export_dir: Path, model_name: str, settings: dict | None,
+                      extras: tuple = ()) -> dict[str, Path]:
+    """``generator.keras`` (+ ``config.json`` beside it) and a new SavedModel version.
+
+    With ``settings``, the export records the weights' digest (``weights_sha256``); when the
+    folder already holds an export of identical weights and settings (e.g. ``make demo`` run
+    twice, or ``--eval_only``), nothing is written and ``paths["unchanged"]`` is True."""
+    if settings is not None:
+        settings = {**settings, "weights_sha256": weights_digest(generator, *extras)}
+        previous = _unchanged_export(export_dir, model_name, settings)
+        if previous is not None:
+            return previous
     keras_path = export_keras(generator, export_dir / "generator.keras")
     paths = {"keras": keras_path}
     if settings is not None:
@@ -111,6 +136,22 @@ def _export_generator(generator, archive, export_dir: Path, model_name: str, set
         paths["config"] = export_dir / CONFIG_NAME
     paths["saved_model"] = write_saved_model(archive, export_dir / model_name, settings=settings)
     return paths
+
+
+def _unchanged_export(export_dir: Path, model_name: str, settings: dict) -> dict | None:
+    """The paths of an existing export with exactly these ``settings`` (weights digest
+    included) in ``config.json`` and in its latest SavedModel version, else None."""
+    keras_path, config_path = export_dir / "generator.keras", export_dir / CONFIG_NAME
+    latest = next_version(export_dir / model_name) - 1
+    saved = export_dir / model_name / str(latest)
+    try:
+        same = (keras_path.exists() and json.loads(config_path.read_text()) == settings
+                and json.loads((saved / "assets" / CONFIG_NAME).read_text()) == settings)
+    except (OSError, ValueError):
+        return None
+    if not same:
+        return None
+    return {"keras": keras_path, "config": config_path, "saved_model": saved, "unchanged": True}
 
 
 def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consistency: tf.Tensor) -> dict:
@@ -243,7 +284,9 @@ def export_microscopy_generator(
 
     export_dir = Path(export_dir)
     archive = microscopy_archive(generator, np.ndim(psf))
-    paths = _export_generator(generator, archive, export_dir, model_name, settings)
+    paths = _export_generator(generator, archive, export_dir, model_name, settings, extras=(np.asarray(psf),))
+    if paths.get("unchanged"):
+        return {**paths, "psf": export_dir / "learned_psf.tif"}
     voxel = (settings or {}).get("voxel_size") if np.ndim(psf) == 3 else None
     write_stack(export_dir / "learned_psf.tif", psf, voxel)  # ImageJ voxel size when known
     return {**paths, "psf": export_dir / "learned_psf.tif"}

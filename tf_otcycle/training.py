@@ -283,6 +283,60 @@ class ValidationCallback(keras.callbacks.Callback):
             logs.update({k.replace("/", "_"): v for k, v in scalars.items()})
 
 
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keep the networks of the epoch with the highest validation ``monitor`` (``val_psnr``)
+    in ``directory`` (one checkpoint, replaced atomically when an epoch beats it), with that
+    epoch and value; a resumed run compares against the recorded best.
+
+    Args:
+        networks: what to keep, e.g. ``{"generator": G, "forward_op": H}``.
+        directory: the checkpoint folder (``<run_dir>/best``).
+        monitor: the log key (written by :class:`ValidationCallback`, which must come first).
+    """
+
+    def __init__(self, networks: dict, directory: str | os.PathLike, monitor: str = "val_psnr"):
+        super().__init__()
+        self.monitor = monitor
+        self.value = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_value")
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.checkpoint = tf.train.Checkpoint(**networks, value=self.value, epoch=self.best_epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=1)
+        recorded = self.recorded()
+        if recorded is not None:  # resume: the record to beat, not the weights
+            self.best_epoch.assign(recorded[0])
+            self.value.assign(recorded[1])
+
+    def recorded(self) -> tuple[int, float] | None:
+        """``(epoch, value)`` of the kept checkpoint, or None."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return None
+        reader = tf.train.load_checkpoint(latest)
+        return (int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
+                float(reader.get_tensor("value/.ATTRIBUTES/VARIABLE_VALUE")))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value) or float(value) <= float(self.value.numpy()):
+            return
+        if not all(np.all(np.isfinite(v.numpy())) for v in self.checkpoint_variables()):
+            return
+        self.value.assign(float(value))
+        self.best_epoch.assign(epoch + 1)
+        self.manager.save()
+
+    def checkpoint_variables(self) -> list:
+        return [v for name, obj in vars(self.checkpoint).items() if not name.startswith("_")
+                for v in getattr(obj, "variables", [])]
+
+    def restore_best(self) -> tuple[int, float] | None:
+        """Load the kept networks; return their ``(epoch, value)``, or None when none was kept."""
+        recorded = self.recorded()
+        if recorded is not None:
+            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        return recorded
+
+
 def _generator_step(model) -> int:
     """Generator updates so far (a GAN's ``g_optimizer``, else the model's own optimizer)."""
     optimizer = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
@@ -359,7 +413,7 @@ MAY_CHANGE_ON_RESUME = frozenset({
     "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files", "val_slices",
     "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf", "pls_lambda",
     "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads", "deterministic", "resume_replay",
-    "checkpoint_steps",
+    "checkpoint_steps", "select",
 })
 
 

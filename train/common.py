@@ -24,6 +24,7 @@ from absl import app, flags, logging  # noqa: E402
 from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
 from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
 from tf_otcycle.training import (  # noqa: E402
+    BestCheckpoint,
     CheckpointCallback,
     NonFiniteGuard,
     TrainingDiagnostics,
@@ -105,7 +106,9 @@ def evaluate_model(task: Task, config: dict, data: dict, model, run_dir: Path) -
     lines = task.report_model(model, config, data, run_dir)
     if config["export"]:
         paths = task.export(model, config, run_dir / "export")
-        lines.append("Exported " + ", ".join(str(p) for p in paths.values()))
+        unchanged = paths.pop("unchanged", False)
+        lines.append(("Export unchanged (identical weights and settings): " if unchanged else "Exported ")
+                     + ", ".join(str(p) for p in paths.values()))
     lines.append(f"\nTest metrics ({task.describe(config, data)}), {run_dir / 'eval' / 'metrics.csv'} "
                  f"(per_group.csv, per_file.csv beside it):\n{table}")
     return "\n".join(lines)
@@ -140,6 +143,19 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
     return plan + ([(initial_epoch + 1, epochs, steps)] if initial_epoch + 1 < epochs else [])
 
 
+def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
+    """Load the networks ``--select`` names (the best validation epoch, or the last); say which."""
+    last = f"the last epoch ({state.current_epoch}, step {state.step})"
+    if config["select"] == "last":
+        return f"Evaluating {last} (--select=last)."
+    recorded = best.restore_best()
+    if recorded is None:
+        return f"Evaluating {last}: no validation PSNR was recorded (--select=best needs --val_files with targets)."
+    epoch, value = recorded
+    return (f"Evaluating the best validation epoch, {epoch} (validation PSNR {value:.2f} dB, kept in {best.manager.directory}), "
+            f"rather than {last} (--select=last keeps the last).")
+
+
 def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:
     """Model (inside the strategy's scope) -> resume -> fit -> evaluate -> export."""
     keras.utils.set_random_seed(config["seed"])
@@ -167,6 +183,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         state = TrainState(model, run_dir / "checkpoints")
     if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
+    best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best")
     if config["eval_only"]:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")
@@ -184,8 +201,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                   if chief else []),  # only the chief writes logs, tables and exports
                 checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
                                                   every_steps=config["checkpoint_steps"]),
-                # validation adds val_* to the logs the diagnostics read
-                *([ValidationCallback(validation, run_dir / "logs")] if validation else []),
+                # validation adds val_* to the logs the diagnostics and the best-epoch record read
+                *([ValidationCallback(validation, run_dir / "logs"), best] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
             try:
@@ -206,6 +223,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             if guard.message or checkpoints.error:
                 raise SystemExit(f"error: {guard.message or checkpoints.error}")
     if chief:
+        print(select(config, best, state), flush=True)
         print(evaluate_model(task, config, data, model, run_dir))
 
 

@@ -56,6 +56,7 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
     run_dir = tmp_path / "run"
     out = run(tiny_flags(data, run_dir)).stdout
     assert "ot_cyclegan" in out
+    assert "Evaluating the best validation epoch, 1" in out and (run_dir / "best" / "checkpoint").exists()
     for rel in ("flags.txt", "config.json", "eval/metrics.csv", "eval/metrics.md", "export/generator.keras",
                 "export/saved_model/1/saved_model.pb", "checkpoints/checkpoint"):
         assert (run_dir / rel).exists(), rel

@@ -85,6 +85,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
     FlagSpec("checkpoint_steps", "integer", 0,
              "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
+    FlagSpec("select", "enum", "best",
+             "The networks evaluated and exported: best (the epoch of highest validation PSNR, kept in RUN/best/; "
+             "needs --val_files with targets, else the last) or last.", ("best", "last")),
     FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]
