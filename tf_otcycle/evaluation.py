@@ -4,7 +4,8 @@ A task turns its test files into :class:`Sample` objects (the method inputs, the
 how a method's output is compared with it); :func:`evaluate` runs every method on every
 sample, scores it with each metric of :data:`METRICS` and aggregates the scores per method
 (mean and standard deviation over files), per method and folder, and per file;
-:func:`write_report` writes them as CSV and Markdown tables beside PNG panels.
+:func:`write_report` writes them as CSV and Markdown tables and an HTML report beside
+labelled PNG figures (:mod:`tf_otcycle.figures`).
 
 Conventions (fastMRI's ``evaluate.py``): PSNR over the whole array with the target's
 maximum as data range, SSIM per 2-D slice (first axis) with the same range, NMSE.
@@ -24,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_otcycle import metrics
+from tf_otcycle.figures import comparison_figure, write_html_report
 from tf_otcycle.io_utils import atomic_write_bytes, atomic_write_text
 
 # name -> f(target, prediction) -> float; add an entry to report another metric everywhere.
@@ -84,7 +86,7 @@ def evaluate(
     per_file: list[dict] = []
     panels = 0
     for sample in samples() if callable(samples) else samples:
-        outputs = {}
+        outputs, scores = {}, {}
         for name, method in methods.items():
             start = time.perf_counter()
             out = np.asarray(sample.to_target(np.asarray(method(*sample.inputs))), np.float32)
@@ -95,9 +97,10 @@ def evaluate(
             row = {"method": name, "group": sample.group, "file": sample.name,
                    "seconds_per_unit": seconds / max(1, sample.units)}
             row.update({m: METRICS[m](sample.target, out) for m in metric_names})
+            scores[name] = {m: row[m] for m in metric_names}
             per_file.append(row)
         if panel_dir is not None and panels < num_panels:
-            _write_sample_panel(Path(panel_dir), sample, outputs)
+            _write_sample_panel(Path(panel_dir), sample, outputs, scores)
             panels += 1
     names = tuple(metric_names)
     return Report(per_file, _aggregate(per_file, ("method", "group"), names), _aggregate(per_file, ("method",), names), names)
@@ -136,22 +139,32 @@ def write_report(report: Report, out_dir: str | os.PathLike, extra: Mapping[str,
                  **extra.get(r["method"], {})} for r in rows]
 
     table = write_tables(rename(report.summary), out_dir, ["method", *mcols, "files", time_col, *extra_cols])
-    write_tables(rename(report.per_group), out_dir, ["method", "group", *mcols, "files", time_col], name="per_group")
+    per_group = write_tables(rename(report.per_group), out_dir, ["method", "group", *mcols, "files", time_col],
+                             name="per_group")
     write_tables(rename(report.per_file), out_dir, ["method", "group", "file", *report.metric_names, time_col],
                  name="per_file")
+    write_html_report(out_dir, "Evaluation", {"Per method (mean and standard deviation over files)": table,
+                                              "Per method and test folder": per_group},
+                      sorted(Path(out_dir).glob("*.png")), notes=["Tables as CSV and Markdown beside this file."])
     return table
 
 
-def _write_sample_panel(panel_dir: Path, sample: Sample, outputs: Mapping[str, np.ndarray]) -> None:
+def _write_sample_panel(panel_dir: Path, sample: Sample, outputs: Mapping[str, np.ndarray],
+                        scores: Mapping[str, Mapping[str, float]]) -> Path:
+    """A labelled figure of every method on one sample (:func:`tf_otcycle.figures.comparison_figure`)."""
     stem = f"{sample.group}_{Path(sample.name).stem}" if sample.group else Path(sample.name).stem
+    title = f"{sample.group}/{sample.name}" if sample.group else sample.name
     if sample.panel == "volume":
-        write_volume_panel(panel_dir / f"{stem}.png", [*outputs.values(), sample.target], error_against=sample.target)
+        path, caption = panel_dir / f"{stem}.png", "maximum-intensity projections: XY, YZ (right), XZ (below)"
+        images, target = {k: volume_views(v) for k, v in outputs.items()}, volume_views(sample.target)
     elif sample.panel == "image":
-        write_panel(panel_dir / f"{stem}.png", [*outputs.values(), sample.target], error_against=sample.target)
+        path, caption, images, target = panel_dir / f"{stem}.png", "", dict(outputs), sample.target
     else:
         s = len(sample.target) // 2
-        write_panel(panel_dir / f"{stem}_slice{s:03d}.png", [o[s] for o in outputs.values()] + [sample.target[s]],
-                    error_against=sample.target[s])
+        path, caption = panel_dir / f"{stem}_slice{s:03d}.png", f"slice {s} of {len(sample.target)}; scores: whole file"
+        images, target = {k: v[s] for k, v in outputs.items()}, sample.target[s]
+    comparison_figure(path, images, target, scores, title=title, caption=caption)
+    return path
 
 
 def write_tables(rows: Sequence[dict], out_dir: str | os.PathLike, columns: Sequence[str], name: str = "metrics") -> str:
@@ -176,20 +189,6 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def write_panel(path: str | os.PathLike, images: Sequence[np.ndarray], error_against: np.ndarray | None = None) -> None:
-    """Save images side by side as an 8-bit PNG, all on the scale of the last one.
-
-    With ``error_against``, a second row shows ``|image - reference|`` (x5) under each image.
-    """
-    ref_max = float(np.max(images[-1])) or 1.0
-    row = np.concatenate([np.clip(im / ref_max, 0, 1) for im in images], axis=1)
-    if error_against is not None:
-        err = np.concatenate([np.clip(5 * np.abs(im - error_against) / ref_max, 0, 1) for im in images], axis=1)
-        row = np.concatenate([row, err], axis=0)
-    png = tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy()
-    atomic_write_bytes(path, png)
-
-
 def volume_views(volume: np.ndarray) -> np.ndarray:
     """Maximum-intensity XY view with the YZ and XZ views beside and below it, one 2-D image.
 
@@ -202,17 +201,6 @@ def volume_views(volume: np.ndarray) -> np.ndarray:
     top = np.concatenate([xy, yz], axis=1)
     bottom = np.concatenate([xz, np.zeros((d, d), volume.dtype)], axis=1)
     return np.concatenate([top, bottom], axis=0)
-
-
-def write_volume_panel(path: str | os.PathLike, volumes: Sequence[np.ndarray], error_against: np.ndarray | None = None) -> None:
-    """PNG of :func:`volume_views` of each volume side by side (each scaled to its own max);
-    with ``error_against`` a second row shows the views of ``|volume - reference|``."""
-    views = [volume_views(v) for v in volumes]
-    row = np.concatenate([np.clip(v / (v.max() or 1.0), 0, 1) for v in views], axis=1)
-    if error_against is not None:
-        errs = [volume_views(np.abs(v - error_against)) for v in volumes]
-        row = np.concatenate([row, np.concatenate([np.clip(e, 0, 1) for e in errs], axis=1)], axis=0)
-    atomic_write_bytes(path, tf.io.encode_png((row[..., None] * 255).round().astype(np.uint8)).numpy())
 
 
 def write_psf_panel(path: str | os.PathLike, psfs: Sequence[np.ndarray]) -> None:

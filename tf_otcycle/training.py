@@ -283,6 +283,23 @@ class ValidationCallback(keras.callbacks.Callback):
             logs.update({k.replace("/", "_"): v for k, v in scalars.items()})
 
 
+class TrainScalars(keras.callbacks.Callback):
+    """The training logs (losses, cycle terms, critic gap, gradient penalty, ramps, gradient
+    norms) to TensorBoard (``<log_dir>/train``) at each epoch end, against generator steps:
+    the axis of :class:`ValidationCallback`'s scalars, so both plot on one axis."""
+
+    def __init__(self, log_dir: str | os.PathLike):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "train"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default(step=_generator_step(self.model)):
+            for name, value in (logs or {}).items():
+                if not name.startswith("val_"):  # the validation writer has those
+                    tf.summary.scalar(name, float(np.mean(value)))
+        self.writer.flush()
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Keep the networks of the epoch with the highest validation ``monitor`` (``val_psnr``)
     in ``directory`` (one checkpoint, replaced atomically when an epoch beats it), with that

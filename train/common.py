@@ -28,6 +28,7 @@ from tf_otcycle.training import (  # noqa: E402
     CheckpointCallback,
     NonFiniteGuard,
     TrainingDiagnostics,
+    TrainScalars,
     TrainState,
     ValidationCallback,
     is_chief,
@@ -197,8 +198,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             guard = NonFiniteGuard(state, config["on_nan"])
             callbacks = [
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
-                *([keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False)]
-                  if chief else []),  # only the chief writes logs, tables and exports
+                *([TrainScalars(run_dir / "logs")] if chief else []),  # only the chief writes logs, tables, exports
                 checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
                                                   every_steps=config["checkpoint_steps"]),
                 # validation adds val_* to the logs the diagnostics and the best-epoch record read

@@ -30,7 +30,7 @@ from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
-from tf_otcycle.training import ValidationCallback, save_flags
+from tf_otcycle.training import TrainScalars, ValidationCallback, save_flags
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
     common.define_flags(tasks.get(_name))
@@ -76,7 +76,7 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     keras.utils.set_random_seed(config["seed"])
     model, dataset = build(task, name, config, data)
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
-    callbacks = [keras.callbacks.TensorBoard(str(run_dir / name / "logs"), update_freq="epoch", write_graph=False)]
+    callbacks = [TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
     validation = task.validation(config, data, model)
     if validation is not None:  # val_psnr in the epoch lines
         callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))

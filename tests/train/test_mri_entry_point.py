@@ -61,7 +61,12 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
                 "export/saved_model/1/saved_model.pb", "checkpoints/checkpoint"):
         assert (run_dir / rel).exists(), rel
     assert list((run_dir / "eval").glob("*.png"))
-    assert list((run_dir / "logs").rglob("events.out.tfevents*"))
+    steps = {}  # TensorBoard: training and validation scalars on one axis, generator steps
+    for events in (run_dir / "logs").rglob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                steps[value.tag] = event.step
+    assert steps["g_loss"] == steps["critic_gap"] == steps["val/psnr"] == 3
     with open(run_dir / "eval" / "metrics.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0][:4] == ["method", "psnr", "ssim", "nmse"]
