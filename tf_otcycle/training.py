@@ -54,10 +54,13 @@ def parse_threads(spec: str, work: int | None = None) -> tuple[int, int] | None:
 
     Measured on 2 CPU cores (``benchmarks/speed.py``, ``benchmarks/RESULTS.md``): one thread
     per op and one op per core runs the many small ops of a GAN step side by side (critics,
-    scales, the generator's passes) instead of splitting each over all cores: 1.3x faster at
-    the MRI demo size, 1.9x at the microscopy demo size; at paper size, where each
-    convolution fills the cores, TensorFlow's defaults are 4-7 % faster. Only host-side
-    scheduling changes: results are the same, and GPUs are unaffected.
+    scales, the generator's passes) instead of splitting each over all cores: 1.5x faster at
+    the MRI demo size (0.75 vs 0.52 of the matmul peak), 1.7x at the microscopy demo size
+    (0.42 vs 0.23); at paper size, where each convolution fills the cores, the two are
+    within the run-to-run noise (MRI 8.43 vs 8.42 s, microscopy 7.35 vs 7.22 s per step; an
+    earlier run had TensorFlow's defaults 4-7 % faster for MRI), so large steps keep
+    TensorFlow's defaults. Only host-side scheduling changes: results are the same, and
+    GPUs are unaffected.
     """
     if spec == "tensorflow":
         return None
