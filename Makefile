@@ -43,6 +43,7 @@ demo-deblur2d: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/psf_conv.py
 	$(BIN)/python benchmarks/input_pipelines.py
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(RUN) $(DATA)

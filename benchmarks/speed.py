@@ -1,6 +1,6 @@
 """Speed benchmark: train steps, inference and the classical solvers, as ratios in one run.
 
-    .venv/bin/python benchmarks/speed.py                   # everything (~25 min on 2 cores), writes RESULTS.md
+    .venv/bin/python benchmarks/speed.py                   # everything (~20 min on 2 cores), writes RESULTS.md
     .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
 
 Every row runs in its own subprocess (thread pools are fixed when TensorFlow starts, and a

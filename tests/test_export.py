@@ -248,6 +248,13 @@ def test_untrusted_or_mismatched_models_are_refused(exports, tmp_path):
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "cannot load" in proc.stderr and "unsafe.keras" in proc.stderr
     assert "lambda" in proc.stderr.lower() and not (tmp_path / "o.h5").exists()
+    foreign = tmp_path / "foreign_saved_model"  # a SavedModel folder that is not one of our .keras models
+    tf.saved_model.save(tf.Module(), str(foreign))
+    proc = subprocess.run([sys.executable, "-m", "tf_otcycle.reconstruct", f"--model={foreign}",
+                           f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'o.h5'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "cannot load" in proc.stderr and "foreign_saved_model" in proc.stderr
+    assert "Traceback" not in proc.stderr
     # The MRI generator is not a deconvolution model; a multi-channel stack needs --channel.
     proc = subprocess.run([sys.executable, "-m", "tf_otcycle.deconvolve", f"--model={exports['mri']['keras']}",
                            f"--input={tmp_path / 'a.h5'}", f"--output={tmp_path / 'o.tif'}"],
