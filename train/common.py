@@ -40,7 +40,8 @@ from tf_otcycle.training import (  # noqa: E402
     weights_finite,
 )
 
-__all__ = ["COMMON_KEYS", "apply_defaults", "define_flags", "flags_text", "main", "read_config", "run"]
+__all__ = ["COMMON_KEYS", "apply_defaults", "configure_runtime", "define_flags", "flags_text", "main", "read_config",
+           "run"]
 
 _DEFINERS = {
     "string": flags.DEFINE_string, "integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
@@ -239,6 +240,17 @@ def launch(task: Task, doc: str | None = None) -> None:
     app.run(main(task))
 
 
+def configure_runtime(task: Task, config: dict) -> None:
+    """``--threads`` and ``--deterministic``, before TensorFlow's runtime starts (the thread
+    pools are created with it; ``make_strategy`` lists devices, which starts it)."""
+    try:
+        set_threads(config["threads"], task.step_work(config))
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    if config["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
+
+
 def main(task: Task):
     """The ``app.run`` main of ``task``'s entry point."""
 
@@ -248,12 +260,7 @@ def main(task: Task):
         config = read_config(task.config_keys)
         if not config["verbose"]:  # TF's INFO lines (saver sharding, asset writes) only with --verbose
             logging.set_verbosity(logging.WARNING)
-        try:
-            set_threads(config["threads"], task.step_work(config))  # before the runtime starts (make_strategy lists devices)
-        except ValueError as e:
-            raise app.UsageError(str(e)) from None
-        if config["deterministic"]:
-            tf.config.experimental.enable_op_determinism()
+        configure_runtime(task, config)
         strategy = make_strategy(config["strategy"])  # first op: multi-worker needs it before any other
         run(task, config, check(task, config), strategy)
 

@@ -140,6 +140,7 @@ def main(argv):
     unknown = set(config["methods"]) - KNOWN
     if unknown:
         raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
+    common.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
     data = common.check(task, config)
     run_dir = Path(config["run_dir"])
     keras.utils.set_random_seed(config["seed"])

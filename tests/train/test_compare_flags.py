@@ -33,3 +33,10 @@ def test_help_lists_the_entry_points_flags_and_exits_0(entry, flag):
                           cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert flag in proc.stdout and "--learning_rate" in proc.stdout and "--on_nan" in proc.stdout
+
+
+def test_compare_checks_threads_before_any_work(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), "--application=mri", "--threads=many",
+                           f"--run_dir={tmp_path / 'r'}", "--test_files=x.h5", "--clean_files=a.h5", "--measured_files=b.h5"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "--threads: expected auto" in proc.stderr and not (tmp_path / "r").exists()
