@@ -126,6 +126,9 @@ def _mfista(op: LinearOperator, b, x0, params, step, lam: float, eps: float, ite
     return x, history.stack()
 
 
+_UNDERSAMPLING = undersampling()  # one operator object: its compiled MFISTA loop is traced once, not per call
+
+
 def pls_tv_objective(x, y, mask, lam: float, eps: float) -> tf.Tensor:
     """The MRI PLS-TV objective of complex ``(B, H, W)`` images, ``(B,)`` (see :func:`pls_tv`)."""
     return tv_objective(undersampling(), complex_to_channels(x), complex_to_channels(y), {"mask": tf.cast(mask, tf.float32)},
@@ -150,7 +153,7 @@ def pls_tv(
         ``(iterations + 1, B)``.
     """
     b = complex_to_channels(tf.cast(y, tf.complex64))
-    x, history = tv_solve(undersampling(), b, b, {"mask": tf.cast(mask, tf.float32)}, lam, iterations, eps, lipschitz=1.0)
+    x, history = tv_solve(_UNDERSAMPLING, b, b, {"mask": tf.cast(mask, tf.float32)}, lam, iterations, eps, lipschitz=1.0)
     return channels_to_complex(x), history
 
 

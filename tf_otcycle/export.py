@@ -14,10 +14,8 @@ SavedModel version's ``assets/``; ``reconstruct`` and ``deconvolve`` read them
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,15 +177,12 @@ def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consi
     return {"reconstruction": complex_to_channels(x), "magnitude": tf.abs(x)}
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def compiled_reconstruct_kspace(generator) -> Callable:
-    """:func:`reconstruct_kspace` with ``generator`` bound, as one ``tf.function`` per
-    generator (traced once per batch shape): ``(kspace, mask, data_consistency) -> dict``."""
-    if generator not in _COMPILED:
-        _COMPILED[generator] = tf.function(functools.partial(reconstruct_kspace, generator), reduce_retracing=True)
-    return _COMPILED[generator]
+    """:func:`reconstruct_kspace` with ``generator`` bound, compiled once per generator
+    (:func:`tf_otcycle.models.predict.compiled`): ``(kspace, mask, data_consistency) -> dict``."""
+    from tf_otcycle.models.predict import compiled
+
+    return compiled(generator, reconstruct_kspace)
 
 
 def mri_archive(generator: keras.Model) -> keras.export.ExportArchive:

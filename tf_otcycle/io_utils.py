@@ -13,6 +13,7 @@ import contextlib
 import glob
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,23 @@ def _existing_outputs(pairs: list, overwrite: bool, skip_existing: bool) -> list
     if existing and not overwrite:
         raise ValueError(f"--output: {existing[0]} exists (pass --overwrite to replace it, or --skip_existing)")
     return pairs
+
+
+def add_output_options(parser) -> None:
+    """The inference commands' ``--overwrite`` / ``--skip_existing`` (exclusive)."""
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip_existing", action="store_true",
+                          help="leave out inputs whose output exists (continue a folder run that stopped)")
+
+
+def parse_command_line(parser, argv: list[str] | None):
+    """``parser.parse_args`` with ``--flagfile=FILE`` expanded (:func:`expand_flagfiles`);
+    a bad flagfile is a usage error."""
+    try:
+        return parser.parse_args(expand_flagfiles(sys.argv[1:] if argv is None else argv))
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def expand_flagfiles(argv: list[str]) -> list[str]:

@@ -92,19 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--center_fraction", type=float, default=None,
                         help="default: the model's config.json, else 0.04")
     parser.add_argument("--data_consistency", action="store_true", help="put measured k-space lines back")
-    existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    existing.add_argument("--skip_existing", action="store_true",
-                          help="leave out inputs whose output exists (continue a folder run that stopped)")
-    from tf_otcycle.io_utils import expand_flagfiles
+    from tf_otcycle.io_utils import add_output_options, parse_command_line, plan_outputs
 
-    try:  # --flagfile=FILE: one --name=value per line, as for the training commands
-        args = parser.parse_args(expand_flagfiles(sys.argv[1:] if argv is None else argv))
-    except ValueError as e:
-        parser.error(str(e))
+    add_output_options(parser)
+    args = parse_command_line(parser, argv)  # --flagfile=FILE: one --name=value per line, as for training
 
     from tf_otcycle.export import read_export_config
-    from tf_otcycle.io_utils import plan_outputs
 
     try:
         exported = read_export_config(args.model)

@@ -319,6 +319,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.value = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_value")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.networks = networks
         self.checkpoint = tf.train.Checkpoint(**networks, value=self.value, epoch=self.best_epoch)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=1)
         recorded = self.recorded()
@@ -339,15 +340,11 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not np.isfinite(value) or float(value) <= float(self.value.numpy()):
             return
-        if not all(np.all(np.isfinite(v.numpy())) for v in self.checkpoint_variables()):
+        if not all(np.all(np.isfinite(v.numpy())) for n in self.networks.values() for v in n.variables):
             return
         self.value.assign(float(value))
         self.best_epoch.assign(epoch + 1)
         self.manager.save()
-
-    def checkpoint_variables(self) -> list:
-        return [v for name, obj in vars(self.checkpoint).items() if not name.startswith("_")
-                for v in getattr(obj, "variables", [])]
 
     def restore_best(self) -> tuple[int, float] | None:
         """Load the kept networks; return their ``(epoch, value)``, or None when none was kept."""

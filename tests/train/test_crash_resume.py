@@ -15,19 +15,10 @@ import pytest
 import tensorflow as tf
 from test_mri_entry_point import ROOT, SCRIPT, run, tiny_flags
 
-from tf_otcycle.data.synthetic import write_mri_dataset
-
 sys.path.insert(0, str(ROOT / "train"))
 from common import fit_plan  # noqa: E402  (train/common.py, as the entry points import it)
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mri")
-    write_mri_dataset(root, size=32, slices=2, num_clean=2, num_measured=2, num_val=1, num_test=1)
-    return root
 
 
 def flags(data, run_dir, **extra):
@@ -48,9 +39,9 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data, tmp_path_factory):
+def uninterrupted(mri_data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    run(flags(data, run_dir))
+    run(flags(mri_data, run_dir))
     return final_weights(run_dir)
 
 
@@ -62,18 +53,18 @@ def test_fit_plan_finishes_a_partial_epoch_first():
     assert fit_plan(12, 3, 4, 3) == []
 
 
-def test_resume_at_an_epoch_equals_the_uninterrupted_run(data, tmp_path, uninterrupted):
+def test_resume_at_an_epoch_equals_the_uninterrupted_run(mri_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    run(flags(data, run_dir, epochs=1))
-    out = run(flags(data, run_dir)).stdout
+    run(flags(mri_data, run_dir, epochs=1))
+    out = run(flags(mri_data, run_dir)).stdout
     assert "Resumed from step 4" in out and "Replaying the input pipeline to step 4" in out
     assert_same_weights(final_weights(run_dir), uninterrupted)
 
 
-def test_sigkill_at_a_random_moment_then_rerun(data, tmp_path, uninterrupted):
+def test_sigkill_at_a_random_moment_then_rerun(mri_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     delay = random.Random().uniform(0.0, 3.0)
-    proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT), *flags(data, run_dir, checkpoint_steps=1)],
+    proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT), *flags(mri_data, run_dir, checkpoint_steps=1)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT)
     for line in proc.stdout:  # training has started and saved at least one checkpoint
         if line.startswith("Epoch 2/"):
@@ -81,26 +72,26 @@ def test_sigkill_at_a_random_moment_then_rerun(data, tmp_path, uninterrupted):
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    out = run(flags(data, run_dir, checkpoint_steps=1)).stdout
+    out = run(flags(mri_data, run_dir, checkpoint_steps=1)).stdout
     assert "Resumed from step" in out, f"killed {delay:.2f} s into epoch 2\n{out[-2000:]}"
     assert_same_weights(final_weights(run_dir), uninterrupted)
     assert len(tf.train.get_checkpoint_state(str(run_dir / "checkpoints")).all_model_checkpoint_paths) <= 3
 
 
-def test_sigkill_in_a_checkpoint_write_keeps_the_last_complete_one(data, tmp_path, uninterrupted):
+def test_sigkill_in_a_checkpoint_write_keeps_the_last_complete_one(mri_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "kill_in_save.py"), *flags(data, run_dir)],
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "kill_in_save.py"), *flags(mri_data, run_dir)],
                           capture_output=True, text=True, env={**ENV, "KILL_IN_SAVE": "2"}, cwd=ROOT, timeout=600)
     assert proc.returncode == -signal.SIGKILL and "KILLED in checkpoint write 2" in proc.stdout
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-4")  # the complete one
-    out = run(flags(data, run_dir)).stdout
+    out = run(flags(mri_data, run_dir)).stdout
     assert "Resumed from step 4" in out
     assert_same_weights(final_weights(run_dir), uninterrupted)
 
 
-def test_checkpoint_steps_and_ctrl_c_resume_inside_the_epoch(data, tmp_path, uninterrupted):
+def test_checkpoint_steps_and_ctrl_c_resume_inside_the_epoch(mri_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT), *flags(data, run_dir, checkpoint_steps=3)],
+    proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT), *flags(mri_data, run_dir, checkpoint_steps=3)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
@@ -110,6 +101,6 @@ def test_checkpoint_steps_and_ctrl_c_resume_inside_the_epoch(data, tmp_path, uni
     out = proc.stdout.read()
     assert proc.wait(timeout=300) == 130, out[-3000:]
     assert "Interrupted: saved step" in out and "rerun the same command to resume" in out and "Traceback" not in out
-    out = run(flags(data, run_dir, checkpoint_steps=3)).stdout
+    out = run(flags(mri_data, run_dir, checkpoint_steps=3)).stdout
     assert "Resumed from step" in out
     assert_same_weights(final_weights(run_dir), uninterrupted)

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_otcycle.data.synthetic import write_mri_dataset
 from tf_otcycle.training import TrainState
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "train" / "mri.py"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mri")
-    write_mri_dataset(root, size=32, slices=2, num_clean=2, num_measured=2, num_val=1, num_test=1)
-    return root
 
 
 def tiny_flags(data, run_dir, **extra):
@@ -52,9 +44,9 @@ def load_entry_point():
     return module
 
 
-def test_train_evaluate_export_then_resume(data, tmp_path):
+def test_train_evaluate_export_then_resume(mri_data, tmp_path):
     run_dir = tmp_path / "run"
-    out = run(tiny_flags(data, run_dir)).stdout
+    out = run(tiny_flags(mri_data, run_dir)).stdout
     assert "ot_cyclegan" in out
     assert "Evaluating the best validation epoch, 1" in out and (run_dir / "best" / "checkpoint").exists()
     for rel in ("flags.txt", "config.json", "eval/metrics.csv", "eval/metrics.md", "export/generator.keras",
@@ -91,12 +83,12 @@ def test_train_evaluate_export_then_resume(data, tmp_path):
 
     # A rerun with a model-defining flag changed is refused before anything is written.
     flags_before = (run_dir / "flags.txt").read_text()
-    proc = run(tiny_flags(data, run_dir, base_filters=8, rho=2.0), check=False)
+    proc = run(tiny_flags(mri_data, run_dir, base_filters=8, rho=2.0), check=False)
     assert proc.returncode != 0 and "--base_filters: 4 in the run, 8 now" in proc.stderr and "--rho: 0.5 in the run, 2.0 now" in proc.stderr
     assert (run_dir / "flags.txt").read_text() == flags_before
 
     # Re-running the same command with more epochs resumes where it stopped.
-    out = run(tiny_flags(data, run_dir, epochs=2, export=False)).stdout
+    out = run(tiny_flags(mri_data, run_dir, epochs=2, export=False)).stdout
     assert "Resumed from step 3" in out
     model = entry.build_model(config)
     state = TrainState(model, run_dir / "checkpoints")
@@ -121,8 +113,8 @@ def _checkpoint_values(ckpt, reader):
     return pairs
 
 
-def test_eval_only_without_checkpoint_fails_clearly(data, tmp_path):
-    proc = run(tiny_flags(data, tmp_path / "empty", eval_only=True), check=False)
+def test_eval_only_without_checkpoint_fails_clearly(mri_data, tmp_path):
+    proc = run(tiny_flags(mri_data, tmp_path / "empty", eval_only=True), check=False)
     assert proc.returncode != 0 and "no checkpoint" in proc.stderr
 
 
@@ -137,24 +129,24 @@ def test_eval_only_without_checkpoint_fails_clearly(data, tmp_path):
         ({"threads": "two"}, "--threads: expected auto"),
     ],
 )
-def test_bad_flags_stop_before_any_work(data, tmp_path, extra, message):
+def test_bad_flags_stop_before_any_work(mri_data, tmp_path, extra, message):
     run_dir = tmp_path / "run"
-    proc = run(tiny_flags(data, run_dir, **extra), check=False)
+    proc = run(tiny_flags(mri_data, run_dir, **extra), check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
     assert not run_dir.exists()
 
 
-def test_domains_must_be_disjoint(data, tmp_path):
-    proc = run(tiny_flags(data, tmp_path / "r", measured_files=f"{data}/clean/*.h5"), check=False)
+def test_domains_must_be_disjoint(mri_data, tmp_path):
+    proc = run(tiny_flags(mri_data, tmp_path / "r", measured_files=f"{mri_data}/clean/*.h5"), check=False)
     assert proc.returncode != 0 and "disjoint" in proc.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(mri_data, tmp_path):
     import signal
 
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-u", str(SCRIPT), *tiny_flags(data, run_dir, epochs=200, export=False)]
+    cmd = [sys.executable, "-u", str(SCRIPT), *tiny_flags(mri_data, run_dir, epochs=200, export=False)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     # A terminal's default SIGINT handling (a test runner started in the background inherits "ignore").
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
@@ -166,13 +158,13 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
     out = proc.stdout.read()
     assert proc.wait(timeout=300) == 130, out[-3000:]
     assert "Interrupted: saved step" in out and "rerun the same command to resume" in out
-    resumed = run(tiny_flags(data, run_dir, epochs=3, export=False)).stdout
+    resumed = run(tiny_flags(mri_data, run_dir, epochs=3, export=False)).stdout
     assert "Resumed from step" in resumed
 
 
-def test_the_same_seed_gives_the_same_metrics(data, tmp_path):
+def test_the_same_seed_gives_the_same_metrics(mri_data, tmp_path):
     def metrics(name, **extra):
-        run(tiny_flags(data, tmp_path / name, export=False, num_panels=0, **extra))
+        run(tiny_flags(mri_data, tmp_path / name, export=False, num_panels=0, **extra))
         with open(tmp_path / name / "eval" / "per_file.csv") as f:
             return [(r["method"], r["file"], r["psnr"], r["ssim"], r["nmse"]) for r in csv.DictReader(f)]
 

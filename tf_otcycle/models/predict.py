@@ -12,16 +12,25 @@ import tensorflow as tf
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def compiled(model, fn: Callable | None = None) -> Callable:
+    """``fn(model, *args)`` (default: ``model(x, training=False)``) as one ``tf.function`` per
+    model and ``fn``, kept while the model lives; traced once per input shape, generalised
+    after a second shape."""
+    per_model = _COMPILED.setdefault(model, {})
+    if fn not in per_model:
+        ref = weakref.ref(model)  # the cache must not keep its own key alive
+        body = (lambda x: ref()(x, training=False)) if fn is None else (lambda *args: fn(ref(), *args))
+        per_model[fn] = tf.function(body, reduce_retracing=True)
+    return per_model[fn]
+
+
 def predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """``model(x, training=False)`` as a ``tf.function`` (one per model, kept while the model
-    lives; traced once per input shape, and generalised after a second shape), numpy out.
+    """``model(x, training=False)``, compiled (:func:`compiled`), NumPy in and out.
 
     Calling a Keras model eagerly dispatches every layer's ops one by one from Python; the
     traced graph runs them as one call (measured in ``benchmarks/RESULTS.md``)."""
-    if model not in _COMPILED:
-        _COMPILED[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    compiled = _COMPILED[model]
-    return lambda x: np.asarray(compiled(tf.convert_to_tensor(x, tf.float32)))
+    run = compiled(model)
+    return lambda x: np.asarray(run(tf.convert_to_tensor(x, tf.float32)))
 
 
 def input_multiple(model: keras.Model) -> int:
