@@ -152,3 +152,24 @@ def test_best_checkpoint_keeps_the_epoch_of_highest_validation_psnr(tmp_path):
     for a, b in zip(model.generator.get_weights(), snapshots[1]):
         np.testing.assert_array_equal(a, b)
     assert BestCheckpoint(networks, tmp_path / "none").restore_best() is None
+
+
+def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
+    from tf_otcycle.training import BestCheckpoint, select_networks
+
+    model = _model()
+    best = BestCheckpoint({"generator": model.generator}, tmp_path / "best")
+    best.on_epoch_end(0, {"val_psnr": 15.0})
+    kept = model.generator.get_weights()
+    last = [w + 1.0 for w in kept]
+    model.generator.set_weights(last)
+    best.on_epoch_end(1, {"val_psnr": 14.0})
+    said = select_networks(best, "last", "the last epoch (2)")
+    assert said == "Evaluating the last epoch (2): --select=last."
+    for a, b in zip(model.generator.get_weights(), last):
+        np.testing.assert_array_equal(a, b)
+    said = select_networks(best, "best", "the last epoch (2)")
+    assert said.startswith("Evaluating the best validation epoch, 1 (validation PSNR 15.00 dB")
+    for a, b in zip(model.generator.get_weights(), kept):
+        np.testing.assert_array_equal(a, b)
+    assert "no validation PSNR" in select_networks(None, "best", "the last epoch (2)")

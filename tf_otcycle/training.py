@@ -354,6 +354,21 @@ class BestCheckpoint(keras.callbacks.Callback):
         return recorded
 
 
+def select_networks(best: BestCheckpoint | None, mode: str, last: str) -> str:
+    """Apply ``--select``: with ``mode == "best"`` load the networks ``best`` kept; say which are evaluated.
+
+    ``last`` describes the networks in memory (e.g. ``"the last epoch (20, step 2000)"``); they
+    stay when ``mode`` is ``"last"`` or no validation PSNR was recorded (``best`` None or empty).
+    """
+    recorded = best.restore_best() if best is not None and mode == "best" else None
+    if recorded is None:
+        why = "--select=last" if mode == "last" else "no validation PSNR was recorded (--select=best needs --val_files with targets)"
+        return f"Evaluating {last}: {why}."
+    epoch, value = recorded
+    return (f"Evaluating the best validation epoch, {epoch} (validation PSNR {value:.2f} dB, kept in "
+            f"{best.manager.directory}), rather than {last} (--select=last keeps the last).")
+
+
 def _generator_step(model) -> int:
     """Generator updates so far (a GAN's ``g_optimizer``, else the model's own optimizer)."""
     optimizer = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer

@@ -36,6 +36,7 @@ from tf_otcycle.training import (  # noqa: E402
     probe_writable,
     recorded_differences,
     save_flags,
+    select_networks,
     set_threads,
     weights_finite,
 )
@@ -147,15 +148,7 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
 
 def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
     """Load the networks ``--select`` names (the best validation epoch, or the last); say which."""
-    last = f"the last epoch ({state.current_epoch}, step {state.step})"
-    if config["select"] == "last":
-        return f"Evaluating {last} (--select=last)."
-    recorded = best.restore_best()
-    if recorded is None:
-        return f"Evaluating {last}: no validation PSNR was recorded (--select=best needs --val_files with targets)."
-    epoch, value = recorded
-    return (f"Evaluating the best validation epoch, {epoch} (validation PSNR {value:.2f} dB, kept in {best.manager.directory}), "
-            f"rather than {last} (--select=last keeps the last).")
+    return select_networks(best, config["select"], f"the last epoch ({state.current_epoch}, step {state.step})")
 
 
 def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:

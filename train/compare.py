@@ -9,6 +9,9 @@ test files and writes ``<run_dir>/eval/metrics.csv`` / ``metrics.md`` (one row p
 mean and standard deviation over files), ``per_group`` and ``per_file`` tables, PNG panels
 with all methods side by side and their error maps, and each learned model under
 ``<run_dir>/<method>/generator.keras``. ``--eval_only`` rebuilds the tables from those models.
+Every learned method is evaluated at the same rule, ``--select`` (as in ``train/mri.py``):
+``best``, the default, keeps the epoch of highest validation PSNR (``--val_files``), ``last``
+the last epoch; the log names the epoch kept.
 
 Methods: ``input`` (zero-filled / blurred), ``supervised`` (same generator, matched pairs),
 ``cyclegan`` (conventional, two deep generators), ``classical`` (the task's: PLS-TV for MRI,
@@ -18,6 +21,7 @@ references ``zeros`` / ``mean`` where the task offers them. Nothing here depends
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -30,7 +34,13 @@ from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
-from tf_otcycle.training import TrainScalars, ValidationCallback, save_flags
+from tf_otcycle.training import (
+    BestCheckpoint,
+    TrainScalars,
+    ValidationCallback,
+    save_flags,
+    select_networks,
+)
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
     common.define_flags(tasks.get(_name))
@@ -78,16 +88,29 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
     callbacks = [TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
     validation = task.validation(config, data, model)
-    if validation is not None:  # val_psnr in the epoch lines
+    best = None
+    if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
         callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
+        if config["select"] == "best":
+            shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
+            callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best"))
     start = time.perf_counter()
     model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - start
+    last = f"the last epoch ({config['epochs']})"
+    print(f"{name}: {select_networks(best, config['select'], last)}", flush=True)
     generator = model.generator if hasattr(model, "generator") else model
     export_keras(generator, run_dir / name / "generator.keras")
     if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):
         tiff.write_stack(run_dir / name / "learned_psf.tif", model.forward_op.psf)
     return model, seconds
+
+
+def kept_networks(model: keras.Model) -> dict:
+    """What ``--select=best`` keeps of a learned method: its generator (and an OT model's H)."""
+    if not hasattr(model, "generator"):
+        return {"generator": model}
+    return {"generator": model.generator, "forward_op": model.forward_op}
 
 
 class _Restored:
