@@ -94,7 +94,8 @@ def test_separate_optimizer_for_the_learned_psf():
     assert len(model.g_optimizer.variables) - len(model.h_optimizer.variables) == 2 * (n_g - n_h)
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight")])
+@pytest.mark.parametrize("kwargs,match", [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight"),
+                                          (dict(noise_gain=-0.1), "noise_gain")])
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         OTCycleGAN(build_unet(depth=1, base_filters=2), FFTMask(), build_patchgan(base_filters=2, n_layers=1), **kwargs)
@@ -121,12 +122,13 @@ def test_saved_and_loaded_with_its_networks_and_settings(tmp_path):
     g = build_unet(2, 2, depth=1, base_filters=2, name="generator")
     c = build_patchgan(2, 2, base_filters=2, n_layers=1, name="critic_x")
     model = OTCycleGAN(g, FFTMask(name="forward_op"), c, rho=0.3, sigma=0.6, n_critic=2, gp_weight=4.0,
-                       gan_weight=0.5, gan_warmup_steps=7, cycle_warmup_steps=9)
+                       gan_weight=0.5, gan_warmup_steps=7, cycle_warmup_steps=9, noise_gain=0.02, noise_floor=1e-4)
     model.compile(adam(1e-4), adam(1e-4))
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     assert isinstance(loaded, OTCycleGAN)
-    for name in ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
+    for name in ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
+                 "noise_gain", "noise_floor"):
         assert getattr(loaded, name) == getattr(model, name), name
     assert loaded.critic_y is None and isinstance(loaded.forward_op, FFTMask)
     y = np.random.default_rng(0).random((1, 16, 16, 2)).astype(np.float32)
@@ -189,3 +191,19 @@ def test_shared_fakes_step_equals_the_plain_step(application):
     for a, b in zip(ours.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not np.allclose(ours.generator.get_weights()[0], initial[0])  # the steps did train
+
+
+def test_measurement_noise_is_drawn_on_hx_only():
+    """``fakes``: G(y) untouched, Hx + n with Var(n) = a Hx + b; no noise without the settings."""
+    model = _microscopy_model(1, adam(1e-3), adam(1e-3))
+    x = tf.constant(np.full((2, 8, 8, 8, 1), 0.5, np.float32))
+    y = tf.constant(np.random.default_rng(1).random((2, 8, 8, 8, 1)).astype(np.float32))
+    clean_gy, clean_hx = model.fakes(x, y)
+    noisy = OTCycleGAN.from_config(dict(model.get_config(), noise_gain=0.05, noise_floor=0.01))
+    noisy.set_weights(model.get_weights())
+    gy, hx = noisy.fakes(x, y)
+    np.testing.assert_allclose(gy.numpy(), clean_gy.numpy(), atol=1e-6)
+    residual = (hx - clean_hx).numpy()
+    expected = 0.05 * np.clip(clean_hx.numpy(), 0, None) + 0.01
+    assert np.mean(residual**2 / expected) == pytest.approx(1.0, abs=0.15)
+    np.testing.assert_array_equal(model.fakes(x, y)[1].numpy(), clean_hx.numpy())

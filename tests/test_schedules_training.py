@@ -18,6 +18,24 @@ def test_linear_decay_after():
         LinearDecayAfter(1e-4, 50, 10)
 
 
+@pytest.mark.parametrize("name,decay", [("mri", None), ("mri", 2), ("microscopy", 2)])
+def test_task_optimizers_decay_after_decay_epoch(name, decay):
+    from tf_otcycle import tasks
+
+    task = tasks.get(name)
+    config = task.default_config(epochs=4, decay_epoch=decay, learning_rate=1e-3, n_critic=5, psf_learning_rate=1e-2)
+    g_optimizer, d_optimizer, h_optimizer = task.optimizers(config, steps_per_epoch=10)
+    if decay is None:  # MRI's default, as the authors' code: a constant rate
+        assert float(g_optimizer.learning_rate) == pytest.approx(1e-3)
+        return
+    # G: constant for 2 epochs of 10 steps, 0 at 4 epochs; the critics count n_critic updates per step
+    assert [float(g_optimizer._learning_rate(t)) for t in (19, 30, 40)] == pytest.approx([1e-3, 5e-4, 0.0])
+    assert [float(d_optimizer._learning_rate(t)) for t in (99, 150, 200)] == pytest.approx([1e-3, 5e-4, 0.0])
+    if h_optimizer is not None:
+        assert float(h_optimizer._learning_rate(30)) == pytest.approx(5e-3)
+    assert task.validate(dict(config, decay_epoch=5)) and "--decay_epoch" in " ".join(task.validate(dict(config, decay_epoch=5)))
+
+
 def test_strategies():
     assert make_strategy("default").num_replicas_in_sync == 1
     assert isinstance(make_strategy("one_device"), tf.distribute.OneDeviceStrategy)

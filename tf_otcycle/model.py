@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_otcycle import losses
+from tf_otcycle.physics.noise import poisson_gaussian
 
 
 @keras.saving.register_keras_serializable(package="tf_otcycle")
@@ -61,6 +62,15 @@ class OTCycleGAN(keras.Model):
     ``critic_gap`` (the same, unscaled), ``gp`` and the gradient norms ``g_grad_norm`` and
     ``d_grad_norm``.
 
+    Measurement noise (``noise_gain`` a, ``noise_floor`` b; 0 by default): the simulated
+    measurement of the training step is ``Hx + n`` with ``Var(n) = a * Hx + b``
+    (:func:`tf_otcycle.physics.noise.poisson_gaussian`), so that ``Hx`` is drawn from the
+    measurement domain as the real ``y`` are: the image cycle ``|x - G(Hx + n)|`` then teaches
+    G to denoise as well as to invert H, and ψ compares like with like. The paper's H is
+    noise-free (``a = b = 0``); ``H G(y)`` in the measurement cycle stays noise-free (the
+    expected value of ``y``). Used for fluorescence microscopy (``--measurement_noise``,
+    estimated from the measurements); MRI's clean images carry the scanner's noise already.
+
     Data: a dict with ``"x"`` (clean images) and ``"y"`` (measurements) of equal batch size,
     unpaired; optional ``"x_params"`` / ``"y_params"``, dicts of per-sample tensors, are
     passed to ``forward_op`` as its second argument without the model knowing their names
@@ -82,6 +92,8 @@ class OTCycleGAN(keras.Model):
         gan_weight: float = 1.0,
         gan_warmup_steps: int = 0,
         cycle_warmup_steps: int = 0,
+        noise_gain: float = 0.0,
+        noise_floor: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -96,6 +108,8 @@ class OTCycleGAN(keras.Model):
             raise ValueError(f"gan_weight: expected >= 0, got {gan_weight}")
         if gan_warmup_steps < 0 or cycle_warmup_steps < 0:
             raise ValueError(f"gan/cycle_warmup_steps: expected >= 0, got {gan_warmup_steps}/{cycle_warmup_steps}")
+        if not (noise_gain >= 0 and noise_floor >= 0):
+            raise ValueError(f"noise_gain/noise_floor: expected >= 0, got {noise_gain}/{noise_floor}")
         self.generator = generator
         self.forward_op = forward_op
         # Physics layers declare their per-sample parameters; a deep F (conventional cycleGAN) has none.
@@ -109,6 +123,8 @@ class OTCycleGAN(keras.Model):
         self.gan_weight = float(gan_weight)
         self.gan_warmup_steps = int(gan_warmup_steps)
         self.cycle_warmup_steps = int(cycle_warmup_steps)
+        self.noise_gain = float(noise_gain)
+        self.noise_floor = float(noise_floor)
         self.trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss", "wasserstein",
@@ -121,7 +137,8 @@ class OTCycleGAN(keras.Model):
         return list(self.trackers.values())
 
     _NETWORKS = ("generator", "forward_op", "critic_x", "critic_y")
-    _SETTINGS = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps")
+    _SETTINGS = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
+                 "noise_gain", "noise_floor")
 
     def get_config(self) -> dict:
         """Networks (serialised Keras objects) and the objective's settings; the optimizers
@@ -263,8 +280,10 @@ class OTCycleGAN(keras.Model):
         return cyc_x + cyc_y + self.current_gan_weight() * adv, {"cycle_x": cyc_x, "cycle_y": cyc_y, "adversarial": adv}
 
     def fakes(self, real_x, real_y, x_params=None) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(G(y), Hx)``: the generated image and the simulated measurement."""
-        return self.generator(real_y, training=True), self._forward(real_x, x_params)
+        """``(G(y), Hx + n)``: the generated image and the simulated measurement (``n`` the
+        measurement noise, none unless ``noise_gain`` or ``noise_floor`` is set)."""
+        simulated = poisson_gaussian(self._forward(real_x, x_params), self.noise_gain, self.noise_floor, self.seed_generator)
+        return self.generator(real_y, training=True), simulated
 
     def critic_updates(self, real_x, fake_x, real_y, fake_y):
         """``n_critic`` updates of the critics on one batch (fresh interpolation weights each).

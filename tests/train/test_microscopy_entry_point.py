@@ -48,8 +48,10 @@ def run(args, module=None, check=True):
 
 def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     run_dir = tmp_path / "run"
-    out = run(flags(data, run_dir)).stdout
+    proc = run(flags(data, run_dir))
+    out = proc.stdout
     assert "PSF: NCC" in out
+    assert "Measurement noise estimated from the 2 --blurred_files: Var(y) = " in out  # --measurement_noise=auto
     assert "--voxel_size=0.2,0.1,0.1 (from " in out  # read from the stacks' ImageJ metadata
     for rel in ("flags.txt", "eval/metrics.csv", "eval/per_group.md", "eval/per_file.csv", "export/generator.keras",
                 "export/saved_model/1/saved_model.pb", "export/learned_psf.tif", "psf/learned_psf.tif",
@@ -102,6 +104,6 @@ def test_bad_inputs_name_the_file(data, tmp_path):
     tifffile.imwrite(lonely / "x_blurred.tif", np.zeros((8, 24, 24), np.uint16))
     proc = run(flags(data, tmp_path / "r5", test_files=f"{lonely}/*_blurred.tif"), check=False)
     assert proc.returncode != 0 and "x_gt.tif" in proc.stderr and not (tmp_path / "r5").exists()
-    proc = run(flags(data, tmp_path / "r3", psf_size=40), check=False)
-    assert proc.returncode != 0 and "--psf_size" in proc.stderr
+    proc = run(flags(data, tmp_path / "r3", psf_size=40, measurement_noise="loud"), check=False)
+    assert proc.returncode != 0 and "--psf_size" in proc.stderr and "--measurement_noise" in proc.stderr
     assert not (tmp_path / "r3").exists()

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.model import OTCycleGAN
+from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.training import adam, parse_threads
 
 Method = Callable[..., np.ndarray]
@@ -59,6 +60,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
+    FlagSpec("decay_epoch", "integer", None,
+             "Learning rates constant until this epoch, then linear to 0 at --epochs (every network, every method "
+             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper D.2.1)."),
     FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
     FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
     FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
@@ -118,7 +122,18 @@ def validate_common(config: dict) -> list[str]:
         errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
     if config["critic_learning_rate"] is not None and not config["critic_learning_rate"] > 0:
         errors.append(f"--critic_learning_rate must be > 0, got {config['critic_learning_rate']}")
+    if config.get("decay_epoch") is not None and not 0 <= config["decay_epoch"] <= config["epochs"]:
+        errors.append(f"--decay_epoch must be in [0, epochs={config['epochs']}], got {config['decay_epoch']}")
     return errors
+
+
+def learning_rate(config: dict, rate: float, steps_per_epoch: int, updates_per_step: int = 1):
+    """``rate``, or with ``--decay_epoch`` a :class:`LinearDecayAfter` schedule counted in the
+    optimizer's own updates (``updates_per_step`` per generator step, e.g. ``n_critic``)."""
+    if config.get("decay_epoch") is None:
+        return rate
+    steps = steps_per_epoch * updates_per_step
+    return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
 
 
 def critic_learning_rate(config: dict) -> float:
@@ -266,17 +281,24 @@ class Task:
         """The physics layer H: x -> y (fixed or learned)."""
         raise NotImplementedError
 
+    def noise(self, config: dict, data: dict | None) -> dict:
+        """The measurement noise drawn on ``Hx`` (``OTCycleGAN``'s ``noise_gain``/``noise_floor``); none by default."""
+        return {}
+
     def optimizers(self, config: dict, steps_per_epoch: int) -> tuple:
-        """``(g_optimizer, d_optimizer, h_optimizer or None)``: constant-rate Adam by default."""
+        """``(g_optimizer, d_optimizer, h_optimizer or None)``: Adam, constant or decaying
+        linearly after ``--decay_epoch``; every method of ``train/compare.py`` trains with these."""
         betas = (config["beta_1"], config["beta_2"])
-        return adam(config["learning_rate"], *betas), adam(critic_learning_rate(config), *betas), None
+        return (adam(learning_rate(config, config["learning_rate"], steps_per_epoch), *betas),
+                adam(learning_rate(config, critic_learning_rate(config), steps_per_epoch, config["n_critic"]), *betas),
+                None)
 
     def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
         """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
         # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
         generator, forward_op, critic_x = self.generator(config, data), self.forward_op(config, data), self.critic(config, "x")
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
-        model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config))
+        model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config), **self.noise(config, data))
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 

@@ -22,14 +22,14 @@ from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
+from tf_otcycle.physics.noise import estimate_poisson_gaussian, parse_noise
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
-from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Task,
     batch_size,
-    critic_learning_rate,
     divisible,
+    learning_rate,
     logit,
     numbers,
     pipeline_seed,
@@ -63,10 +63,12 @@ class BlurTask(Task):
             errors += divisible("patch_size", config["patch_size"], config["depth"])
         if config["psf_size"] < 1 or config["psf_size"] > config["patch_size"]:
             errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
-        if not 0 <= config["decay_epoch"] <= config["epochs"]:
-            errors.append(f"--decay_epoch must be in [0, epochs={config['epochs']}], got {config['decay_epoch']}")
         if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
             errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
+        try:
+            parse_noise(config["measurement_noise"])
+        except ValueError as e:
+            errors.append(str(e))
         return errors
 
     # --- data ----------------------------------------------------------------------------------
@@ -102,7 +104,13 @@ class BlurTask(Task):
             overlap = set(map(str, files["blurred_files"])) & set(map(str, files["sharp_files"]))
             if overlap:
                 raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
-        return {"files": files, "volumes": volumes, "stats": data_statistics(volumes)}
+        stats = data_statistics(volumes)
+        if volumes and parse_noise(config["measurement_noise"]) is None:
+            stats["noise"] = estimate_poisson_gaussian(volumes["blurred_files"])
+            print(f"Measurement noise estimated from the {len(volumes['blurred_files'])} --blurred_files: "
+                  f"Var(y) = {stats['noise'][0]:.4g} * E[y] + {stats['noise'][1]:.3g} (normalised units; "
+                  "--measurement_noise=none for the paper's noise-free Hx)", flush=True)
+        return {"files": files, "volumes": volumes, "stats": stats}
 
     def sample_voxels(self, config):
         return config["patch_size"] ** self.ndim
@@ -156,19 +164,20 @@ class BlurTask(Task):
     def initial_psf(self, config) -> np.ndarray:
         raise NotImplementedError
 
+    def noise(self, config, data):
+        """``--measurement_noise``: given, none, or (auto) estimated from the normalised
+        ``--blurred_files`` (:func:`estimate_poisson_gaussian`, in ``data["stats"]``)."""
+        given = parse_noise(config["measurement_noise"])
+        gain, floor = given if given is not None else ((data or {}).get("stats") or {}).get("noise", (0.0, 0.0))
+        return {"noise_gain": gain, "noise_floor": floor}
+
     def optimizers(self, config, steps_per_epoch):
-        """Adam for G, the critics and the PSF (None without --psf_learning_rate), each constant
-        until --decay_epoch, then linear to 0 at --epochs (paper D.2.1); every method of
-        ``train/compare.py`` trains with these."""
-
-        def schedule(rate, updates_per_step):
-            steps = steps_per_epoch * updates_per_step
-            return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
-
-        betas = (config["beta_1"], config["beta_2"])
-        h_optimizer = adam(schedule(config["psf_learning_rate"], 1), *betas) if config["psf_learning_rate"] else None
-        return (adam(schedule(config["learning_rate"], 1), *betas),
-                adam(schedule(critic_learning_rate(config), config["n_critic"]), *betas), h_optimizer)
+        """The shared optimizers (decaying after --decay_epoch, paper D.2.1) and Adam for the
+        PSF with the same schedule (None without --psf_learning_rate: G's optimizer updates it)."""
+        g_optimizer, d_optimizer, _ = super().optimizers(config, steps_per_epoch)
+        rate = config["psf_learning_rate"]
+        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config["beta_1"], config["beta_2"]) if rate else None
+        return g_optimizer, d_optimizer, h_optimizer
 
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
@@ -322,7 +331,9 @@ BLUR_FLAGS = (
     FlagSpec("psf_learning_rate", "float", None,
              "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
              "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
-    FlagSpec("decay_epoch", "integer", 40, "Learning rate constant until this epoch, then linear to 0 at --epochs."),
+    FlagSpec("measurement_noise", "string", "auto",
+             "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
+             "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE."),
     FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4."),
     FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline)."),
     FlagSpec("rl_psf", "enum", "true", "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
@@ -332,7 +343,7 @@ BLUR_FLAGS = (
 
 class MicroscopyTask(BlurTask):
     name = "microscopy"
-    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2)
+    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40)
     flags = BLUR_FLAGS + (
         FlagSpec("voxel_size", "string", None,
                  "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "

@@ -1,0 +1,75 @@
+"""Poisson-Gaussian measurement noise: estimated from measurements alone, and drawn on Hx."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_otcycle.data.microscopy_sim import simulate
+from tf_otcycle.physics.noise import (
+    estimate_poisson_gaussian,
+    noise_level_function,
+    parse_noise,
+    poisson_gaussian,
+)
+
+
+@pytest.mark.parametrize("gain", [3.0, 7.0, 20.0])
+def test_the_estimate_recovers_the_simulators_gain(gain):
+    """The simulator's camera (Poisson counts of ``gain`` gray levels, read noise 3): in
+    units normalised by ``hi - lo`` the variance is ``gain / (hi - lo) * E[y] + ...``."""
+    volumes, truths = [], []
+    for seed in range(2):
+        blurred = simulate((16, 48, 48), seed, psf_shape=(16, 16, 16), gain=gain)["blurred"].astype(np.float64)
+        lo, hi = blurred.min(), blurred.max()
+        volumes.append((blurred - lo) / (hi - lo))
+        truths.append(gain / (hi - lo))
+    a, b = estimate_poisson_gaussian(volumes)
+    assert a == pytest.approx(np.median(truths), rel=0.15)
+    assert 0 <= b < 0.1 * a  # the read noise is small against the photon noise here
+
+
+def test_noise_level_function_of_pure_noise_is_flat():
+    rng = np.random.default_rng(0)
+    levels, variances, counts = noise_level_function(0.5 + 0.1 * rng.standard_normal((8, 64, 64)))
+    np.testing.assert_allclose(variances, 0.01, rtol=0.15)
+    assert len(levels) == len(counts) > 4
+    with pytest.raises(ValueError, match="axis"):
+        noise_level_function(np.zeros((2, 2)))
+
+
+def test_poisson_gaussian_statistics_and_gradient():
+    signal = tf.constant(np.full((4, 64, 64, 1), 0.5, np.float32))
+    noisy = poisson_gaussian(signal, 0.02, 0.001, seed=3)
+    assert float(tf.reduce_mean(noisy)) == pytest.approx(0.5, abs=3e-3)
+    assert float(tf.math.reduce_variance(noisy)) == pytest.approx(0.02 * 0.5 + 0.001, rel=0.05)
+    with tf.GradientTape() as tape:
+        tape.watch(signal)
+        total = tf.reduce_sum(poisson_gaussian(signal, 0.02, 0.001, seed=4))
+    np.testing.assert_array_equal(tape.gradient(total, signal).numpy(), 1.0)  # the noise's std is held out
+    assert poisson_gaussian(signal, 0.0, 0.0) is signal
+
+
+def test_parse_noise():
+    assert parse_noise("auto") is None and parse_noise("none") == (0.0, 0.0) and parse_noise("0.01,1e-4") == (0.01, 1e-4)
+    for bad in ("loud", "1,2,3", "-1,0", "nan,0"):
+        with pytest.raises(ValueError, match="--measurement_noise"):
+            parse_noise(bad)
+
+
+def test_the_microscopy_task_estimates_the_noise_of_its_measurements(tmp_path):
+    from tf_otcycle import tasks
+    from tf_otcycle.data.synthetic import write_microscopy_dataset
+
+    write_microscopy_dataset(tmp_path, shape=(12, 24, 24), num_blurred=2, num_sharp=2, num_val=0, num_test=1,
+                             test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
+    task = tasks.get("microscopy")
+    config = task.default_config(run_dir=str(tmp_path / "run"), blurred_files=f"{tmp_path}/train/blurred/*_blurred.tif",
+                                 sharp_files=f"{tmp_path}/train/sharp/*.tif", test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
+                                 patch_size=16, psf_size=6)
+    data = task.resolve_data(config)
+    estimated = estimate_poisson_gaussian(data["volumes"]["blurred_files"])
+    assert task.noise(config, data) == {"noise_gain": estimated[0], "noise_floor": estimated[1]} and estimated[0] > 0
+    none = dict(config, measurement_noise="none")
+    assert task.noise(none, task.resolve_data(none)) == {"noise_gain": 0.0, "noise_floor": 0.0}
+    assert task.noise(dict(config, measurement_noise="0.1,0.2"), None) == {"noise_gain": 0.1, "noise_floor": 0.2}
+    assert tasks.get("mri").noise(tasks.get("mri").default_config(), None) == {}  # MRI's clean images carry noise already

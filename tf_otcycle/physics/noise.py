@@ -1,0 +1,129 @@
+"""Poisson-Gaussian measurement noise: its estimate from measurements alone, and its simulation.
+
+A fluorescence camera counts photons (Poisson) and adds read noise (Gaussian). In the units
+of a measurement ``y`` (any scaling, e.g. normalised to [0, 1]) its variance is affine in
+the noise-free signal ``s = E[y] = h * x``::
+
+    Var(y | s) = a * s + b        (a: gain, b: signal-independent variance)
+
+The OT-cycleGAN's simulated measurement ``Hx`` is the noise-free ``s``; drawing this noise
+on it makes ``Hx`` a sample of the measurement domain, as the real ``y`` are
+(:class:`tf_otcycle.model.OTCycleGAN`, ``noise_gain`` / ``noise_floor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_MAD_TO_STD = 1.4826  # std of a Gaussian = 1.4826 * its median absolute deviation
+
+
+def _second_differences(volume: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(residual, local mean)`` along ``axis``: ``(v[i-1] - 2 v[i] + v[i+1]) / sqrt(6)``
+    (variance ``Var(y)`` where the signal is locally linear) and ``(v[i-1] + v[i] + v[i+1]) / 3``."""
+    n = volume.shape[axis]
+    left, mid, right = (np.take(volume, range(k, n - 2 + k), axis=axis) for k in range(3))
+    return ((left - 2.0 * mid + right) / np.sqrt(6.0)).ravel(), ((left + mid + right) / 3.0).ravel()
+
+
+def noise_level_function(volume: np.ndarray, bins: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise variance against signal level, from one measurement (no ground truth needed).
+
+    Second differences along each axis of length >= 3 remove the (smooth, blurred) signal
+    where it is locally linear; in ``bins`` quantile bins of the local mean their variance
+    is estimated robustly (MAD), and the smallest over the axes is kept (signal that
+    survives the differences only adds variance).
+
+    Args:
+        volume: ``(..., )`` one measurement, float.
+        bins: number of signal-level bins.
+
+    Returns:
+        ``(levels, variances, counts)``, each ``(bins,)``: the median local mean, the noise
+        variance and the number of voxels of each bin (bins with too few voxels dropped).
+    """
+    volume = np.asarray(volume, np.float64)
+    best = None
+    for axis in range(volume.ndim):
+        if volume.shape[axis] < 3:
+            continue
+        residual, mean = _second_differences(volume, axis)
+        edges = np.unique(np.quantile(mean, np.linspace(0.0, 1.0, bins + 1)))
+        which = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, len(edges) - 2)
+        levels, variances, counts = [], [], []
+        for k in range(len(edges) - 1):
+            r = residual[which == k]
+            if r.size < 32:
+                continue
+            levels.append(np.median(mean[which == k]))
+            variances.append((_MAD_TO_STD * np.median(np.abs(r - np.median(r)))) ** 2)
+            counts.append(r.size)
+        if not levels:
+            continue
+        found = np.array(levels), np.array(variances), np.array(counts)
+        best = found if best is None or np.sum(found[1]) < np.sum(best[1]) else best
+    if best is None:
+        raise ValueError(f"noise_level_function: no axis of length >= 3 with enough voxels in shape {volume.shape}")
+    return best
+
+
+def estimate_poisson_gaussian(volumes: Iterable[np.ndarray]) -> tuple[float, float]:
+    """``(a, b)`` of ``Var(y) = a * E[y] + b`` fitted to measurements (median over volumes).
+
+    Each volume's :func:`noise_level_function` is fitted by weighted least squares; the
+    fit is constrained to ``a, b >= 0`` (a negative part is set to 0 and the other refitted).
+    """
+    fits = []
+    for volume in volumes:
+        level, variance, count = noise_level_function(volume)
+        fits.append(_affine_fit(level, variance, count))
+    if not fits:
+        raise ValueError("estimate_poisson_gaussian: no volumes")
+    a, b = np.median(np.array(fits), axis=0)
+    return float(a), float(b)
+
+
+def _affine_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Non-negative ``(a, b)`` minimising ``sum w (a x + b - y)^2``."""
+    sw = np.sqrt(w)
+    (a, b), *_ = np.linalg.lstsq(np.stack([x * sw, sw], 1), y * sw, rcond=None)
+    if a < 0:
+        return 0.0, float(max(np.average(y, weights=w), 0.0))
+    if b < 0:
+        return float(max(np.sum(w * x * y) / max(np.sum(w * x * x), 1e-30), 0.0)), 0.0
+    return float(a), float(b)
+
+
+def parse_noise(value: str) -> tuple[float, float] | None:
+    """``--measurement_noise``: ``"auto"`` -> None (estimate), ``"none"`` -> (0, 0), ``"A,B"`` -> (A, B)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text == "none":
+        return 0.0, 0.0
+    parts = text.split(",")
+    try:
+        a, b = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--measurement_noise: expected auto, none or GAIN,VARIANCE (two numbers >= 0), got {value!r}") from None
+    if a < 0 or b < 0 or not np.isfinite(a + b):
+        raise ValueError(f"--measurement_noise: GAIN and VARIANCE must be finite and >= 0, got {value!r}")
+    return a, b
+
+
+def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float, seed: keras.random.SeedGenerator | int | None = None,
+                     shape: Sequence[int] | None = None) -> tf.Tensor:
+    """``signal + sqrt(gain * max(signal, 0) + floor) * N(0, 1)``: a noisy measurement of ``signal``.
+
+    The Gaussian approximation of Poisson-Gaussian noise; its standard deviation is held out
+    of the gradient, so gradients flow to ``signal`` (e.g. a learned PSF) as through the
+    identity. Returns ``signal`` itself when ``gain`` and ``floor`` are 0.
+    """
+    if gain == 0 and floor == 0:
+        return signal
+    std = tf.stop_gradient(tf.sqrt(gain * tf.nn.relu(signal) + floor))
+    return signal + std * keras.random.normal(tf.shape(signal) if shape is None else shape, dtype=signal.dtype, seed=seed)
