@@ -108,11 +108,17 @@ def section(application: str, command: list[str], seconds: float, run_dir: Path,
         if ref in metrics and "ot_cyclegan" in metrics:
             ok = metrics["ot_cyclegan"]["psnr"] > metrics[ref]["psnr"]
             lines.append(f"- {'met' if ok else 'NOT met'}: ot_cyclegan > {ref} (trivial reference)")
+    selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
+    if selected:
+        lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
+        lines += [f"- {name}: {what})" if "(validation PSNR" in what else f"- {name}: {what}" for name, what in selected]
     curve = validation_curve(log_text)
     if curve:
-        lines += ["", "OT-cycleGAN validation PSNR (dB) against generator steps:", "",
-                  "| epoch | val_psnr | val_psnr_input |", "|---|---|---|"]
-        lines += [f"| {e} | {p:.2f} | {q:.2f} |" for e, p, q in curve]
+        supervised = {e: p for e, p, _ in validation_curve(log_text, "supervised")}
+        lines += ["", "Validation PSNR (dB) against generator steps (100 per epoch), the OT-cycleGAN's and "
+                  "supervised learning's:", "", "| epoch | ot_cyclegan | supervised | input |", "|---|---|---|---|"]
+        lines += [f"| {e} | {p:.2f} | {supervised[e]:.2f} | {q:.2f} |" if e in supervised else f"| {e} | {p:.2f} |  | {q:.2f} |"
+                  for e, p, q in curve]
     return "\n".join(lines) + "\n"
 
 
