@@ -94,6 +94,8 @@ class OTCycleGAN(keras.Model):
         cycle_warmup_steps: int = 0,
         noise_gain: float = 0.0,
         noise_floor: float = 0.0,
+        pool_x: keras.layers.Layer | None = None,
+        pool_y: keras.layers.Layer | None = None,
         seed: int | None = None,
         **kwargs,
     ):
@@ -123,6 +125,8 @@ class OTCycleGAN(keras.Model):
         self.gan_weight = float(gan_weight)
         self.gan_warmup_steps = int(gan_warmup_steps)
         self.cycle_warmup_steps = int(cycle_warmup_steps)
+        self.pool_x = pool_x
+        self.pool_y = pool_y
         self.noise_gain = float(noise_gain)
         self.noise_floor = float(noise_floor)
         self.trackers = {
@@ -136,7 +140,7 @@ class OTCycleGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    _NETWORKS = ("generator", "forward_op", "critic_x", "critic_y")
+    _NETWORKS = ("generator", "forward_op", "critic_x", "critic_y", "pool_x", "pool_y")
     _SETTINGS = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
                  "noise_gain", "noise_floor")
 
@@ -286,12 +290,18 @@ class OTCycleGAN(keras.Model):
         return self.generator(real_y, training=True), simulated
 
     def critic_updates(self, real_x, fake_x, real_y, fake_y):
-        """``n_critic`` updates of the critics on one batch (fresh interpolation weights each).
+        """``n_critic`` updates of the critics on one batch (fresh interpolation weights each);
+        with ``pool_x`` / ``pool_y`` (:class:`~tf_otcycle.layers.FakePool`) the critics see the
+        fakes through the pool of past fakes, G's adversarial term the new ones.
 
         Returns:
             the last update's ``(loss, gap_x, gp, gradients)``.
         """
         fake_x, fake_y = tf.stop_gradient(fake_x), tf.stop_gradient(fake_y)
+        if self.pool_x is not None:  # the authors' pool of past fakes: once per step, for all n_critic updates
+            fake_x = self.pool_x(fake_x)
+        if self.pool_y is not None and self.critic_y is not None:
+            fake_y = self.pool_y(fake_y)
         for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
             with tf.GradientTape() as tape:
                 d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)

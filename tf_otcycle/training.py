@@ -124,6 +124,9 @@ class TrainState:
         }
         if model.critic_y is not None:
             parts["critic_y"] = model.critic_y
+        for name in ("pool_x", "pool_y"):  # the pools of past fakes (--fake_pool)
+            if getattr(model, name, None) is not None:
+                parts[name] = getattr(model, name)
         if getattr(model, "h_optimizer", None) is not None:
             parts["h_optimizer"] = model.h_optimizer
         self.checkpoint = tf.train.Checkpoint(**parts, rng=random_states(model))

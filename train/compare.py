@@ -69,7 +69,7 @@ def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) ->
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
-            task.critic(config, "x"), task.critic(config, "y"), **gan_kwargs(config))
+            task.critic(config, "x"), task.critic(config, "y"), **gan_kwargs(config), **task.fake_pools(config, True))
         model.compile(g_optimizer, d_optimizer)
         return model
     return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)

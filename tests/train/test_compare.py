@@ -36,7 +36,7 @@ def test_compare_mri(tmp_path):
     run_dir = tmp_path / "run"
     args = [f"--run_dir={run_dir}", "--application=mri", f"--clean_files={data}/clean/*.h5",
             f"--measured_files={data}/measured/*.h5", f"--test_files={data}/test/*.h5", "--crop_size=16",
-            f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", *TRAIN]
+            f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2", *TRAIN]
     out = run(args)
     for name in ("supervised", "cyclegan", "ot_cyclegan"):  # --select=best: each kept its best validation epoch
         assert f"{name}: Evaluating the best validation epoch, 1 (validation PSNR" in out

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_otcycle.evaluation import Sample
+from tf_otcycle.layers import FakePool
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.training import adam, parse_threads
@@ -58,6 +59,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
     FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
     FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
+    FlagSpec("fake_pool", "integer", 0,
+             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only."),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
@@ -110,6 +113,8 @@ def validate_common(config: dict) -> list[str]:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config["depth"] < 0:
         errors.append(f"--depth must be >= 0, got {config['depth']}")
+    if config.get("fake_pool", 0) < 0:
+        errors.append(f"--fake_pool must be >= 0, got {config['fake_pool']}")
     if config.get("checkpoint_steps", 0) < 0:
         errors.append(f"--checkpoint_steps must be >= 0, got {config['checkpoint_steps']}")
     if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
@@ -281,6 +286,19 @@ class Task:
         """The physics layer H: x -> y (fixed or learned)."""
         raise NotImplementedError
 
+    def sample_shape(self, config: dict) -> tuple[int, ...]:
+        """Shape of one training sample, ``(*spatial, channels)``, the same for x and y."""
+        raise NotImplementedError
+
+    def fake_pools(self, config: dict, critic_y: bool) -> dict:
+        """``pool_x`` (and ``pool_y`` when there is a ψ critic) of ``--fake_pool`` past fakes; none when 0."""
+        if not config.get("fake_pool"):
+            return {}
+        pools = {"pool_x": FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 20, name="pool_x")}
+        if critic_y:
+            pools["pool_y"] = FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 21, name="pool_y")
+        return pools
+
     def noise(self, config: dict, data: dict | None) -> dict:
         """The measurement noise drawn on ``Hx`` (``OTCycleGAN``'s ``noise_gain``/``noise_floor``); none by default."""
         return {}
@@ -298,7 +316,8 @@ class Task:
         # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
         generator, forward_op, critic_x = self.generator(config, data), self.forward_op(config, data), self.critic(config, "x")
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
-        model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config), **self.noise(config, data))
+        model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config), **self.noise(config, data),
+                           **self.fake_pools(config, critic_y is not None))
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 

@@ -115,6 +115,9 @@ class BlurTask(Task):
     def sample_voxels(self, config):
         return config["patch_size"] ** self.ndim
 
+    def sample_shape(self, config):
+        return (config["patch_size"],) * self.ndim + (1,)
+
     def steps_per_epoch(self, config, data):
         if config["steps_per_epoch"]:
             return config["steps_per_epoch"]

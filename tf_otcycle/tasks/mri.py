@@ -154,6 +154,9 @@ class MRITask(Task):
     def sample_voxels(self, config):
         return config["crop_size"] ** 2
 
+    def sample_shape(self, config):
+        return (config["crop_size"], config["crop_size"], 2)
+
     def steps_per_epoch(self, config, data):
         if config["steps_per_epoch"]:
             return config["steps_per_epoch"]
