@@ -66,8 +66,6 @@ VARIANTS = {
                "cycle terms only"),
         "M2N": (["--gan_weight=1", "--cycle_warmup_steps=300", "--gan_warmup_steps=300", "--measurement_noise=auto"],
                 "M2 + measurement noise on Hx, estimated from the blurred files"),
-        "M3N": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0", "--measurement_noise=auto"],
-                "M3 + measurement noise on Hx (cycle terms only)"),
         "PSF_gauss": (["--epochs=15", "--decay_epoch=8", "--cycle_warmup_steps=500", "--gan_warmup_steps=500",
                        "--psf_init=gaussian", "--measurement_noise=none"], "blind: Gaussian initial PSF, 1500 steps"),
         "PSF_gauss_lr": (["--epochs=15", "--decay_epoch=8", "--cycle_warmup_steps=500", "--gan_warmup_steps=500",
