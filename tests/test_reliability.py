@@ -173,3 +173,18 @@ def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
     for a, b in zip(model.generator.get_weights(), kept):
         np.testing.assert_array_equal(a, b)
     assert "no validation PSNR" in select_networks(None, "best", "the last epoch (2)")
+
+
+def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
+    """A run recorded without --fake_pool / --measurement_noise had no pool and a noise-free Hx:
+    resuming it with those values is the same run; with the new noise default it is not."""
+    from tf_otcycle.training import recorded_differences
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
+    save_flags(tmp_path, "", {"task": "microscopy", "seed": 0})
+    same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none"}
+    assert recorded_differences(tmp_path, same) == []
+    assert recorded_differences(tmp_path, dict(same, measurement_noise="auto")) == [
+        "--measurement_noise: 'none' in the run, 'auto' now"]
+    assert recorded_differences(tmp_path, dict(same, fake_pool=50)) == ["--fake_pool: 0 in the run, 50 now"]

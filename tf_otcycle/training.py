@@ -452,6 +452,11 @@ MAY_CHANGE_ON_RESUME = frozenset({
 })
 
 
+# Model-defining flags added after runs were recorded: the value that gives a run recorded
+# without them its behaviour (no pool of past fakes, the paper's noise-free Hx).
+BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none"}
+
+
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
     """``--flag: recorded -> now`` for each model-defining flag (and the task) that differs from
     the run recorded in ``run_dir/config.json``; empty when there is no trained run there."""
@@ -467,7 +472,7 @@ def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
     for key in sorted(set(config) | set(recorded)):
         if key in MAY_CHANGE_ON_RESUME or key == "environment":
             continue
-        old, new = recorded.get(key), config.get(key)
+        old, new = recorded.get(key, BEFORE_FLAG.get(key) if key in config else None), config.get(key)
         if old != new and not (isinstance(old, list) and isinstance(new, tuple) and list(new) == old):
             out.append(f"--{key}: {old!r} in the run, {new!r} now" if key != "task" else f"task: {old!r} in the run, {new!r} now")
     return out
