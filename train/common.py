@@ -161,6 +161,9 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
     if config["batch_size"] % replicas:
         raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
+    if config.get("fake_pool") and replicas > 1:
+        raise app.UsageError(f"--fake_pool keeps one pool per model and needs one replica; this strategy has {replicas} "
+                             "(use --fake_pool=0 or --strategy=one_device)")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
     record = {"task": task.name, **config}
     differences = recorded_differences(run_dir, record)
