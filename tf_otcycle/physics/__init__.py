@@ -1,5 +1,6 @@
 """Physics of the inverse problems: Fourier transforms, sampling masks, PSFs, convolution,
-and the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`).
+the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`) and the
+camera's Poisson-Gaussian noise (:mod:`tf_otcycle.physics.noise`).
 
 Pure functions (TensorFlow for the transforms and operators, NumPy/SciPy for masks and
 PSFs); the Keras layers that wrap the operators for training live in :mod:`tf_otcycle.layers`.
@@ -16,6 +17,7 @@ from tf_otcycle.physics.fft import (
     ifft2c_channels,
 )
 from tf_otcycle.physics.masks import equispaced_mask, file_seed, make_mask, random_mask
+from tf_otcycle.physics.noise import estimate_poisson_gaussian, poisson_gaussian
 from tf_otcycle.physics.operators import (
     Adjoint,
     CartesianSampling,
@@ -34,6 +36,8 @@ from tf_otcycle.physics.psf import (
 )
 
 __all__ = [
+    "estimate_poisson_gaussian",
+    "poisson_gaussian",
     "Adjoint",
     "CartesianSampling",
     "Composition",
