@@ -13,7 +13,7 @@ on it makes ``Hx`` a sample of the measurement domain, as the real ``y`` are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import keras
 import numpy as np
@@ -56,10 +56,11 @@ def noise_level_function(volume: np.ndarray, bins: int = 16) -> tuple[np.ndarray
         which = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, len(edges) - 2)
         levels, variances, counts = [], [], []
         for k in range(len(edges) - 1):
-            r = residual[which == k]
+            in_bin = which == k
+            r = residual[in_bin]
             if r.size < 32:
                 continue
-            levels.append(np.median(mean[which == k]))
+            levels.append(np.median(mean[in_bin]))
             variances.append((_MAD_TO_STD * np.median(np.abs(r - np.median(r)))) ** 2)
             counts.append(r.size)
         if not levels:
@@ -115,8 +116,8 @@ def parse_noise(value: str) -> tuple[float, float] | None:
     return a, b
 
 
-def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float, seed: keras.random.SeedGenerator | int | None = None,
-                     shape: Sequence[int] | None = None) -> tf.Tensor:
+def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float,
+                     seed: keras.random.SeedGenerator | int | None = None) -> tf.Tensor:
     """``signal + sqrt(gain * max(signal, 0) + floor) * N(0, 1)``: a noisy measurement of ``signal``.
 
     The Gaussian approximation of Poisson-Gaussian noise; its standard deviation is held out
@@ -126,4 +127,4 @@ def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float, seed: keras.r
     if gain == 0 and floor == 0:
         return signal
     std = tf.stop_gradient(tf.sqrt(gain * tf.nn.relu(signal) + floor))
-    return signal + std * keras.random.normal(tf.shape(signal) if shape is None else shape, dtype=signal.dtype, seed=seed)
+    return signal + std * keras.random.normal(tf.shape(signal), dtype=signal.dtype, seed=seed)

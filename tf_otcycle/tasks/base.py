@@ -294,10 +294,9 @@ class Task:
         """``pool_x`` (and ``pool_y`` when there is a ψ critic) of ``--fake_pool`` past fakes; none when 0."""
         if not config.get("fake_pool"):
             return {}
-        pools = {"pool_x": FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 20, name="pool_x")}
-        if critic_y:
-            pools["pool_y"] = FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 21, name="pool_y")
-        return pools
+        names = ("pool_x", "pool_y") if critic_y else ("pool_x",)
+        return {name: FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 20 + k, name=name)
+                for k, name in enumerate(names)}
 
     def noise(self, config: dict, data: dict | None) -> dict:
         """The measurement noise drawn on ``Hx`` (``OTCycleGAN``'s ``noise_gain``/``noise_floor``); none by default."""
