@@ -176,15 +176,80 @@ def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
 
 
 def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
-    """A run recorded without --fake_pool / --measurement_noise had no pool and a noise-free Hx:
-    resuming it with those values is the same run; with the new noise default it is not."""
+    """A run recorded without --fake_pool / --measurement_noise / --ema_momentum had no pool, a
+    noise-free Hx and no weight average: resuming it with those values is the same run; with
+    the new defaults it is not."""
     from tf_otcycle.training import recorded_differences
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
     save_flags(tmp_path, "", {"task": "microscopy", "seed": 0})
-    same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none"}
+    same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0}
     assert recorded_differences(tmp_path, same) == []
     assert recorded_differences(tmp_path, dict(same, measurement_noise="auto")) == [
         "--measurement_noise: 'none' in the run, 'auto' now"]
     assert recorded_differences(tmp_path, dict(same, fake_pool=50)) == ["--fake_pool: 0 in the run, 50 now"]
+    assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99)) == ["--ema_momentum: 0.0 in the run, 0.99 now"]
+
+
+def _ema_model(momentum):
+    config = TASK.default_config(crop_size=16, base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=1,
+                                 learning_rate=1e-2, ema_momentum=momentum, cycle_warmup_steps=0, gan_warmup_steps=0)
+    keras.utils.set_random_seed(0)
+    return TASK.build_model(config, steps_per_epoch=3)
+
+
+def test_averaged_weights_are_what_is_evaluated_and_training_is_unchanged(tmp_path):
+    from tf_otcycle.training import AveragedWeights
+
+    plain, averaged = _ema_model(0.0), _ema_model(0.5)
+    plain.fit(_data(bad_steps=()), epochs=2, steps_per_epoch=3, verbose=0)
+    swap = AveragedWeights(averaged.g_optimizer)
+    seen = []  # what a validation callback placed after the swap sees at each epoch end
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(averaged.generator.get_weights()))
+    averaged.fit(_data(bad_steps=()), epochs=2, steps_per_epoch=3, verbose=0, callbacks=[swap, record])
+    assert swap.holds_average  # after fit: the averages, for evaluation and export
+    averages = averaged.generator.get_weights()
+    for a, s in zip(averages, seen[-1]):
+        np.testing.assert_array_equal(a, s)
+    swap.use_raw()  # training itself is the plain run's, step for step
+    for a, b in zip(averaged.generator.get_weights(), plain.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    moved = [not np.allclose(a, b) for a, b in zip(averages, plain.generator.get_weights())]
+    assert any(moved)  # the average lags the raw weights
+    swap.use_average()
+    swap.use_average()  # idempotent
+    for a, b in zip(averaged.generator.get_weights(), averages):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_average_is_keras_exponential_moving_average_and_is_checkpointed(tmp_path):
+    from tf_otcycle.training import AveragedWeights, adam
+
+    v = keras.Variable(np.array([1.0, -2.0], np.float32))
+    optimizer = adam(0.1, ema_momentum=0.5)
+    optimizer.build([v])
+    raw = []
+    for g in ([1.0, 1.0], [0.5, -1.0], [2.0, 0.0]):
+        optimizer.apply_gradients([(tf.constant(g), v)])
+        raw.append(v.numpy().copy())
+    expected = raw[0]  # the first update starts the average at the weights
+    for r in raw[1:]:
+        expected = 0.5 * expected + 0.5 * r
+    swap = AveragedWeights(optimizer)
+    swap.use_average()
+    np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
+    checkpoint = tf.train.Checkpoint(v=v, optimizer=optimizer)
+    swap.use_raw()
+    path = checkpoint.save(str(tmp_path / "ckpt"))
+    v.assign([9.0, 9.0])
+    optimizer._model_variables_moving_average[0].assign([9.0, 9.0])
+    checkpoint.restore(path)
+    np.testing.assert_allclose(v.numpy(), raw[-1])
+    swap.use_average()
+    np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        adam(0.1, ema_momentum=1.0)
+    with pytest.raises(ValueError, match="no weight averages"):
+        AveragedWeights(adam(0.1))
+    assert TASK.validate(TASK.default_config(ema_momentum=1.5))

@@ -357,6 +357,66 @@ class BestCheckpoint(keras.callbacks.Callback):
         return recorded
 
 
+def averaging_optimizer(optimizer) -> keras.optimizers.Optimizer | None:
+    """``optimizer`` (or the one a ``LossScaleOptimizer`` wraps) when it keeps weight averages, else None."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return inner if getattr(inner, "use_ema", False) else None
+
+
+class AveragedWeights(keras.callbacks.Callback):
+    """Polyak averaging for what is validated, kept and exported, not for what is trained.
+
+    At each epoch end the networks get the optimizer's moving averages of their weights (see
+    :func:`adam`) and the averages' slots the raw weights (a swap, so nothing is copied twice);
+    the next epoch swaps back before its first step. Place it *after* the checkpoint callback
+    (a checkpoint holds the raw weights and their averages, so a resumed run continues exactly)
+    and *before* validation and :class:`BestCheckpoint` (which then see the averages). After
+    ``fit`` the networks hold the averages. Keras' own ``SwapEMAWeights`` reads
+    ``model.optimizer`` (a GAN has several) and discards the raw weights at the last epoch,
+    which a run resumed or continued in another ``fit`` call needs.
+
+    Args:
+        optimizer: the optimizer that keeps the averages (``use_ema=True``).
+    """
+
+    def __init__(self, optimizer):
+        super().__init__()
+        self.optimizer = averaging_optimizer(optimizer)
+        if self.optimizer is None:
+            raise ValueError("AveragedWeights: the optimizer keeps no weight averages (use_ema=False)")
+        self.holds_average = False
+
+    def _swap(self) -> None:
+        # The optimizer's variables and its averages, in the same order (Keras' use_ema
+        # layout, as SwapEMAWeights reads it); callbacks run in cross-replica context.
+        for var, average in zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average):
+            raw = tf.identity(var)
+            var.assign(average)
+            average.assign(raw)
+        self.holds_average = not self.holds_average
+
+    def use_average(self) -> None:
+        """Put the averages into the networks (for evaluation and export after training)."""
+        if not self.holds_average:
+            self._swap()
+
+    def use_raw(self) -> None:
+        """Put the raw weights back (before training on, or saving a checkpoint)."""
+        if self.holds_average:
+            self._swap()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.use_raw()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.use_average()
+        if epoch == self.params["epochs"] - 1 and averaging_optimizer(getattr(self.model, "optimizer", None)) is self.optimizer:
+            # A compiled model's fit ends with finalize_variable_values (slots -> variables):
+            # the slots must hold the averages then.
+            for var, average in zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average):
+                average.assign(var)
+
+
 def select_networks(best: BestCheckpoint | None, mode: str, last: str) -> str:
     """Apply ``--select``: with ``mode == "best"`` load the networks ``best`` kept; say which are evaluated.
 
@@ -453,8 +513,8 @@ MAY_CHANGE_ON_RESUME = frozenset({
 
 
 # Model-defining flags added after runs were recorded: the value that gives a run recorded
-# without them its behaviour (no pool of past fakes, the paper's noise-free Hx).
-BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none"}
+# without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average).
+BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0}
 
 
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
@@ -507,6 +567,17 @@ def probe_writable(run_dir: str | os.PathLike) -> None:
         raise OSError(f"{run_dir}: the run directory is not writable ({e.strerror or e})") from None
 
 
-def adam(learning_rate, beta_1: float = 0.5, beta_2: float = 0.9) -> keras.optimizers.Adam:
-    """The paper's optimiser: Adam(lr, beta_1=0.5, beta_2=0.9)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+def adam(learning_rate, beta_1: float = 0.5, beta_2: float = 0.9, ema_momentum: float = 0.0) -> keras.optimizers.Adam:
+    """The paper's optimiser: Adam(lr, beta_1=0.5, beta_2=0.9).
+
+    With ``ema_momentum`` > 0 it also keeps an exponential moving average of the variables it
+    updates, ``average = m * average + (1 - m) * variable`` after every update (Keras'
+    ``use_ema``; the averages are optimizer variables, so checkpoints hold them), which
+    :class:`AveragedWeights` puts into the networks for validation, selection and export.
+    """
+    if not 0.0 <= ema_momentum < 1.0:
+        raise ValueError(f"ema_momentum: expected in [0, 1), got {ema_momentum}")
+    if ema_momentum == 0.0:
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, use_ema=True,
+                                 ema_momentum=ema_momentum)

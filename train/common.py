@@ -24,6 +24,7 @@ from absl import app, flags, logging  # noqa: E402
 from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
 from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
 from tf_otcycle.training import (  # noqa: E402
+    AveragedWeights,
     BestCheckpoint,
     CheckpointCallback,
     NonFiniteGuard,
@@ -31,6 +32,7 @@ from tf_otcycle.training import (  # noqa: E402
     TrainScalars,
     TrainState,
     ValidationCallback,
+    averaging_optimizer,
     is_chief,
     make_strategy,
     probe_writable,
@@ -182,6 +184,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
     if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
     best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best")
+    # --ema_momentum: validation, --select and the export see the averaged weights
+    averaged = AveragedWeights(model.g_optimizer) if averaging_optimizer(model.g_optimizer) else None
     if config["eval_only"]:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")
@@ -198,6 +202,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 *([TrainScalars(run_dir / "logs")] if chief else []),  # only the chief writes logs, tables, exports
                 checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
                                                   every_steps=config["checkpoint_steps"]),
+                *([averaged] if averaged else []),  # after the checkpoint (raw weights), before validation
                 # validation adds val_* to the logs the diagnostics and the best-epoch record read
                 *([ValidationCallback(validation, run_dir / "logs"), best] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
@@ -212,6 +217,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                     if model.stop_training:
                         break
             except KeyboardInterrupt:  # Ctrl-C: keep what was trained
+                if averaged:
+                    averaged.use_raw()  # the checkpoint holds the raw weights and their averages
                 if chief and weights_finite(model):
                     path = state.save(state.current_epoch)
                     print(f"\nInterrupted: saved step {state.step} to {path}; rerun the same command to resume.",
@@ -219,6 +226,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 raise SystemExit(130) from None
             if guard.message or checkpoints.error:
                 raise SystemExit(f"error: {guard.message or checkpoints.error}")
+    if averaged:
+        averaged.use_average()
     if chief:
         print(select(config, best, state), flush=True)
         print(evaluate_model(task, config, data, model, run_dir))

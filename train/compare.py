@@ -35,9 +35,11 @@ from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
 from tf_otcycle.training import (
+    AveragedWeights,
     BestCheckpoint,
     TrainScalars,
     ValidationCallback,
+    averaging_optimizer,
     save_flags,
     select_networks,
 )
@@ -87,6 +89,9 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     model, dataset = build(task, name, config, data)
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
     callbacks = [TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
+    optimizer = getattr(model, "g_optimizer", None) or model.optimizer
+    if averaging_optimizer(optimizer):  # --ema_momentum: validation, --select and the export see the average
+        callbacks.append(AveragedWeights(optimizer))
     validation = task.validation(config, data, model)
     best = None
     if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept

@@ -22,7 +22,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
 def flags(data, run_dir, **extra):
-    settings = dict(epochs=3, steps_per_epoch=4, export=False, num_panels=0, deterministic=True)
+    # with the weight average on: a checkpoint holds the raw weights and their averages
+    settings = dict(epochs=3, steps_per_epoch=4, export=False, num_panels=0, deterministic=True, ema_momentum=0.9)
     return tiny_flags(data, run_dir, **{**settings, **extra})
 
 

@@ -171,3 +171,21 @@ def test_the_same_seed_gives_the_same_metrics(mri_data, tmp_path):
     first = metrics("a")
     assert metrics("b") == first  # data order, masks, augmentation and initial weights all follow --seed
     assert metrics("c", seed=1) != first
+
+
+def test_eval_only_evaluates_the_averaged_weights_as_training_did(mri_data, tmp_path):
+    """With the weight average (--ema_momentum) the checkpoint holds the raw weights and their
+    averages; --eval_only must evaluate the averages, as the training run did."""
+
+    def quality(run_dir):  # method -> (psnr, ssim, nmse); the timing columns differ between runs
+        with open(run_dir / "eval" / "metrics.csv") as f:
+            return {r[0]: tuple(r[1:4]) for r in list(csv.reader(f))[1:]}
+
+    run_dir = tmp_path / "run"
+    flags = dict(select="last", export=False, epochs=2, ema_momentum=0.5)
+    run(tiny_flags(mri_data, run_dir, **flags))
+    trained = quality(run_dir)
+    run(tiny_flags(mri_data, run_dir, eval_only=True, **flags))
+    assert quality(run_dir) == trained
+    run(tiny_flags(mri_data, tmp_path / "raw", **dict(flags, ema_momentum=0.0)))
+    assert quality(tmp_path / "raw")["ot_cyclegan"] != trained["ot_cyclegan"]  # the average is not the raw weights

@@ -61,6 +61,10 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
     FlagSpec("fake_pool", "integer", 0,
              "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only."),
+    FlagSpec("ema_momentum", "float", 0.99,
+             "Momentum of an exponential moving average of the generator's weights (every learned method; not in "
+             "the paper): validation, --select and the exports use the average, training goes on with the raw "
+             "weights; 0: off (benchmarks/QUALITY.md)."),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
@@ -113,6 +117,8 @@ def validate_common(config: dict) -> list[str]:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config["depth"] < 0:
         errors.append(f"--depth must be >= 0, got {config['depth']}")
+    if not 0.0 <= config["ema_momentum"] < 1.0:
+        errors.append(f"--ema_momentum must be in [0, 1), got {config['ema_momentum']}")
     if config.get("fake_pool", 0) < 0:
         errors.append(f"--fake_pool must be >= 0, got {config['fake_pool']}")
     if config.get("checkpoint_steps", 0) < 0:
@@ -304,9 +310,11 @@ class Task:
 
     def optimizers(self, config: dict, steps_per_epoch: int) -> tuple:
         """``(g_optimizer, d_optimizer, h_optimizer or None)``: Adam, constant or decaying
-        linearly after ``--decay_epoch``; every method of ``train/compare.py`` trains with these."""
+        linearly after ``--decay_epoch``, G's (and H's when it has no optimizer of its own) with
+        the weight average of ``--ema_momentum``; every method of ``train/compare.py`` trains with these."""
         betas = (config["beta_1"], config["beta_2"])
-        return (adam(learning_rate(config, config["learning_rate"], steps_per_epoch), *betas),
+        return (adam(learning_rate(config, config["learning_rate"], steps_per_epoch), *betas,
+                     ema_momentum=config["ema_momentum"]),
                 adam(learning_rate(config, critic_learning_rate(config), steps_per_epoch, config["n_critic"]), *betas),
                 None)
 
