@@ -64,7 +64,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("ema_momentum", "float", 0.99,
              "Momentum of an exponential moving average of the generator's weights (every learned method; not in "
              "the paper): validation, --select and the exports use the average, training goes on with the raw "
-             "weights; 0: off (benchmarks/QUALITY.md)."),
+             "weights. It spans about 1/(1 - m) generator steps (100 at 0.99): for runs of a few hundred steps use "
+             "less or 0 (off; benchmarks/QUALITY.md)."),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
