@@ -386,10 +386,18 @@ class AveragedWeights(keras.callbacks.Callback):
             raise ValueError("AveragedWeights: the optimizer keeps no weight averages (use_ema=False)")
         self.holds_average = False
 
-    def _swap(self) -> None:
+    @classmethod
+    def of(cls, optimizer) -> AveragedWeights | None:
+        """The callback for ``optimizer``, or None when it keeps no averages (``--ema_momentum=0``)."""
+        return cls(optimizer) if averaging_optimizer(optimizer) else None
+
+    def _pairs(self):
         # The optimizer's variables and its averages, in the same order (Keras' use_ema
         # layout, as SwapEMAWeights reads it); callbacks run in cross-replica context.
-        for var, average in zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average):
+        return zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average)
+
+    def _swap(self) -> None:
+        for var, average in self._pairs():
             raw = tf.identity(var)
             var.assign(average)
             average.assign(raw)
@@ -413,7 +421,7 @@ class AveragedWeights(keras.callbacks.Callback):
         if epoch == self.params["epochs"] - 1 and averaging_optimizer(getattr(self.model, "optimizer", None)) is self.optimizer:
             # A compiled model's fit ends with finalize_variable_values (slots -> variables):
             # the slots must hold the averages then.
-            for var, average in zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average):
+            for var, average in self._pairs():
                 average.assign(var)
 
 
@@ -577,7 +585,5 @@ def adam(learning_rate, beta_1: float = 0.5, beta_2: float = 0.9, ema_momentum: 
     """
     if not 0.0 <= ema_momentum < 1.0:
         raise ValueError(f"ema_momentum: expected in [0, 1), got {ema_momentum}")
-    if ema_momentum == 0.0:
-        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, use_ema=True,
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, use_ema=ema_momentum > 0,
                                  ema_momentum=ema_momentum)

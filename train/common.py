@@ -32,7 +32,6 @@ from tf_otcycle.training import (  # noqa: E402
     TrainScalars,
     TrainState,
     ValidationCallback,
-    averaging_optimizer,
     is_chief,
     make_strategy,
     probe_writable,
@@ -185,7 +184,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         save_flags(run_dir, flags_text(config), record)
     best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best")
     # --ema_momentum: validation, --select and the export see the averaged weights
-    averaged = AveragedWeights(model.g_optimizer) if averaging_optimizer(model.g_optimizer) else None
+    averaged = AveragedWeights.of(model.g_optimizer)
     if config["eval_only"]:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")

@@ -39,7 +39,6 @@ from tf_otcycle.training import (
     BestCheckpoint,
     TrainScalars,
     ValidationCallback,
-    averaging_optimizer,
     save_flags,
     select_networks,
 )
@@ -89,9 +88,9 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     model, dataset = build(task, name, config, data)
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
     callbacks = [TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
-    optimizer = getattr(model, "g_optimizer", None) or model.optimizer
-    if averaging_optimizer(optimizer):  # --ema_momentum: validation, --select and the export see the average
-        callbacks.append(AveragedWeights(optimizer))
+    averaged = AveragedWeights.of(getattr(model, "g_optimizer", None) or model.optimizer)
+    if averaged:  # --ema_momentum: validation, --select and the export see the average
+        callbacks.append(averaged)
     validation = task.validation(config, data, model)
     best = None
     if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
