@@ -6,11 +6,14 @@
 
 For each application it writes the synthetic demo data (unless ``--no-data``), runs
 ``train/compare.py`` with the benchmark's flagfile (``benchmarks/quality_<app>.flags``:
-the same budget, epochs x steps, for every learned method) plus any ``--flags``, reads the
-table it wrote and the OT-cycleGAN's validation PSNR per epoch (the curve), checks the
-targets of the paper's comparison and writes ``benchmarks/QUALITY.md`` (or ``--out``) with
-the tables, the budget, the command, the machine and the date. Not a test: it trains for
-tens of minutes. Extra ``--flags`` point it at any fastMRI-format or TIFF data set.
+the same budget, epochs x steps, for every learned method) plus any ``--flags`` once per
+``--seeds`` value (``--seed``: initial weights, data order, masks and patches), reads the
+tables it wrote and the validation PSNR per epoch (the curve), averages each method over
+the seeds, checks the targets of the paper's comparison on those means and writes
+``benchmarks/QUALITY.md`` (or ``--out``) with the tables, the budget, the command, the
+machine and the date. One seed's GAN training moves by several tenths of a dB, as much as
+the margins it is judged by, hence the default of three. Not a test: it trains for about
+half an hour per seed. Extra ``--flags`` point it at any fastMRI-format or TIFF data set.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -50,14 +55,19 @@ def make_data(application: str, data_dir: Path) -> None:
     subprocess.run([PYTHON, "-m", "tf_otcycle.data.synthetic", *args], check=True, cwd=ROOT)
 
 
-def run_compare(application: str, run_dir: Path, extra: list[str], log_path: Path) -> tuple[list[str], float]:
-    command = [PYTHON, "train/compare.py", f"--flagfile=benchmarks/quality_{application}.flags",
-               f"--run_dir={run_dir}", *extra]
+def compare_command(application: str, run_dir: Path | str, seed: int | str, extra: list[str]) -> list[str]:
+    """The ``train/compare.py`` command line of one seed's run."""
+    return [PYTHON, "train/compare.py", f"--flagfile=benchmarks/quality_{application}.flags",
+            f"--run_dir={run_dir}", f"--seed={seed}", *extra]
+
+
+def run_compare(command: list[str], log_path: Path) -> float:
+    """Run ``command``, its output into ``log_path``; the seconds it took."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
         subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return command, time.perf_counter() - start
+    return time.perf_counter() - start
 
 
 def read_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
@@ -93,12 +103,31 @@ def budget(flagfile: Path) -> str:
                                                    "depth", "learning_rate", "critic_learning_rate") if k in values)
 
 
-def section(application: str, command: list[str], seconds: float, run_dir: Path, log_text: str) -> str:
-    metrics = read_metrics(run_dir)
-    table = (run_dir / "eval" / "metrics.md").read_text()
-    lines = [f"## {application}", "", f"Command: `{' '.join(command[1:])}` ({seconds / 60:.1f} min in all)", "",
-             f"Budget (every learned method): {budget(ROOT / 'benchmarks' / f'quality_{application}.flags')}", "", table]
-    lines += ["Targets (issue #9):", ""]
+def summary(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation over the seeds of each method's PSNR and SSIM.
+
+    Args:
+        per_seed: one ``read_metrics`` table per seed.
+
+    Returns:
+        ``{method: {"psnr", "ssim", "psnr_sd", "ssim_sd", "seeds"}}`` for the methods of the
+        first table (sd 0 for a single seed or a method without randomness).
+    """
+    out = {}
+    for method in per_seed[0]:
+        rows = [m[method] for m in per_seed if method in m]
+        stats = {"seeds": len(rows)}
+        for key in ("psnr", "ssim"):
+            values = np.array([r[key] for r in rows], np.float64)
+            stats[key] = float(values.mean())
+            stats[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[method] = stats
+    return out
+
+
+def target_lines(metrics: dict) -> list[str]:
+    """``met`` / ``NOT met`` for each target of issue #9 (and the trivial references) on ``metrics``."""
+    lines = []
     for label, check in TARGETS:
         try:
             lines.append(f"- {'met' if check(metrics) else 'NOT met'}: {label}")
@@ -108,17 +137,53 @@ def section(application: str, command: list[str], seconds: float, run_dir: Path,
         if ref in metrics and "ot_cyclegan" in metrics:
             ok = metrics["ot_cyclegan"]["psnr"] > metrics[ref]["psnr"]
             lines.append(f"- {'met' if ok else 'NOT met'}: ot_cyclegan > {ref} (trivial reference)")
-    selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
-    if selected:
-        lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
-        lines += [f"- {name}: {what})" if "(validation PSNR" in what else f"- {name}: {what}" for name, what in selected]
-    curve = validation_curve(log_text)
-    if curve:
-        supervised = {e: p for e, p, _ in validation_curve(log_text, "supervised")}
-        lines += ["", "Validation PSNR (dB) against generator steps (100 per epoch), the OT-cycleGAN's and "
-                  "supervised learning's:", "", "| epoch | ot_cyclegan | supervised | input |", "|---|---|---|---|"]
-        lines += [f"| {e} | {p:.2f} | {supervised[e]:.2f} | {q:.2f} |" if e in supervised else f"| {e} | {p:.2f} |  | {q:.2f} |"
-                  for e, p, q in curve]
+    return lines
+
+
+def summary_table(stats: dict, per_seed: list[dict], seeds: list[int]) -> list[str]:
+    """Markdown: mean +- sd over the seeds, then each seed's PSNR."""
+    lines = ["| method | psnr (mean +- sd) | ssim (mean +- sd) | " + " | ".join(f"psnr seed {s}" for s in seeds) + " |",
+             "|---|---|---|" + "---|" * len(seeds)]
+    for method, st in stats.items():
+        cells = [f"{m[method]['psnr']:.2f}" if method in m else "" for m in per_seed]
+        lines.append(f"| {method} | {st['psnr']:.2f} +- {st['psnr_sd']:.2f} | {st['ssim']:.3f} +- {st['ssim_sd']:.3f} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
+def section(application: str, command: list[str], seconds: float, runs: list[tuple[int, Path, str]]) -> str:
+    """The application's QUALITY.md section from its runs ``(seed, run_dir, log text)``."""
+    seeds = [seed for seed, _, _ in runs]
+    per_seed = [read_metrics(run_dir) for _, run_dir, _ in runs]
+    stats = summary(per_seed)
+    lines = [f"## {application}", "",
+             f"Command, once per seed SEED in {', '.join(map(str, seeds))}: `{' '.join(command[1:])}` "
+             f"({seconds / 60:.1f} min in all)", "",
+             f"Budget (every learned method): {budget(ROOT / 'benchmarks' / f'quality_{application}.flags')}", "",
+             f"Mean over {len(seeds)} seed{'s' if len(seeds) > 1 else ''} (sample standard deviation):", "",
+             *summary_table(stats, per_seed, seeds), "", "Targets (issue #9), on the means:", "", *target_lines(stats)]
+    if len(seeds) > 1 and "supervised" in stats and "ot_cyclegan" in stats:
+        gaps = [m["ot_cyclegan"]["psnr"] - m["supervised"]["psnr"] for m in per_seed]
+        lines += ["", "OT-cycleGAN minus supervised per seed: " + ", ".join(f"{g:+.2f}" for g in gaps) + " dB"]
+    for (seed, run_dir, log_text), metrics in zip(runs, per_seed):
+        lines += ["", f"### seed {seed}", "", (run_dir / "eval" / "metrics.md").read_text().rstrip("\n"), "",
+                  "Targets on this seed alone: " + "; ".join(t[2:] for t in target_lines(metrics))]
+        selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
+        if selected:
+            lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
+            lines += [f"- {name}: {what})" if "(validation PSNR" in what else f"- {name}: {what}" for name, what in selected]
+    curves = [validation_curve(log) for _, _, log in runs]
+    sup_curves = [dict((e, p) for e, p, _ in validation_curve(log, "supervised")) for _, _, log in runs]
+    if curves and all(curves):
+        lines += ["", f"Validation PSNR (dB) against generator steps (100 per epoch), mean over the {len(seeds)} seed(s), "
+                  "the OT-cycleGAN's and supervised learning's:", "", "| epoch | ot_cyclegan | supervised | input |",
+                  "|---|---|---|---|"]
+        for rows in zip(*curves):
+            e = rows[0][0]
+            ot = np.mean([p for _, p, _ in rows])
+            sup = [c[e] for c in sup_curves if e in c]
+            sup_text = f"{np.mean(sup):.2f}" if len(sup) == len(rows) else ""
+            lines.append(f"| {e} | {ot:.2f} | {sup_text} | {rows[0][2]:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,21 +205,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "quality"), help="where the demo data is written")
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
     parser.add_argument("--run_dir", default=str(ROOT / "runs" / "quality"))
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated --seed values; each method is averaged over them")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "QUALITY.md"))
     args = parser.parse_args(argv)
     apps = ["mri", "microscopy"] if args.application == "both" else [args.application]
     extra = [f for f in args.flags.split(",") if f]
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if not seeds:
+        parser.error("--seeds: give at least one seed")
     out = Path(args.out)
     previous = out.read_text() if out.exists() else ""
     parts = []
     for app in apps:
         if args.data:
             make_data(app, Path(args.data_dir))
-        run_dir = Path(args.run_dir) / app
-        log_path = Path(args.run_dir) / f"{app}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        command, seconds = run_compare(app, run_dir, extra, log_path)
-        parts.append(section(app, command, seconds, run_dir, log_path.read_text()))
+        runs, seconds = [], 0.0
+        for seed in seeds:
+            run_dir = Path(args.run_dir) / app / f"seed{seed}"
+            log_path = Path(args.run_dir) / app / f"seed{seed}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            seconds += run_compare(compare_command(app, run_dir, seed, extra), log_path)
+            runs.append((seed, run_dir, log_path.read_text()))
+        shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", extra)
+        parts.append(section(app, shown, seconds, runs))
         print(parts[-1], flush=True)
     kept = previous_sections(previous)
     by_app = {**kept, **dict(zip(apps, parts))}

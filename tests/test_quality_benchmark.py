@@ -1,0 +1,50 @@
+"""benchmarks/quality.py: the targets are judged on the mean over seeds, and say so per seed."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(**psnr):
+    return {m: {"psnr": p, "ssim": 0.5 if m != "input" else 0.2} for m, p in psnr.items()}
+
+
+def test_summary_is_the_mean_and_sample_sd_over_seeds(quality):
+    stats = quality.summary([_table(input=14.0, supervised=19.2, ot_cyclegan=18.7),
+                             _table(input=14.0, supervised=18.6, ot_cyclegan=19.0),
+                             _table(input=14.0, supervised=18.4, ot_cyclegan=18.3)])
+    assert stats["supervised"]["psnr"] == pytest.approx(18.7333, abs=1e-4)
+    assert stats["supervised"]["psnr_sd"] == pytest.approx(0.4163, abs=1e-4)  # ddof=1
+    assert stats["ot_cyclegan"]["psnr"] == pytest.approx(18.6667, abs=1e-4)
+    assert stats["input"]["psnr_sd"] == 0.0 and stats["input"]["seeds"] == 3
+    assert quality.summary([_table(input=14.0)])["input"]["psnr_sd"] == 0.0  # one seed: no spread
+
+
+def test_targets_on_the_means_not_on_one_seed(quality):
+    seeds = [_table(input=14.0, supervised=19.2, cyclegan=14.9, pls_tv=14.6, ot_cyclegan=18.7),
+             _table(input=14.0, supervised=18.6, cyclegan=14.9, pls_tv=14.6, ot_cyclegan=19.0)]
+    on_first = quality.target_lines(seeds[0])
+    on_mean = quality.target_lines(quality.summary(seeds))
+    label = "ot_cyclegan >= supervised - 0.3 dB"
+    assert f"- NOT met: {label}" in on_first  # 0.5 dB below on seed 0 alone
+    assert f"- met: {label}" in on_mean  # 0.05 dB below on the mean
+    assert "- met: ot_cyclegan > classical" in on_mean
+    missing = quality.target_lines(_table(input=14.0, ot_cyclegan=18.0))
+    assert any(line.startswith("- not checked (supervised not run)") for line in missing)
+
+
+def test_the_command_names_the_seed_and_its_run_dir(quality):
+    command = quality.compare_command("mri", Path("runs/q/mri/seed2"), 2, ["--epochs=1"])
+    assert command[1:] == ["train/compare.py", "--flagfile=benchmarks/quality_mri.flags",
+                           "--run_dir=runs/q/mri/seed2", "--seed=2", "--epochs=1"]
