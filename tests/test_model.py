@@ -122,13 +122,14 @@ def test_saved_and_loaded_with_its_networks_and_settings(tmp_path):
     g = build_unet(2, 2, depth=1, base_filters=2, name="generator")
     c = build_patchgan(2, 2, base_filters=2, n_layers=1, name="critic_x")
     model = OTCycleGAN(g, FFTMask(name="forward_op"), c, rho=0.3, sigma=0.6, n_critic=2, gp_weight=4.0,
-                       gan_weight=0.5, gan_warmup_steps=7, cycle_warmup_steps=9, noise_gain=0.02, noise_floor=1e-4)
+                       gan_weight=0.5, gan_warmup_steps=7, cycle_warmup_steps=9, noise_gain=0.02, noise_floor=1e-4,
+                       cycle_gradients="split")
     model.compile(adam(1e-4), adam(1e-4))
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     assert isinstance(loaded, OTCycleGAN)
     for name in ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
-                 "noise_gain", "noise_floor"):
+                 "noise_gain", "noise_floor", "cycle_gradients"):
         assert getattr(loaded, name) == getattr(model, name), name
     assert loaded.critic_y is None and isinstance(loaded.forward_op, FFTMask)
     y = np.random.default_rng(0).random((1, 16, 16, 2)).astype(np.float32)

@@ -70,7 +70,8 @@ def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) ->
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
-            task.critic(config, "x"), task.critic(config, "y"), **gan_kwargs(config), **task.fake_pools(config, True))
+            task.critic(config, "x"), task.critic(config, "y"), **{**gan_kwargs(config), "cycle_gradients": "joint"},
+            **task.fake_pools(config, True))  # conventional: both generators learn from both cycles, whatever --cycle_gradients
         model.compile(g_optimizer, d_optimizer)
         return model
     return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)

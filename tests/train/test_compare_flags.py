@@ -15,11 +15,12 @@ from absl import flags
 import compare, common, mri, microscopy
 flags.FLAGS(["compare", "--application={app}", "--depth=2"])
 common.apply_defaults(compare.entry_point().common_defaults)
-print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth)
+print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth,
+      flags.FLAGS.cycle_gradients, flags.FLAGS.gan_weight)
 """
 
 
-@pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2"), ("microscopy", "200 32 2 2")])
+@pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2 joint 1.0"), ("microscopy", "200 32 2 2 split 0.1")])
 def test_shared_flags_take_the_chosen_application_defaults(app, expected):
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(train=str(ROOT / "train"), app=app)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -55,6 +55,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("n_critic", "integer", 5, "Critic updates per generator update."),
     FlagSpec("rho", "float", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21)."),
     FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
+    FlagSpec("cycle_gradients", "enum", "joint",
+             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image cycle "
+             "|x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", ("joint", "split")),
     FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
     FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
     FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
@@ -155,7 +158,7 @@ def critic_learning_rate(config: dict) -> float:
 
 def gan_kwargs(config: dict) -> dict:
     """The :class:`OTCycleGAN` hyper-parameters from the flags."""
-    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps", "seed")
+    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps", "cycle_gradients", "seed")
     return {k: config[k] for k in keys}
 
 

@@ -346,7 +346,9 @@ BLUR_FLAGS = (
 
 class MicroscopyTask(BlurTask):
     name = "microscopy"
-    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40)
+    # split cycle gradients and a light adversarial weight: benchmarks/QUALITY.md (microscopy notes)
+    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
+                           cycle_gradients="split", gan_weight=0.1)
     flags = BLUR_FLAGS + (
         FlagSpec("voxel_size", "string", None,
                  "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
