@@ -176,20 +176,23 @@ def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
 
 
 def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
-    """A run recorded without --fake_pool / --measurement_noise / --ema_momentum had no pool, a
-    noise-free Hx and no weight average: resuming it with those values is the same run; with
-    the new defaults it is not."""
+    """A run recorded without --fake_pool / --measurement_noise / --ema_momentum /
+    --cycle_gradients had no pool, a noise-free Hx, no weight average and joint cycle
+    gradients: resuming it with those values is the same run; with the new defaults it is not."""
     from tf_otcycle.training import recorded_differences
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
     save_flags(tmp_path, "", {"task": "microscopy", "seed": 0})
-    same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0}
+    same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0,
+            "cycle_gradients": "joint"}
     assert recorded_differences(tmp_path, same) == []
     assert recorded_differences(tmp_path, dict(same, measurement_noise="auto")) == [
         "--measurement_noise: 'none' in the run, 'auto' now"]
     assert recorded_differences(tmp_path, dict(same, fake_pool=50)) == ["--fake_pool: 0 in the run, 50 now"]
     assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99)) == ["--ema_momentum: 0.0 in the run, 0.99 now"]
+    assert recorded_differences(tmp_path, dict(same, cycle_gradients="split")) == [
+        "--cycle_gradients: 'joint' in the run, 'split' now"]
 
 
 def _ema_model(momentum):

@@ -521,8 +521,9 @@ MAY_CHANGE_ON_RESUME = frozenset({
 
 
 # Model-defining flags added after runs were recorded: the value that gives a run recorded
-# without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average).
-BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0}
+# without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average,
+# joint cycle gradients).
+BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint"}
 
 
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
