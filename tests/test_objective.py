@@ -150,6 +150,7 @@ def test_split_cycle_gradients_train_each_map_on_its_own_cycle(batch, rho, sigma
     np.testing.assert_allclose(grads["split"][trained], grads["joint"][trained], rtol=1e-6)
     np.testing.assert_array_equal(grads["split"][frozen], 0.0)
 
+
 def test_cycle_gradients_is_checked_and_saved():
     with pytest.raises(ValueError, match="cycle_gradients"):
         _deep_f_model("both", 0.5, 0.5)

@@ -8,6 +8,8 @@ import tensorflow as tf
 from tf_otcycle import losses
 from tf_otcycle.physics.noise import poisson_gaussian
 
+CYCLE_GRADIENTS = ("joint", "split")  # which maps each cycle term trains (OTCycleGAN, cycle_gradients)
+
 
 @keras.saving.register_keras_serializable(package="tf_otcycle")
 class OTCycleGAN(keras.Model):
@@ -386,9 +388,6 @@ class OTCycleGAN(keras.Model):
         self.trackers["cycle_x"].update_state(parts["cycle_x"])
         self.trackers["cycle_y"].update_state(parts["cycle_y"])
         return _logs({name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")})
-
-
-CYCLE_GRADIENTS = ("joint", "split")
 
 
 def _loss_scale(optimizer) -> tf.Tensor:

@@ -12,7 +12,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {train!r})
 from absl import flags
-import compare, common, mri, microscopy
+import compare, common, mri, microscopy, deblur2d
 flags.FLAGS(["compare", "--application={app}", "--depth=2"])
 common.apply_defaults(compare.entry_point().common_defaults)
 print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth,
@@ -20,7 +20,8 @@ print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, f
 """
 
 
-@pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2 joint 1.0"), ("microscopy", "200 32 2 2 split 0.1")])
+@pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2 joint 1.0"), ("microscopy", "200 32 2 2 split 0.1"),
+                                             ("deblur2d", "100 32 2 2 split 0.1")])
 def test_shared_flags_take_the_chosen_application_defaults(app, expected):
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(train=str(ROOT / "train"), app=app)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)

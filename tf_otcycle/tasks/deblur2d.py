@@ -28,7 +28,9 @@ class Deblur2DTask(BlurTask):
     name = "deblur2d"
     ndim = 2
     unit = "image"
-    common_defaults = dict(epochs=100, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40)
+    # split cycle gradients and a light adversarial weight, as for microscopy (README, "The objective")
+    common_defaults = dict(epochs=100, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
+                           cycle_gradients="split", gan_weight=0.1)
     flags = BLUR_FLAGS + (
         FlagSpec("pixel_size", "string", "0.1,0.1", "Pixel size dy,dx in micrometres (Born & Wolf PSF, FWHM report)."),
         FlagSpec("gaussian_sigma_2d", "string", "1.5,1.5", "Gaussian initial PSF sigma y,x in pixels."),
