@@ -294,12 +294,11 @@ class OTCycleGAN(keras.Model):
             ``adversarial`` (``l_adv``, unweighted).
         """
         fake_x, fake_y = fakes if fakes is not None else self.fakes(real_x, real_y, x_params)
-        if self.cycle_gradients == "split":  # each cycle trains only the map that ends it
-            cycled_x = self.generator(tf.stop_gradient(fake_y), training=True)  # G(Hx): G only
-            cycled_y = self._forward(tf.stop_gradient(fake_x), y_params)  # H G(y): H only
-        else:
-            cycled_x = self.generator(fake_y, training=True)  # G(Hx)
-            cycled_y = self._forward(fake_x, y_params)  # H G(y)
+        # split: each cycle trains only the map that ends it (G(Hx): G only; H G(y): H only)
+        into_g, into_h = (tf.stop_gradient(fake_y), tf.stop_gradient(fake_x)) if self.cycle_gradients == "split" \
+            else (fake_y, fake_x)
+        cycled_x = self.generator(into_g, training=True)  # G(Hx)
+        cycled_y = self._forward(into_h, y_params)  # H G(y)
         cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.current_sigma())
         adv = -(1.0 - self.sigma) * losses.critic_score(self.critic_x(fake_x, training=True)) / _sqrt_size(fake_x)
         if self.critic_y is not None:

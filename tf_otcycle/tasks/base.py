@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.layers import FakePool
-from tf_otcycle.model import OTCycleGAN
+from tf_otcycle.model import CYCLE_GRADIENTS, OTCycleGAN
 from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.training import adam, parse_threads
 
@@ -57,7 +57,7 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
     FlagSpec("cycle_gradients", "enum", "joint",
              "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image cycle "
-             "|x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", ("joint", "split")),
+             "|x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS),
     FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
     FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
     FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),

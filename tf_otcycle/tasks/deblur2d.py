@@ -17,7 +17,7 @@ from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.layers import PSFConv2D
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
 from tf_otcycle.tasks.base import FlagSpec, numbers
-from tf_otcycle.tasks.microscopy import BLUR_FLAGS, BlurTask
+from tf_otcycle.tasks.microscopy import BLUR_FLAGS, BLUR_OBJECTIVE, BlurTask
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
@@ -28,9 +28,8 @@ class Deblur2DTask(BlurTask):
     name = "deblur2d"
     ndim = 2
     unit = "image"
-    # split cycle gradients and a light adversarial weight, as for microscopy (README, "The objective")
     common_defaults = dict(epochs=100, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
-                           cycle_gradients="split", gan_weight=0.1)
+                           **BLUR_OBJECTIVE)
     flags = BLUR_FLAGS + (
         FlagSpec("pixel_size", "string", "0.1,0.1", "Pixel size dy,dx in micrometres (Born & Wolf PSF, FWHM report)."),
         FlagSpec("gaussian_sigma_2d", "string", "1.5,1.5", "Gaussian initial PSF sigma y,x in pixels."),

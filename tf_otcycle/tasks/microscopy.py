@@ -44,6 +44,11 @@ def triple(text: str, name: str) -> tuple[float, float, float]:
     return numbers(text, name, 3)  # type: ignore[return-value]
 
 
+# The blur tasks' objective: split cycle gradients and a light adversarial weight
+# (benchmarks/QUALITY.md, microscopy notes; README, "The objective").
+BLUR_OBJECTIVE = dict(cycle_gradients="split", gan_weight=0.1)
+
+
 class BlurTask(Task):
     """What the 3-D microscopy and 2-D deblurring tasks share: a learned PSF, sigmoid U-Nets,
     multi-scale PatchGANs, [0, 1] images, linear learning-rate decay, tiled inference,
@@ -346,9 +351,8 @@ BLUR_FLAGS = (
 
 class MicroscopyTask(BlurTask):
     name = "microscopy"
-    # split cycle gradients and a light adversarial weight: benchmarks/QUALITY.md (microscopy notes)
     common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
-                           cycle_gradients="split", gan_weight=0.1)
+                           **BLUR_OBJECTIVE)
     flags = BLUR_FLAGS + (
         FlagSpec("voxel_size", "string", None,
                  "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
