@@ -1,0 +1,99 @@
+"""Which PSF does the measurement cycle prefer? The blind-PSF diagnostic of benchmarks/QUALITY.md.
+
+With G held fixed (``--cycle_gradients=split``), the measurement cycle fits the PSF by
+minimising ``mean|y - g (h * x_hat)|`` with ``x_hat = G(y)``. This script evaluates that
+misfit (``g`` the L1-optimal gain) for candidate PSFs: Born & Wolf PSFs at several emission
+wavelengths (NA and n fixed), cropped to each ``--kernel_sizes`` cube, and Gaussians. With
+``x_hat`` the ground truth (``NAME_gt`` beside each blurred file) it shows what the data can
+identify at best; with ``--generator`` (a trained ``generator.keras``) what the cycle sees
+in training. If the smallest misfit is not at the true PSF, the measurement cycle pulls the
+learned PSF away from it.
+
+Run (after ``make demo-data`` or ``python benchmarks/quality.py``)::
+
+    .venv/bin/python benchmarks/psf_identifiability.py \
+        --blurred_files='data/quality/microscopy/train/blurred/*_blurred.tif' \
+        [--generator=RUN/ot_cyclegan/generator.keras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+
+import numpy as np
+
+from tf_otcycle.data import tiff
+from tf_otcycle.data.microscopy_sim import blur
+from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
+
+
+def l1_gain(target: np.ndarray, prediction: np.ndarray) -> float:
+    """The gain ``g`` minimising ``sum|target - g * prediction|`` (prediction >= 0): the
+    median of ``target / prediction`` weighted by ``prediction``."""
+    p, t = prediction.ravel(), target.ravel()
+    keep = p > 0
+    ratio, weight = t[keep] / p[keep], p[keep]
+    order = np.argsort(ratio)
+    cumulative = np.cumsum(weight[order])
+    return float(ratio[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def misfit(measurements: list[np.ndarray], estimates: list[np.ndarray], psf: np.ndarray) -> tuple[float, float]:
+    """``(mean|y - g h * x_hat|, g)`` over all voxels, with one L1-optimal gain ``g``."""
+    predicted = np.concatenate([blur(x, psf).ravel() for x in estimates])
+    target = np.concatenate([y.ravel() for y in measurements])
+    gain = l1_gain(target, predicted)
+    return float(np.mean(np.abs(target - gain * predicted))), gain
+
+
+def candidates(sizes, wavelengths_nm, voxel_size, numerical_aperture, refractive_index) -> dict[str, np.ndarray]:
+    out = {}
+    for size in sizes:
+        for w in wavelengths_nm:
+            out[f"Born & Wolf {w:g} nm, {size}^3"] = born_wolf_psf((size,) * 3, voxel_size, w / 1000,
+                                                                 numerical_aperture, refractive_index)
+        out[f"Gaussian sigma 2,1,1 voxels (--psf_init=gaussian), {size}^3"] = gaussian_psf((size,) * 3, (2, 1, 1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blurred_files", required=True, help="glob of NAME_blurred.tif (NAME_gt.tif beside each)")
+    parser.add_argument("--generator", help="a trained generator.keras: x_hat = G(y) as well as the ground truth")
+    parser.add_argument("--num_files", type=int, default=3)
+    parser.add_argument("--kernel_sizes", default="20,32")
+    parser.add_argument("--wavelengths", default="400,450,500,550,600", help="emission wavelengths in nm")
+    parser.add_argument("--voxel_size", default="0.2,0.1,0.1", help="dz,dy,dx in micrometres")
+    parser.add_argument("--numerical_aperture", type=float, default=1.4)
+    parser.add_argument("--refractive_index", type=float, default=1.5)
+    parser.add_argument("--patch_size", type=int, default=32, help="tile size of G's inference")
+    args = parser.parse_args()
+
+    files = sorted(glob.glob(args.blurred_files))[: args.num_files]
+    if not files:
+        raise SystemExit(f"--blurred_files={args.blurred_files!r} matches no file")
+    measurements = [tiff.normalize(tiff.read_stack(f)) for f in files]
+    estimates = {"ground truth": [tiff.normalize(tiff.read_stack(tiff.gt_path_for(f))) for f in files]}
+    if args.generator:
+        import keras
+
+        from tf_otcycle.models import predictor
+        from tf_otcycle.tiling import predict_tiled
+
+        generator = keras.saving.load_model(args.generator, compile=False)
+        estimates["G(y)"] = [predict_tiled(predictor(generator), y, args.patch_size, args.patch_size // 4)
+                             for y in measurements]
+    psfs = candidates([int(s) for s in args.kernel_sizes.split(",")], [float(w) for w in args.wavelengths.split(",")],
+                      tuple(float(v) for v in args.voxel_size.split(",")), args.numerical_aperture, args.refractive_index)
+    names = list(estimates)
+    print(f"{len(files)} files ({files[0]} ...); mean|y - g h * x_hat| (g: L1-optimal gain)\n")
+    print("| candidate PSF | " + " | ".join(f"x_hat = {n}" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, psf in psfs.items():
+        cells = [misfit(measurements, estimates[n], psf) for n in names]
+        print(f"| {label} | " + " | ".join(f"{m:.5f} (g {g:.2f})" for m, g in cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
