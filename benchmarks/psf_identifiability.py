@@ -4,9 +4,9 @@ With G held fixed (``--cycle_gradients=split``), the measurement cycle fits the 
 minimising ``mean|y - g (h * x_hat)|`` with ``x_hat = G(y)``. This script evaluates that
 misfit (``g`` the L1-optimal gain) for candidate PSFs: Born & Wolf PSFs at several emission
 wavelengths (NA and n fixed), cropped to each ``--kernel_sizes`` cube, and Gaussians. With
-``x_hat`` the ground truth (``NAME_gt`` beside each blurred file) it shows what the data can
-identify at best; with ``--generator`` (a trained ``generator.keras``) what the cycle sees
-in training. If the smallest misfit is not at the true PSF, the measurement cycle pulls the
+``x_hat`` the ground truth (``NAME_gt`` beside each blurred file, where every file has one)
+it shows what the data can identify at best; with ``--generator`` (a trained
+``generator.keras``) what the cycle sees in training, on any blurred stacks. If the smallest misfit is not at the true PSF, the measurement cycle pulls the
 learned PSF away from it.
 
 Run (after ``make demo-data`` or ``python benchmarks/quality.py``)::
@@ -25,6 +25,7 @@ import numpy as np
 
 from tf_otcycle.data import tiff
 from tf_otcycle.data.microscopy_sim import blur
+from tf_otcycle.io_utils import exists
 from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
 
 
@@ -59,7 +60,8 @@ def candidates(sizes, wavelengths_nm, voxel_size, numerical_aperture, refractive
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blurred_files", required=True, help="glob of NAME_blurred.tif (NAME_gt.tif beside each)")
+    parser.add_argument("--blurred_files", required=True, help="glob of blurred stacks (NAME_gt.tif beside each: one more column)")
+    parser.add_argument("--channel", type=int, help="channel (0-based) of multi-channel stacks")
     parser.add_argument("--generator", help="a trained generator.keras: x_hat = G(y) as well as the ground truth")
     parser.add_argument("--num_files", type=int, default=3)
     parser.add_argument("--kernel_sizes", default="20,32")
@@ -73,8 +75,10 @@ def main() -> None:
     files = sorted(glob.glob(args.blurred_files))[: args.num_files]
     if not files:
         raise SystemExit(f"--blurred_files={args.blurred_files!r} matches no file")
-    measurements = [tiff.normalize(tiff.read_stack(f)) for f in files]
-    estimates = {"ground truth": [tiff.normalize(tiff.read_stack(tiff.gt_path_for(f))) for f in files]}
+    measurements = [tiff.normalize(tiff.read_stack(f, args.channel)) for f in files]
+    estimates = {}
+    if all(exists(tiff.gt_path_for(f)) for f in files):
+        estimates["ground truth"] = [tiff.normalize(tiff.read_stack(tiff.gt_path_for(f), args.channel)) for f in files]
     if args.generator:
         import keras
 
@@ -84,6 +88,8 @@ def main() -> None:
         generator = keras.saving.load_model(args.generator, compile=False)
         estimates["G(y)"] = [predict_tiled(predictor(generator), y, args.patch_size, args.patch_size // 4)
                              for y in measurements]
+    if not estimates:
+        raise SystemExit(f"{files[0]}: no ground truth {tiff.gt_path_for(files[0])} beside it; give --generator")
     psfs = candidates([int(s) for s in args.kernel_sizes.split(",")], [float(w) for w in args.wavelengths.split(",")],
                       tuple(float(v) for v in args.voxel_size.split(",")), args.numerical_aperture, args.refractive_index)
     names = list(estimates)
