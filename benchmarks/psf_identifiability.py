@@ -6,14 +6,16 @@ misfit (``g`` the L1-optimal gain) for candidate PSFs: Born & Wolf PSFs at sever
 wavelengths (NA and n fixed), cropped to each ``--kernel_sizes`` cube, and Gaussians. With
 ``x_hat`` the ground truth (``NAME_gt`` beside each blurred file, where every file has one)
 it shows what the data can identify at best; with ``--generator`` (a trained
-``generator.keras``) what the cycle sees in training, on any blurred stacks. If the smallest misfit is not at the true PSF, the measurement cycle pulls the
-learned PSF away from it.
+``generator.keras``) what the cycle sees in training, on any blurred stacks. If the
+smallest misfit is not at the true PSF, the measurement cycle pulls the learned PSF away
+from it.
 
-Run (after ``make demo-data`` or ``python benchmarks/quality.py``)::
+Run (after ``python benchmarks/quality.py --application=microscopy``, which writes the data
+and the trained generators)::
 
     .venv/bin/python benchmarks/psf_identifiability.py \
         --blurred_files='data/quality/microscopy/train/blurred/*_blurred.tif' \
-        [--generator=RUN/ot_cyclegan/generator.keras]
+        [--generator=runs/quality/microscopy/seed0/ot_cyclegan/generator.keras]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tf_otcycle.data import tiff
 from tf_otcycle.data.microscopy_sim import blur
 from tf_otcycle.io_utils import exists
 from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
+from tf_otcycle.tasks.microscopy import DEFAULT_VOXEL_SIZE
 
 
 def l1_gain(target: np.ndarray, prediction: np.ndarray) -> float:
@@ -66,7 +69,7 @@ def main() -> None:
     parser.add_argument("--num_files", type=int, default=3)
     parser.add_argument("--kernel_sizes", default="20,32")
     parser.add_argument("--wavelengths", default="400,450,500,550,600", help="emission wavelengths in nm")
-    parser.add_argument("--voxel_size", default="0.2,0.1,0.1", help="dz,dy,dx in micrometres")
+    parser.add_argument("--voxel_size", default=DEFAULT_VOXEL_SIZE, help="dz,dy,dx in micrometres")
     parser.add_argument("--numerical_aperture", type=float, default=1.4)
     parser.add_argument("--refractive_index", type=float, default=1.5)
     parser.add_argument("--patch_size", type=int, default=32, help="tile size of G's inference")
