@@ -29,7 +29,7 @@ from tf_otcycle.data import tiff
 from tf_otcycle.data.microscopy_sim import blur
 from tf_otcycle.io_utils import exists
 from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
-from tf_otcycle.tasks.microscopy import DEFAULT_VOXEL_SIZE
+from tf_otcycle.tasks.microscopy import DEFAULT_VOXEL_SIZE, triple
 
 
 def l1_gain(target: np.ndarray, prediction: np.ndarray) -> float:
@@ -94,7 +94,7 @@ def main() -> None:
     if not estimates:
         raise SystemExit(f"{files[0]}: no ground truth {tiff.gt_path_for(files[0])} beside it; give --generator")
     psfs = candidates([int(s) for s in args.kernel_sizes.split(",")], [float(w) for w in args.wavelengths.split(",")],
-                      tuple(float(v) for v in args.voxel_size.split(",")), args.numerical_aperture, args.refractive_index)
+                      triple(args.voxel_size, "voxel_size"), args.numerical_aperture, args.refractive_index)
     names = list(estimates)
     print(f"{len(files)} files ({files[0]} ...); mean|y - g h * x_hat| (g: L1-optimal gain)\n")
     print("| candidate PSF | " + " | ".join(f"x_hat = {n}" for n in names) + " |")

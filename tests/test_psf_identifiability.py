@@ -1,23 +1,16 @@
 """benchmarks/psf_identifiability.py: the L1-optimal gain and the misfit that ranks candidate PSFs."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.scripts import load_script
 from tf_otcycle.data.microscopy_sim import blur
 from tf_otcycle.physics.psf import gaussian_psf
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("psf_identifiability", ROOT / "benchmarks" / "psf_identifiability.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/psf_identifiability.py", "psf_identifiability")
 
 
 def test_l1_gain_is_the_weighted_median_ratio(script):

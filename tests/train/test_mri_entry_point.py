@@ -1,7 +1,6 @@
 """End to end: ``train/mri.py`` on tiny synthetic fastMRI files (subprocesses, as users run it)."""
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.scripts import load_script
 from tf_otcycle.training import TrainState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +38,7 @@ def run(args, check=True):
 
 def load_entry_point():
     sys.path.insert(0, str(SCRIPT.parent))  # train/common.py, as when the script runs
-    spec = importlib.util.spec_from_file_location("train_mri", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train/mri.py", "train_mri")
 
 
 def test_train_evaluate_export_then_resume(mri_data, tmp_path):
