@@ -26,29 +26,10 @@ import glob
 import numpy as np
 
 from tf_otcycle.data import tiff
-from tf_otcycle.data.microscopy_sim import blur
 from tf_otcycle.io_utils import exists
 from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
+from tf_otcycle.physics.psf_fit import measurement_misfit
 from tf_otcycle.tasks.microscopy import DEFAULT_VOXEL_SIZE, triple
-
-
-def l1_gain(target: np.ndarray, prediction: np.ndarray) -> float:
-    """The gain ``g`` minimising ``sum|target - g * prediction|`` (prediction >= 0): the
-    median of ``target / prediction`` weighted by ``prediction``."""
-    p, t = prediction.ravel(), target.ravel()
-    keep = p > 0
-    ratio, weight = t[keep] / p[keep], p[keep]
-    order = np.argsort(ratio)
-    cumulative = np.cumsum(weight[order])
-    return float(ratio[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
-
-
-def misfit(measurements: list[np.ndarray], estimates: list[np.ndarray], psf: np.ndarray) -> tuple[float, float]:
-    """``(mean|y - g h * x_hat|, g)`` over all voxels, with one L1-optimal gain ``g``."""
-    predicted = np.concatenate([blur(x, psf).ravel() for x in estimates])
-    target = np.concatenate([y.ravel() for y in measurements])
-    gain = l1_gain(target, predicted)
-    return float(np.mean(np.abs(target - gain * predicted))), gain
 
 
 def candidates(sizes, wavelengths_nm, voxel_size, numerical_aperture, refractive_index) -> dict[str, np.ndarray]:
@@ -100,7 +81,7 @@ def main() -> None:
     print("| candidate PSF | " + " | ".join(f"x_hat = {n}" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for label, psf in psfs.items():
-        cells = [misfit(measurements, estimates[n], psf) for n in names]
+        cells = [measurement_misfit(measurements, estimates[n], psf) for n in names]
         print(f"| {label} | " + " | ".join(f"{m:.5f} (g {g:.2f})" for m, g in cells) + " |", flush=True)
 
 

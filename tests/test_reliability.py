@@ -185,7 +185,8 @@ def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
     (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
     save_flags(tmp_path, "", {"task": "microscopy", "seed": 0})
     same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0,
-            "cycle_gradients": "joint"}
+            "cycle_gradients": "joint", "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32,
+            "psf_fit_files": 4, "psf_fit_epochs": None}
     assert recorded_differences(tmp_path, same) == []
     assert recorded_differences(tmp_path, dict(same, measurement_noise="auto")) == [
         "--measurement_noise: 'none' in the run, 'auto' now"]
@@ -193,6 +194,7 @@ def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
     assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99)) == ["--ema_momentum: 0.0 in the run, 0.99 now"]
     assert recorded_differences(tmp_path, dict(same, cycle_gradients="split")) == [
         "--cycle_gradients: 'joint' in the run, 'split' now"]
+    assert recorded_differences(tmp_path, dict(same, psf_fit_epochs="5")) == ["--psf_fit_epochs: None in the run, '5' now"]
 
 
 def _ema_model(momentum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -425,6 +425,32 @@ class AveragedWeights(keras.callbacks.Callback):
                 average.assign(var)
 
 
+def reset_average(optimizer, variable) -> None:
+    """Set the moving average ``optimizer`` keeps of ``variable`` (``--ema_momentum``) to the
+    variable's value, after an assignment from outside training (e.g. a refitted PSF), so the
+    average does not blend the old value back in. Nothing when it keeps none of ``variable``."""
+    inner = averaging_optimizer(optimizer)
+    if inner is None:
+        return
+    for var, average in zip(inner._trainable_variables, inner._model_variables_moving_average):
+        if var.path == variable.path:
+            average.assign(var)
+
+
+class AtEpochEnd(keras.callbacks.Callback):
+    """Run ``action(epoch)`` at the end of each of ``epochs`` (1-based), before the callbacks
+    after it (place it before the checkpoint so the checkpoint holds its result). A run
+    resumed after one of them does not run it again (its effect is in the checkpoint)."""
+
+    def __init__(self, epochs: Sequence[int], action: Callable[[int], None]):
+        super().__init__()
+        self.epochs, self.action = sorted(int(e) for e in epochs), action
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            self.action(epoch + 1)
+
+
 def select_networks(best: BestCheckpoint | None, mode: str, last: str) -> str:
     """Apply ``--select``: with ``mode == "best"`` load the networks ``best`` kept; say which are evaluated.
 
@@ -522,8 +548,9 @@ MAY_CHANGE_ON_RESUME = frozenset({
 
 # Model-defining flags added after runs were recorded: the value that gives a run recorded
 # without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average,
-# joint cycle gradients).
-BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint"}
+# joint cycle gradients; the wavelength fit's settings, unused without --psf_fit_epochs).
+BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint",
+               "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32, "psf_fit_files": 4}
 
 
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:

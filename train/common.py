@@ -198,6 +198,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             guard = NonFiniteGuard(state, config["on_nan"])
             callbacks = [
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
+                *task.callbacks(config, data, model, run_dir if chief else None),  # before the checkpoint holds their effect
                 *([TrainScalars(run_dir / "logs")] if chief else []),  # only the chief writes logs, tables, exports
                 checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
                                                   every_steps=config["checkpoint_steps"]),

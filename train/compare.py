@@ -88,7 +88,8 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     keras.utils.set_random_seed(config["seed"])
     model, dataset = build(task, name, config, data)
     print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
-    callbacks = [TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
+    callbacks = [*task.callbacks(config, data, model, run_dir / name),  # e.g. --psf_fit_epochs, before the average
+                 TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
     averaged = AveragedWeights.of(getattr(model, "g_optimizer", None) or model.optimizer)
     if averaged:  # --ema_momentum: validation, --select and the export see the average
         callbacks.append(averaged)

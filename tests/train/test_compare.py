@@ -58,11 +58,14 @@ def test_compare_microscopy(tmp_path):
     write_microscopy_dataset(data, shape=(12, 24, 24), num_blurred=2, num_sharp=2, num_val=1, num_test=1,
                              test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
     run_dir = tmp_path / "run"
-    run([f"--run_dir={run_dir}", "--application=microscopy", f"--blurred_files={data}/train/blurred/*_blurred.tif",
+    out = run([f"--run_dir={run_dir}", "--application=microscopy", f"--blurred_files={data}/train/blurred/*_blurred.tif",
          f"--sharp_files={data}/train/sharp/*.tif", f"--test_files={data}/test_500nm/*_blurred.tif",
          f"--true_psf={data}/psf_500nm.tif", "--patch_size=16", "--psf_size=6", "--decay_epoch=1",
-         "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,classical,ot_cyclegan", *TRAIN])
+         "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,classical,ot_cyclegan",
+         "--psf_init=flat", "--psf_fit_epochs=1", "--psf_fit_size=8", *TRAIN])
     table = rows(run_dir)
+    assert out.count("--psf_fit_epochs, epoch 1: emission wavelength") == 1  # the OT model's PSF only
+    assert (run_dir / "ot_cyclegan" / "psf" / "wavelength_fit.json").exists()
     assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "ot_cyclegan"]
     assert "train_seconds" in table[0] and float(table[-1][table[0].index("train_seconds")]) > 0
 

@@ -33,6 +33,7 @@ def flags(data, run_dir, **extra):
         "val_files": f"{data}/val/*_blurred.tif", "true_psf": f"{data}/psf_500nm.tif", "patch_size": 16,
         "psf_size": 6, "epochs": 2, "decay_epoch": 1, "steps_per_epoch": 2, "base_filters": 2, "depth": 1,
         "critic_filters": 2, "critic_layers": 1, "n_critic": 2, "learning_rate": 1e-3, "num_panels": 1,
+        "psf_fit_epochs": 1, "psf_fit_size": 8, "psf_fit_wavelengths": "400,500,600",  # the semi-blind PSF after epoch 1
     }
     f.update(extra)
     return [f"--{k}={v}" for k, v in f.items()]
@@ -51,6 +52,7 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     proc = run(flags(data, run_dir))
     out = proc.stdout
     assert "PSF: NCC" in out
+    assert "--psf_fit_epochs, epoch 1: emission wavelength" in out and (run_dir / "psf" / "wavelength_fit.json").exists()
     assert "Measurement noise estimated from the 2 --blurred_files: Var(y) = " in out  # --measurement_noise=auto
     assert "--voxel_size=0.2,0.1,0.1 (from " in out  # read from the stacks' ImageJ metadata
     for rel in ("flags.txt", "eval/metrics.csv", "eval/per_group.md", "eval/per_file.csv", "export/generator.keras",
@@ -70,6 +72,7 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     # Resume: one more epoch continues from the saved step.
     out = run(flags(data, run_dir, epochs=3, export=False)).stdout
     assert "Resumed from step 4" in out
+    assert "emission wavelength" not in out  # fitted once, after epoch 1; the checkpoint holds the fitted PSF
 
     # Whole-volume inference command.
     test_in = next((data / "test_400nm").glob("*_blurred.tif"))

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
-from tf_otcycle.physics.psf import born_wolf_psf
+from tf_otcycle.physics.psf import blur, born_wolf_psf
 
 
 def microtubules(
@@ -67,19 +66,6 @@ def microtubules(
     vol = np.clip(vol, 0, None)
     scale = np.percentile(vol[vol > 0], 99.5) if np.any(vol > 0) else 1.0
     return (np.clip(vol / scale, 0, 1) * peak).astype(np.float32)
-
-
-def blur(volume: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    """``h * x``: linear convolution with the PSF, same size, zero boundary (float32).
-
-    The PSF's optical axis is voxel ``psf.shape // 2`` (the convention of
-    :mod:`tf_otcycle.physics.psf`), so a point stays where it is. (``fftconvolve(...,
-    mode="same")`` would move it by one voxel along every even-sized PSF axis.)
-    """
-    full = signal.fftconvolve(volume.astype(np.float64), psf.astype(np.float64), mode="full")
-    start = [k // 2 for k in psf.shape]
-    crop = tuple(slice(c, c + n) for c, n in zip(start, volume.shape))
-    return full[crop].clip(0).astype(np.float32)
 
 
 def add_noise(blurred: np.ndarray, rng: np.random.RandomState, gain: float = 7.0, sigma: float = 3.0) -> np.ndarray:

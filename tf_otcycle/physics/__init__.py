@@ -1,6 +1,7 @@
 """Physics of the inverse problems: Fourier transforms, sampling masks, PSFs, convolution,
-the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`) and the
-camera's Poisson-Gaussian noise (:mod:`tf_otcycle.physics.noise`).
+the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`), the
+camera's Poisson-Gaussian noise (:mod:`tf_otcycle.physics.noise`) and the emission-wavelength
+fit of a widefield PSF (:mod:`tf_otcycle.physics.psf_fit`).
 
 Pure functions (TensorFlow for the transforms and operators, NumPy/SciPy for masks and
 PSFs); the Keras layers that wrap the operators for training live in :mod:`tf_otcycle.layers`.
@@ -27,6 +28,7 @@ from tf_otcycle.physics.operators import (
     undersampling,
 )
 from tf_otcycle.physics.psf import (
+    blur,
     born_wolf_intensity,
     born_wolf_psf,
     flat_psf,
@@ -34,6 +36,7 @@ from tf_otcycle.physics.psf import (
     gaussian_psf,
     odd_centred,
 )
+from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength, measurement_misfit
 
 __all__ = [
     "estimate_poisson_gaussian",
@@ -47,7 +50,11 @@ __all__ = [
     "convolve_adjoint",
     "odd_centred",
     "undersampling",
+    "blur",
     "born_wolf_intensity",
+    "WavelengthFit",
+    "fit_wavelength",
+    "measurement_misfit",
     "born_wolf_psf",
     "channels_to_complex",
     "complex_to_channels",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import special
+from scipy import signal, special
 
 
 def _check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, int, int]:
@@ -175,6 +175,20 @@ def fwhm(psf: np.ndarray, voxel_size: Sequence[float] | None = None) -> tuple[fl
         )
         out.append(float((rpos - lpos) * size))
     return tuple(out)
+
+
+def blur(volume: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """``h * x`` in NumPy: linear convolution with the PSF, same size, zero boundary (float32;
+    the simulator's blur, and the reference of :func:`tf_otcycle.physics.convolution.convolve`).
+
+    The PSF's optical axis is voxel ``psf.shape // 2`` (this module's convention), so a point
+    stays where it is. (``fftconvolve(...,
+    mode="same")`` would move it by one voxel along every even-sized PSF axis.)
+    """
+    full = signal.fftconvolve(volume.astype(np.float64), psf.astype(np.float64), mode="full")
+    start = [k // 2 for k in psf.shape]
+    crop = tuple(slice(c, c + n) for c, n in zip(start, volume.shape))
+    return full[crop].clip(0).astype(np.float32)
 
 
 def _check_optics(wavelength: float, numerical_aperture: float, refractive_index: float) -> None:

@@ -332,6 +332,11 @@ class Task:
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 
+    def callbacks(self, config: dict, data: dict, model: keras.Model, out_dir: Path | None) -> list[keras.callbacks.Callback]:
+        """What the task adds to the training of ``model`` (any method), placed before the
+        checkpoint; ``out_dir``: where to write what they report (None on non-chief workers)."""
+        return []
+
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config: dict, data: dict, split: str = "test_files") -> Iterable[Sample]:
         """The evaluation samples of ``split`` (read lazily, one file at a time)."""

@@ -24,6 +24,7 @@ from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.noise import estimate_poisson_gaussian, parse_noise
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
+from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Task,
@@ -36,7 +37,7 @@ from tf_otcycle.tasks.base import (
     shard,
 )
 from tf_otcycle.tiling import predict_tiled
-from tf_otcycle.training import adam, relative_change
+from tf_otcycle.training import AtEpochEnd, adam, relative_change, reset_average
 
 
 def triple(text: str, name: str) -> tuple[float, float, float]:
@@ -305,6 +306,28 @@ class BlurTask(Task):
 DEFAULT_VOXEL_SIZE = "0.2,0.1,0.1"  # micrometres, dz,dy,dx (the simulated data's)
 
 
+def fit_epochs(config: dict) -> list[int]:
+    """``--psf_fit_epochs`` as sorted epoch numbers in ``[1, --epochs]`` (empty when off);
+    ``ValueError`` naming the flag."""
+    text = config["psf_fit_epochs"]
+    if not text:
+        return []
+    try:
+        epochs = sorted({int(e) for e in str(text).split(",")})
+    except ValueError:
+        epochs = [0]
+    if not 1 <= epochs[0] <= epochs[-1] <= config["epochs"]:
+        raise ValueError(f"--psf_fit_epochs: expected comma-separated epochs in [1, epochs={config['epochs']}], got {text!r}")
+    return epochs
+
+
+def wavelengths(config: dict) -> list[float]:
+    """``--psf_fit_wavelengths`` in nm; ``ValueError`` naming the flag."""
+    text = config["psf_fit_wavelengths"] or ""
+    values = numbers(text, "psf_fit_wavelengths", len(text.split(",")))
+    return sorted(set(values))
+
+
 def data_statistics(volumes: dict | None) -> dict:
     """Initial output biases (logits of the sharp and blurred domains' means) and the gain
     (blurred mean / sharp mean) of the learned PSF."""
@@ -358,6 +381,17 @@ class MicroscopyTask(BlurTask):
                  "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
                  "the first --blurred_files (or --test_files) stack, else 0.2,0.1,0.1."),
         FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
+        FlagSpec("psf_fit_epochs", "string", None,
+                 "Semi-blind PSF (not in the paper): after each of these epochs (comma-separated), fit the emission "
+                 "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the measurement "
+                 "cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a --psf_init=gaussian|flat "
+                 "start when the wavelength is unknown (benchmarks/QUALITY.md). Default: off."),
+        FlagSpec("psf_fit_wavelengths", "string", "400,450,500,550,600,650,700",
+                 "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its neighbours."),
+        FlagSpec("psf_fit_size", "integer", 32,
+                 "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit "
+                 "toward wider PSFs). The learned PSF keeps --psf_size."),
+        FlagSpec("psf_fit_files", "integer", 4, "How many of the --blurred_files volumes the wavelength fit uses."),
         FlagSpec("channel", "integer", None,
                  "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); single-channel "
                  "stacks and 2-D planes need none."),
@@ -371,6 +405,14 @@ class MicroscopyTask(BlurTask):
                     triple(config[name], name)
             except ValueError as e:
                 errors.append(str(e))
+        for parse in (fit_epochs, wavelengths):
+            try:
+                parse(config)
+            except ValueError as e:
+                errors.append(str(e))
+        for name in ("psf_fit_size", "psf_fit_files"):
+            if config[name] < 1:
+                errors.append(f"--{name} must be >= 1, got {config[name]}")
         if not config["wavelength"] > 0:
             errors.append(f"--wavelength must be > 0 (nm), got {config['wavelength']}")
         if not 0 < config["numerical_aperture"] < config["refractive_index"]:
@@ -395,10 +437,40 @@ class MicroscopyTask(BlurTask):
             return gaussian_psf(shape, triple(config["gaussian_sigma"], "gaussian_sigma"))
         return flat_psf(shape)
 
+    def callbacks(self, config, data, model, out_dir):
+        """``--psf_fit_epochs``: the wavelength fit (:meth:`fit_psf`) after those epochs, for the OT model."""
+        if not config["psf_fit_epochs"] or not isinstance(getattr(model, "forward_op", None), PSFConv3D):
+            return []
+        return [AtEpochEnd(fit_epochs(config), lambda epoch: self.fit_psf(config, data, model, out_dir, epoch))]
+
+    def fit_psf(self, config, data, model, out_dir=None, epoch: int = 0) -> WavelengthFit:
+        """Fit the emission wavelength of a Born & Wolf PSF to ``mean|y - g h * G(y)|`` on the
+        first ``--psf_fit_files`` measurements with the current G (:func:`fit_wavelength`), set
+        H's PSF to it (``--psf_size``) and add it to ``out_dir/psf/wavelength_fit.json``."""
+        measurements = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
+        predict = self.generator_method(config, model.generator)
+        optics = (config["numerical_aperture"], config["refractive_index"])
+        fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
+                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config["psf_fit_size"])
+        layer = model.forward_op
+        layer.set_psf(born_wolf_psf(layer.kernel_size, self.voxel_size(config), fit.wavelength, *optics))
+        reset_average(model.g_optimizer, layer.kernel)  # --ema_momentum: the average starts from the new PSF
+        misfit, gain = fit.misfits[fit.wavelength]
+        print(f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
+              f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried); the PSF goes on from it", flush=True)
+        if out_dir is not None:
+            path = Path(out_dir) / "psf" / "wavelength_fit.json"
+            fits = [f for f in (json.loads(path.read_text()) if path.exists() else []) if f["epoch"] < epoch]
+            fits.append({"epoch": epoch, **fit.as_dict(), "unit": "micrometre",
+                         "files": [str(f) for f in data["files"]["blurred_files"][: config["psf_fit_files"]]]})
+            atomic_write_text(path, json.dumps(fits, indent=2) + "\n")
+        return fit
+
     def inference_settings(self, config):
         return export_settings(
             "microscopy", tile=config["patch_size"], overlap=self.tile_overlap(config),
             voxel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
+            psf_init=config["psf_init"], psf_fit_epochs=config["psf_fit_epochs"],  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
         )
 

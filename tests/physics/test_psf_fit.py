@@ -1,0 +1,71 @@
+"""tf_otcycle.physics.psf_fit: the L1-optimal gain, the misfit that ranks candidate PSFs, and
+the emission-wavelength fit of the semi-blind PSF (``--psf_fit_epochs``)."""
+
+import numpy as np
+import pytest
+
+from tf_otcycle.physics.psf import blur, born_wolf_psf, gaussian_psf
+from tf_otcycle.physics.psf_fit import fit_wavelength, interior, l1_gain, measurement_misfit
+
+VOX = (0.2, 0.1, 0.1)  # micrometres, the simulated data's
+
+
+def test_l1_gain_is_the_weighted_median_ratio():
+    prediction = np.array([1.0, 1.0, 2.0, 4.0])
+    assert l1_gain(3.0 * prediction, prediction) == pytest.approx(3.0)
+    target = np.array([2.0, 100.0, 6.0, 12.0])  # one outlier: L1 ignores it, least squares would not
+    gain = l1_gain(target, prediction)
+    assert gain == pytest.approx(3.0)
+    for other in (gain * 0.9, gain * 1.1):
+        assert np.abs(target - gain * prediction).sum() <= np.abs(target - other * prediction).sum()
+    assert l1_gain(target, np.zeros(4)) == 0.0  # nothing predicted: no gain explains it
+
+
+def test_interior_keeps_the_full_support_on_long_axes_only():
+    inside = interior((10, 40, 41), (8, 8, 7))
+    assert inside[0] == slice(None)  # 10 < 2 * 8: a thin stack keeps every plane
+    assert np.arange(40)[inside[1]].tolist() == list(range(4, 37))  # centre 4: 4 before, 3 after
+    assert np.arange(41)[inside[2]].tolist() == list(range(3, 38))
+
+
+def test_misfit_is_smallest_for_the_psf_that_made_the_data():
+    rng = np.random.default_rng(0)
+    x = (rng.random((16, 16, 16)) > 0.97).astype(np.float32)
+    psfs = {s: gaussian_psf((7, 7, 7), (s, s, s)) for s in (0.7, 1.0, 1.4)}
+    y = 2.5 * blur(x, psfs[1.0])
+    scores = {s: measurement_misfit([y], [x], p) for s, p in psfs.items()}
+    assert min(scores, key=lambda s: scores[s][0]) == 1.0
+    assert scores[1.0][0] == pytest.approx(0.0, abs=1e-5) and scores[1.0][1] == pytest.approx(2.5, rel=1e-4)
+
+
+def test_misfit_names_mismatched_inputs():
+    with pytest.raises(ValueError, match="as many estimates"):
+        measurement_misfit([np.zeros((4, 4, 4))], [], np.ones((1, 1, 1)))
+    with pytest.raises(ValueError, match="differ in shape"):
+        measurement_misfit([np.zeros((4, 4, 4))], [np.zeros((4, 4, 5))], np.ones((1, 1, 1)))
+
+
+@pytest.fixture(scope="module")
+def beads():
+    """Sparse points blurred by a 12^3 Born & Wolf PSF at 0.5 um, with a 1.7x gain."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((12, 28, 28)) > 0.995).astype(np.float32)
+    return x, 1.7 * blur(x, born_wolf_psf((12, 12, 12), VOX, 0.5))
+
+
+def test_fit_wavelength_recovers_the_wavelength_below_the_grid_step(beads):
+    x, y = beads
+    fit = fit_wavelength([y], [x], VOX, [0.4, 0.45, 0.55, 0.6], kernel_size=12)  # 0.5 is not on the grid
+    assert fit.wavelength == pytest.approx(0.5, abs=0.01)
+    assert fit.misfits[fit.wavelength][1] == pytest.approx(1.7, rel=0.02)
+    assert fit.misfits[fit.wavelength][0] == min(m for m, _ in fit.misfits.values())
+    assert {0.4, 0.45, 0.55, 0.6} < set(fit.misfits)  # the grid, then the search between its neighbours
+    record = fit.as_dict()
+    assert record["wavelength"] == fit.wavelength and len(record["misfits"]) == len(fit.misfits)
+
+
+def test_fit_wavelength_on_one_candidate_and_bad_candidates(beads):
+    x, y = beads
+    assert fit_wavelength([y], [x], VOX, [0.45], kernel_size=12).wavelength == 0.45
+    with pytest.raises(ValueError, match="wavelengths"):
+        fit_wavelength([y], [x], VOX, [], kernel_size=12)

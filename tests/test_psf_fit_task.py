@@ -1,0 +1,98 @@
+"""``--psf_fit_epochs``: the microscopy task's semi-blind PSF (the emission-wavelength fit with
+the current G), its callback, its flags, and the weight average it restarts."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tf_otcycle.data.synthetic import write_microscopy_dataset
+from tf_otcycle.physics.psf import born_wolf_psf
+from tf_otcycle.tasks.microscopy import TASK
+from tf_otcycle.training import AtEpochEnd, reset_average
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mic")
+    write_microscopy_dataset(root, shape=(12, 24, 24), num_blurred=2, num_sharp=2, num_val=0, num_test=1,
+                             test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
+    config = TASK.default_config(
+        run_dir=str(root / "run"), blurred_files=f"{root}/train/blurred/*_blurred.tif",
+        sharp_files=f"{root}/train/sharp/*.tif", test_files=f"{root}/test_500nm/*_blurred.tif", patch_size=16,
+        psf_size=6, base_filters=2, depth=1, critic_filters=2, critic_layers=1, psf_init="gaussian",
+        psf_fit_epochs="1", psf_fit_size=8, psf_fit_wavelengths="400,500,600", voxel_size="0.2,0.1,0.1")
+    assert TASK.validate(config) == []
+    data = TASK.resolve_data(config)
+    keras.utils.set_random_seed(0)
+    return config, data, TASK.build_model(config, data)
+
+
+def test_fit_psf_sets_the_fitted_born_wolf_psf_and_records_it(setup, tmp_path):
+    config, data, model = setup
+    before = model.forward_op.psf
+    fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1)
+    assert 0.4 <= fit.wavelength <= 0.6 and {0.4, 0.5, 0.6} <= set(fit.misfits)
+    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), fit.wavelength)
+    np.testing.assert_allclose(model.forward_op.psf, expected, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(before, expected, atol=1e-4)  # it left the Gaussian start
+    TASK.fit_psf(config, data, model, tmp_path, epoch=3)  # a later fit is added to the record
+    records = json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())
+    assert [r["epoch"] for r in records] == [1, 3] and records[0]["wavelength"] == fit.wavelength
+    assert len(records[0]["files"]) == 2 and records[0]["unit"] == "micrometre"
+    assert min(records[0]["misfits"], key=lambda r: r["misfit"])["wavelength"] == fit.wavelength
+    TASK.fit_psf(config, data, model, tmp_path, epoch=2)  # a rerun from epoch 1 replaces what came after it
+    assert [r["epoch"] for r in json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())] == [1, 2]
+    # --ema_momentum: the average G's optimizer keeps of the PSF (H has no optimizer of its own) restarts there
+    optimizer = model.g_optimizer
+    kernel = model.forward_op.kernel
+    average = [a for v, a in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)
+               if v.path == kernel.path]
+    assert len(average) == 1
+    np.testing.assert_array_equal(average[0].numpy(), kernel.numpy())
+
+
+def test_callbacks_only_for_the_ot_model_and_only_with_the_flag(setup):
+    config, data, model = setup
+    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="5,2"), data, model, None)
+    assert isinstance(callback, AtEpochEnd) and callback.epochs == [2, 5]
+    assert TASK.callbacks(dict(config, psf_fit_epochs=None), data, model, None) == []
+    assert TASK.callbacks(config, data, model.generator, None) == []  # a baseline: no learned PSF to fit
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(psf_fit_epochs="0"), "--psf_fit_epochs"), (dict(psf_fit_epochs="5,201"), "--psf_fit_epochs"),
+    (dict(psf_fit_epochs="five"), "--psf_fit_epochs"),
+    (dict(psf_fit_wavelengths="500,x"), "--psf_fit_wavelengths"), (dict(psf_fit_wavelengths="-5"), "--psf_fit_wavelengths"),
+    (dict(psf_fit_size=0), "--psf_fit_size"), (dict(psf_fit_files=0), "--psf_fit_files"),
+])
+def test_bad_fit_flags_are_named(bad, message):
+    config = TASK.default_config(run_dir="r", blurred_files="b", sharp_files="s", test_files="t", **bad)
+    assert any(message in e for e in TASK.validate(config))
+
+
+def test_at_epoch_end_runs_after_its_epochs():
+    calls = []
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    seen = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("epoch", epoch)))
+    x = np.zeros((4, 1), np.float32)
+    model.fit(x, x, epochs=4, verbose=0, callbacks=[AtEpochEnd([4, 2], calls.append), seen])
+    # after the 2nd and 4th epochs (Keras counts from 0), each before the callbacks placed after it
+    assert calls == [("epoch", 0), 2, ("epoch", 1), ("epoch", 2), 4, ("epoch", 3)]
+
+
+def test_reset_average_restarts_the_average_of_one_variable():
+    from tf_otcycle.training import adam
+
+    a, b = keras.Variable(np.ones(2, np.float32), name="a"), keras.Variable(np.ones(2, np.float32), name="b")
+    optimizer = adam(0.1, ema_momentum=0.9)
+    optimizer.build([a, b])
+    optimizer.apply_gradients([(np.ones(2, np.float32), a), (np.ones(2, np.float32), b)])
+    a.assign([5.0, 5.0])
+    before_b = optimizer._model_variables_moving_average[1].numpy().copy()
+    reset_average(optimizer, a)
+    np.testing.assert_array_equal(optimizer._model_variables_moving_average[0].numpy(), [5.0, 5.0])
+    np.testing.assert_array_equal(optimizer._model_variables_moving_average[1].numpy(), before_b)  # untouched
+    reset_average(adam(0.1), a)  # an optimizer without averages: nothing to do

@@ -1,0 +1,133 @@
+"""Semi-blind PSF estimation: the emission wavelength of a widefield PSF that best explains
+the measurements, given image estimates (NumPy).
+
+The OT-cycleGAN's measurement cycle fits the PSF by minimising ``|y - H G(y)|``. A free
+20^3 kernel learned that way from a blind (Gaussian or flat) start does not find the true PSF
+(benchmarks/QUALITY.md, "blind PSF"): the misfit is nearly flat in the core's width and a
+20^3 crop of a widefield PSF misses a third of its light. Restricted to the physical family
+(a scalar Born & Wolf PSF, :func:`~tf_otcycle.physics.psf.born_wolf_psf`, with the
+microscope's known NA and immersion index) on a kernel that covers the PSF, the same misfit
+has its minimum at the true emission wavelength, also with the estimates of a generator
+trained from a wrong PSF. :func:`fit_wavelength` searches that one parameter.
+
+The misfit is ``mean|y - g (h * x_hat)|`` over the voxels (the interior, see
+:func:`interior`), ``h * x_hat`` the same-size zero-boundary convolution
+(:func:`~tf_otcycle.physics.psf.blur`) and ``g`` the L1-optimal gain (:func:`l1_gain`): the
+PSF has unit sum, the gain absorbs the two domains' intensity scales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import optimize
+
+from tf_otcycle.physics.psf import blur, born_wolf_psf
+
+
+def l1_gain(target: np.ndarray, prediction: np.ndarray) -> float:
+    """The gain ``g >= 0`` minimising ``sum|target - g * prediction|`` for ``prediction >= 0``:
+    the median of ``target / prediction`` weighted by ``prediction`` (0 when ``prediction`` is 0)."""
+    p, t = np.ravel(prediction).astype(np.float64), np.ravel(target).astype(np.float64)
+    keep = p > 0
+    if not np.any(keep):
+        return 0.0
+    ratio, weight = t[keep] / p[keep], p[keep]
+    order = np.argsort(ratio)
+    cumulative = np.cumsum(weight[order])
+    return float(max(ratio[order][np.searchsorted(cumulative, cumulative[-1] / 2)], 0.0))
+
+
+def interior(shape: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
+    """The voxels whose whole PSF support lies inside the volume, on each axis at least twice
+    the kernel's size; the whole of a shorter axis (a thin stack has no such interior).
+
+    Near a border the measurement holds light from outside the stack that the zero-boundary
+    ``h * x_hat`` lacks, more for a wider PSF: the margin keeps that bias out of the fit.
+    """
+    return tuple(slice(k // 2, n - (k - 1 - k // 2)) if n >= 2 * k else slice(None) for n, k in zip(shape, kernel))
+
+
+def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
+                       ) -> tuple[float, float]:
+    """``(mean|y - g (h * x_hat)|, g)`` over the interiors of all volumes, one L1-optimal gain ``g``.
+
+    Args:
+        measurements: volumes ``y``, each ``(D, H, W)``.
+        estimates: image estimates ``x_hat`` (ground truth or ``G(y)``), the same shapes.
+        psf: ``(kd, kh, kw)`` non-negative, optical axis at ``shape // 2``.
+    """
+    if len(measurements) != len(estimates) or not measurements:
+        raise ValueError(f"expected as many estimates as measurements (>= 1), got {len(estimates)} and {len(measurements)}")
+    predicted, target = [], []
+    for y, x in zip(measurements, estimates):
+        if np.shape(y) != np.shape(x):
+            raise ValueError(f"measurement {np.shape(y)} and estimate {np.shape(x)} differ in shape")
+        inside = interior(np.shape(y), psf.shape)
+        predicted.append(blur(np.asarray(x), psf)[inside].ravel())
+        target.append(np.asarray(y, np.float32)[inside].ravel())
+    predicted, target = np.concatenate(predicted), np.concatenate(target)
+    gain = l1_gain(target, predicted)
+    return float(np.mean(np.abs(target - gain * predicted))), gain
+
+
+@dataclasses.dataclass(frozen=True)
+class WavelengthFit:
+    """The fitted emission wavelength and every misfit evaluated (wavelength -> (misfit, gain))."""
+
+    wavelength: float
+    misfits: dict[float, tuple[float, float]]
+
+    def as_dict(self) -> dict:
+        return {"wavelength": self.wavelength,
+                "misfits": [{"wavelength": w, "misfit": m, "gain": g} for w, (m, g) in sorted(self.misfits.items())]}
+
+
+def fit_wavelength(
+    measurements: Sequence[np.ndarray],
+    estimates: Sequence[np.ndarray],
+    voxel_size: Sequence[float],
+    wavelengths: Sequence[float],
+    numerical_aperture: float = 1.4,
+    refractive_index: float = 1.5,
+    kernel_size: int = 32,
+    tolerance: float = 0.005,
+) -> WavelengthFit:
+    """The emission wavelength whose Born & Wolf PSF minimises :func:`measurement_misfit`.
+
+    A grid search over ``wavelengths``, then a bounded scalar search between the best grid
+    point's neighbours (to ``tolerance``), so a smooth misfit is resolved below the grid step.
+
+    Args:
+        measurements, estimates: as in :func:`measurement_misfit`.
+        voxel_size: ``(dz, dy, dx)``, the unit of ``wavelengths`` (micrometres in the tasks).
+        wavelengths: candidate emission wavelengths (>= 1 distinct values).
+        numerical_aperture, refractive_index: the microscope's (known) NA and immersion index.
+        kernel_size: the PSF cube's size in voxels: large enough to hold the PSF's halo
+            (a 20^3 crop of a widefield PSF biases the fit to wider PSFs; QUALITY.md).
+        tolerance: the scalar search's absolute tolerance, in wavelength units.
+
+    Returns:
+        the :class:`WavelengthFit`.
+    """
+    grid = sorted({float(w) for w in wavelengths})
+    if not grid or grid[0] <= 0:
+        raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
+    shape = (int(kernel_size),) * 3
+    misfits: dict[float, tuple[float, float]] = {}
+
+    def score(w: float) -> float:
+        if w not in misfits:
+            psf = born_wolf_psf(shape, voxel_size, w, numerical_aperture, refractive_index)
+            misfits[w] = measurement_misfit(measurements, estimates, psf)
+        return misfits[w][0]
+
+    best = min(grid, key=score)
+    i = grid.index(best)
+    if len(grid) > 1:
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        optimize.minimize_scalar(score, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
+        best = min(misfits, key=lambda w: misfits[w][0])  # every point scored: the search's, or the grid's
+    return WavelengthFit(best, misfits)
