@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from tf_otcycle.physics.psf import blur, born_wolf_psf, gaussian_psf
-from tf_otcycle.physics.psf_fit import fit_wavelength, interior, l1_gain, measurement_misfit
+from tf_otcycle.physics.psf_fit import (
+    centre_crop,
+    fit_wavelength,
+    interior,
+    l1_gain,
+    measurement_misfit,
+)
 
 VOX = (0.2, 0.1, 0.1)  # micrometres, the simulated data's
 
@@ -26,6 +32,13 @@ def test_interior_keeps_the_full_support_on_long_axes_only():
     assert inside[0] == slice(None)  # 10 < 2 * 8: a thin stack keeps every plane
     assert np.arange(40)[inside[1]].tolist() == list(range(4, 37))  # centre 4: 4 before, 3 after
     assert np.arange(41)[inside[2]].tolist() == list(range(3, 38))
+
+
+def test_centre_crop_bounds_each_axis():
+    volume = np.arange(5 * 8 * 9).reshape(5, 8, 9)
+    out = centre_crop(volume, (64, 4, 5))
+    assert out.shape == (5, 4, 5)  # a short axis stays whole
+    np.testing.assert_array_equal(out, volume[:, 2:6, 2:7])
 
 
 def test_misfit_is_smallest_for_the_psf_that_made_the_data():

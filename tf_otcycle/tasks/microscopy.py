@@ -24,7 +24,7 @@ from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.noise import estimate_poisson_gaussian, parse_noise
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
-from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength
+from tf_otcycle.physics.psf_fit import WavelengthFit, centre_crop, fit_wavelength
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Task,
@@ -304,6 +304,7 @@ class BlurTask(Task):
 
 
 DEFAULT_VOXEL_SIZE = "0.2,0.1,0.1"  # micrometres, dz,dy,dx (the simulated data's)
+FIT_MAX_SHAPE = (64, 256, 256)  # voxels of each stack the wavelength fit reads (its centre): seconds, not minutes
 
 
 def fit_epochs(config: dict) -> list[int]:
@@ -445,9 +446,11 @@ class MicroscopyTask(BlurTask):
 
     def fit_psf(self, config, data, model, out_dir=None, epoch: int = 0) -> WavelengthFit:
         """Fit the emission wavelength of a Born & Wolf PSF to ``mean|y - g h * G(y)|`` on the
-        first ``--psf_fit_files`` measurements with the current G (:func:`fit_wavelength`), set
-        H's PSF to it (``--psf_size``) and add it to ``out_dir/psf/wavelength_fit.json``."""
-        measurements = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
+        first ``--psf_fit_files`` measurements (their centres, at most :data:`FIT_MAX_SHAPE`)
+        with the current G (:func:`fit_wavelength`), set H's PSF to it (``--psf_size``) and
+        add it to ``out_dir/psf/wavelength_fit.json``."""
+        volumes = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
+        measurements = [centre_crop(y, FIT_MAX_SHAPE) for y in volumes]
         predict = self.generator_method(config, model.generator)
         optics = (config["numerical_aperture"], config["refractive_index"])
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
