@@ -7,8 +7,10 @@ The OT-cycleGAN's measurement cycle fits the PSF by minimising ``|y - H G(y)|``.
 20^3 crop of a widefield PSF misses a third of its light. Restricted to the physical family
 (a scalar Born & Wolf PSF, :func:`~tf_otcycle.physics.psf.born_wolf_psf`, with the
 microscope's known NA and immersion index) on a kernel that covers the PSF, the same misfit
-has its minimum at the true emission wavelength, also with the estimates of a generator
-trained from a wrong PSF. :func:`fit_wavelength` searches that one parameter.
+has its minimum at or next to the true emission wavelength, also with the estimates of a
+generator trained from a wrong PSF. :func:`fit_wavelength` searches that one parameter; the
+microscopy task repeats it as G improves (``--psf_fit_epochs``: a fit made with a G trained
+against a wrong PSF can land far off, the later ones converge).
 
 The misfit is ``mean|y - g (h * x_hat)|`` over the voxels (the interior, see
 :func:`interior`), ``h * x_hat`` the same-size zero-boundary convolution
