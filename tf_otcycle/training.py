@@ -363,6 +363,12 @@ def averaging_optimizer(optimizer) -> keras.optimizers.Optimizer | None:
     return inner if getattr(inner, "use_ema", False) else None
 
 
+def average_pairs(optimizer) -> list:
+    """``(variable, moving average)`` of each variable an averaging optimizer updates (Keras'
+    ``use_ema`` layout, as ``SwapEMAWeights`` reads it)."""
+    return list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average))
+
+
 class AveragedWeights(keras.callbacks.Callback):
     """Polyak averaging for what is validated, kept and exported, not for what is trained.
 
@@ -391,13 +397,8 @@ class AveragedWeights(keras.callbacks.Callback):
         """The callback for ``optimizer``, or None when it keeps no averages (``--ema_momentum=0``)."""
         return cls(optimizer) if averaging_optimizer(optimizer) else None
 
-    def _pairs(self):
-        # The optimizer's variables and its averages, in the same order (Keras' use_ema
-        # layout, as SwapEMAWeights reads it); callbacks run in cross-replica context.
-        return zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average)
-
-    def _swap(self) -> None:
-        for var, average in self._pairs():
+    def _swap(self) -> None:  # callbacks run in cross-replica context
+        for var, average in average_pairs(self.optimizer):
             raw = tf.identity(var)
             var.assign(average)
             average.assign(raw)
@@ -421,7 +422,7 @@ class AveragedWeights(keras.callbacks.Callback):
         if epoch == self.params["epochs"] - 1 and averaging_optimizer(getattr(self.model, "optimizer", None)) is self.optimizer:
             # A compiled model's fit ends with finalize_variable_values (slots -> variables):
             # the slots must hold the averages then.
-            for var, average in self._pairs():
+            for var, average in average_pairs(self.optimizer):
                 average.assign(var)
 
 
@@ -432,7 +433,7 @@ def reset_average(optimizer, variable) -> None:
     inner = averaging_optimizer(optimizer)
     if inner is None:
         return
-    for var, average in zip(inner._trainable_variables, inner._model_variables_moving_average):
+    for var, average in average_pairs(inner):
         if var.path == variable.path:
             average.assign(var)
 

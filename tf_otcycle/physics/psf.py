@@ -182,8 +182,8 @@ def blur(volume: np.ndarray, psf: np.ndarray) -> np.ndarray:
     the simulator's blur, and the reference of :func:`tf_otcycle.physics.convolution.convolve`).
 
     The PSF's optical axis is voxel ``psf.shape // 2`` (this module's convention), so a point
-    stays where it is. (``fftconvolve(...,
-    mode="same")`` would move it by one voxel along every even-sized PSF axis.)
+    stays where it is. (``fftconvolve(..., mode="same")`` would move it by one voxel along
+    every even-sized PSF axis.)
     """
     full = signal.fftconvolve(volume.astype(np.float64), psf.astype(np.float64), mode="full")
     start = [k // 2 for k in psf.shape]
@@ -216,7 +216,8 @@ def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Seque
 
 
 def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Crop or zero-pad ``psf`` around its ``shape // 2`` centre to ``shape``."""
+    """Crop or zero-pad ``psf`` (or any array, e.g. a stack) around its ``shape // 2`` centre
+    to ``shape`` (float64)."""
     out = np.zeros(shape, np.float64)
     src_c = [n // 2 for n in psf.shape]
     dst_c = [n // 2 for n in shape]

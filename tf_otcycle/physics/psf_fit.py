@@ -52,13 +52,6 @@ def interior(shape: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
     return tuple(slice(k // 2, n - (k - 1 - k // 2)) if n >= 2 * k else slice(None) for n, k in zip(shape, kernel))
 
 
-def centre_crop(volume: np.ndarray, max_shape: Sequence[int]) -> np.ndarray:
-    """The centre of ``volume`` at most ``max_shape`` in size (axes already smaller kept whole):
-    bounds the fit's work on large stacks."""
-    starts = [(n - min(n, m)) // 2 for n, m in zip(volume.shape, max_shape)]
-    return volume[tuple(slice(s, s + min(n, m)) for s, n, m in zip(starts, volume.shape, max_shape))]
-
-
 def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
                        ) -> tuple[float, float]:
     """``(mean|y - g (h * x_hat)|, g)`` over the interiors of all volumes, one L1-optimal gain ``g``.

@@ -23,8 +23,8 @@ from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.noise import estimate_poisson_gaussian, parse_noise
-from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf, psf_similarity
-from tf_otcycle.physics.psf_fit import WavelengthFit, centre_crop, fit_wavelength
+from tf_otcycle.physics.psf import born_wolf_psf, centre_to, flat_psf, gaussian_psf, psf_similarity
+from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Task,
@@ -450,7 +450,7 @@ class MicroscopyTask(BlurTask):
         with the current G (:func:`fit_wavelength`), set H's PSF to it (``--psf_size``) and
         add it to ``out_dir/psf/wavelength_fit.json``."""
         volumes = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
-        measurements = [centre_crop(y, FIT_MAX_SHAPE) for y in volumes]
+        measurements = [centre_to(y, np.minimum(y.shape, FIT_MAX_SHAPE)) for y in volumes]
         predict = self.generator_method(config, model.generator)
         optics = (config["numerical_aperture"], config["refractive_index"])
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
