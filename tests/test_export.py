@@ -85,6 +85,23 @@ def test_saved_models_run_in_a_process_without_our_package(exports):
     assert "ok" in fresh_python(code, exports["root"]).stdout
 
 
+def test_onnx_graphs_equal_the_keras_generators(exports):
+    """generator.onnx beside generator.keras (the onnx extra): onnxruntime gives Keras' output."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    io = np.load(exports["root"] / "io.npz")
+    for paths, name, x, want in ((exports["mri"], "image", io["image"], io["recon"]),
+                                 (exports["mic"], "blurred", io["blurred"], io["deconv"])):
+        assert paths["onnx"] == paths["keras"].with_name("generator.onnx")
+        session = ort.InferenceSession(str(paths["onnx"]), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == [name]
+        np.testing.assert_allclose(session.run(None, {name: x})[0], want, atol=1e-4)
+    other = np.random.default_rng(1).random((2, 16, 8, 12, 1)).astype(np.float32)  # any batch and size
+    session = ort.InferenceSession(str(exports["mic"]["onnx"]), providers=["CPUExecutionProvider"])
+    mic = keras.saving.load_model(exports["mic"]["keras"])
+    np.testing.assert_allclose(session.run(None, {"blurred": other})[0], mic(other).numpy(), atol=1e-4)
+
+
 def test_data_consistency_keeps_measured_lines(exports):
     io = np.load(exports["root"] / "io.npz")
     x = io["ks_recon"][..., 0] + 1j * io["ks_recon"][..., 1]

@@ -1,6 +1,7 @@
 """Inputs by URI (``file://`` here; ``gs://``/``s3://`` take the same code path through TF's file systems)."""
 
 import numpy as np
+import pytest
 
 from tf_otcycle.data import fastmri, images, tiff
 from tf_otcycle.data.synthetic import write_fastmri_file, write_microscopy_dataset
@@ -34,3 +35,12 @@ def test_tiff_stacks_and_images_by_uri(tmp_path):
     np.testing.assert_array_equal(images.read_image(f"file://{tmp_path}/img.png"), images.read_image(tmp_path / "img.png"))
     assert sibling("gs://bucket/a/b_blurred.tif", "b_gt.tif") == "gs://bucket/a/b_gt.tif"
     assert not exists(f"file://{tmp_path}/missing.tif")
+
+
+def test_a_scheme_without_a_file_system_is_named(tmp_path):
+    import tensorflow as tf
+
+    if "s3" in tf.io.gfile.get_registered_schemes():
+        pytest.skip("tensorflow-io registers s3:// here")
+    with pytest.raises(ValueError, match=r"s3://bucket/\*.h5: no file system for 's3://'.*tfio"):
+        expand_files("s3://bucket/*.h5", "--clean_files")

@@ -5,6 +5,9 @@ SavedModel layout (what TF Serving's model server expects):
 increasing integers. Each version is written to a temporary folder beside it and renamed
 when complete, so a server polling the folder never sees a half-written version.
 
+ONNX: with the optional ``onnx`` extra installed, ``generator.onnx`` (the same network, input
+``image`` / ``blurred`` of any batch and spatial size) is written beside ``generator.keras``.
+
 Settings: every export carries the run's settings that inference needs (task, crop or patch
 size, tile overlap, acceleration, centre fraction, mask type, normalisation rule, voxel
 size, package version) as ``config.json`` beside ``generator.keras`` and in each
@@ -33,6 +36,30 @@ def export_keras(model: keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         model.save(tmp)
+    return path
+
+
+ONNX_NAME = "generator.onnx"
+
+
+def onnx_available() -> bool:
+    """Whether the optional ``onnx`` extra (onnx and tf2onnx, which Keras' exporter uses) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "tf2onnx"))
+
+
+def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.TensorSpec) -> Path:
+    """Save ``model`` as an ONNX graph (Keras' exporter, opset of tf2onnx) atomically.
+
+    ``input_spec``: the input's shape (``None`` for batch and spatial sizes) and name; the
+    graph takes any size a ``(B, *spatial, C)`` input the model takes. Needs the ``onnx``
+    extra (``pip install 'tf_otcycle[onnx]'``)."""
+    if not onnx_available():
+        raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' (onnx, tf2onnx)")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        model.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
     return path
 
 
@@ -116,8 +143,9 @@ def weights_digest(model: keras.Model, *extras) -> str:
 
 
 def _export_generator(generator, archive, export_dir: Path, model_name: str, settings: dict | None,
-                      extras: tuple = ()) -> dict[str, Path]:
-    """``generator.keras`` (+ ``config.json`` beside it) and a new SavedModel version.
+                      extras: tuple = (), input_spec: tf.TensorSpec | None = None) -> dict[str, Path]:
+    """``generator.keras`` (+ ``config.json`` beside it), a new SavedModel version and, where
+    the ``onnx`` extra is installed and ``input_spec`` given, ``generator.onnx``.
 
     With ``settings``, the export records the weights' digest (``weights_sha256``); when the
     folder already holds an export of identical weights and settings (e.g. ``make demo`` run
@@ -129,6 +157,8 @@ def _export_generator(generator, archive, export_dir: Path, model_name: str, set
             return previous
     keras_path = export_keras(generator, export_dir / "generator.keras")
     paths = {"keras": keras_path}
+    if input_spec is not None and onnx_available():
+        paths["onnx"] = export_onnx(generator, export_dir / ONNX_NAME, input_spec)
     if settings is not None:
         atomic_write_text(export_dir / CONFIG_NAME, _settings_json(settings))
         paths["config"] = export_dir / CONFIG_NAME
@@ -149,7 +179,8 @@ def _unchanged_export(export_dir: Path, model_name: str, settings: dict) -> dict
         return None
     if not same:
         return None
-    return {"keras": keras_path, "config": config_path, "saved_model": saved, "unchanged": True}
+    paths = {"keras": keras_path, "config": config_path, "saved_model": saved, "unchanged": True}
+    return {**paths, "onnx": export_dir / ONNX_NAME} if (export_dir / ONNX_NAME).exists() else paths
 
 
 def reconstruct_kspace(generator, kspace: tf.Tensor, mask: tf.Tensor, data_consistency: tf.Tensor) -> dict:
@@ -250,7 +281,9 @@ def export_mri_generator(
 ) -> dict[str, Path]:
     """Export the MRI generator as ``<export_dir>/generator.keras`` and a new SavedModel
     version, with ``settings`` (:func:`export_settings`) as ``config.json`` in both."""
-    return _export_generator(generator, mri_archive(generator), Path(export_dir), model_name, settings)
+    spec = tf.TensorSpec([None, None, None, 2], tf.float32, name="image")
+    return _export_generator(generator, mri_archive(generator), Path(export_dir), model_name, settings,
+                             input_spec=spec)
 
 
 def microscopy_archive(generator: keras.Model, ndim: int = 3) -> keras.export.ExportArchive:
@@ -279,7 +312,9 @@ def export_microscopy_generator(
 
     export_dir = Path(export_dir)
     archive = microscopy_archive(generator, np.ndim(psf))
-    paths = _export_generator(generator, archive, export_dir, model_name, settings, extras=(np.asarray(psf),))
+    spec = tf.TensorSpec([None] * (np.ndim(psf) + 1) + [1], tf.float32, name="blurred")
+    paths = _export_generator(generator, archive, export_dir, model_name, settings, extras=(np.asarray(psf),),
+                              input_spec=spec)
     if paths.get("unchanged"):
         return {**paths, "psf": export_dir / "learned_psf.tif"}
     voxel = (settings or {}).get("voxel_size") if np.ndim(psf) == 3 else None

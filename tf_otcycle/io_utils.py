@@ -159,15 +159,29 @@ def is_uri(path: str | os.PathLike) -> bool:
 def _gfile():
     import tensorflow as tf
 
-    try:  # registers s3://, az://, hdfs://, http:// (tensorflow-io's file system plugins)
+    try:  # registers s3://, az://, hdfs://, http:// (the optional tfio extra)
         import tensorflow_io  # noqa: F401
-    except ImportError:  # pragma: no cover - a declared dependency
+    except ImportError:  # TensorFlow alone has file:// and gs://
         pass
     return tf.io.gfile
 
 
+def check_scheme(path: str | os.PathLike) -> None:
+    """Raise ValueError naming ``path`` when its URI scheme has no TensorFlow file system here.
+
+    TensorFlow itself reads ``file://`` and ``gs://``; ``s3://``, ``az://``, ``hdfs://`` and
+    ``http://`` come with the optional ``tfio`` extra (tensorflow-io, TF 2.16/2.17)."""
+    if not is_uri(path):
+        return
+    scheme = str(path).split("://", 1)[0]
+    if scheme not in _gfile().get_registered_schemes():
+        raise ValueError(f"{path}: no file system for '{scheme}://' in this TensorFlow (it reads file:// and gs://); "
+                         "s3://, az://, hdfs:// and http:// need pip install 'tf_otcycle[tfio]' on TF 2.16/2.17")
+
+
 def open_binary(path: str | os.PathLike):
     """A binary file object for reading a local path or a URI (``h5py``/``tifffile`` take it)."""
+    check_scheme(path)
     return _gfile().GFile(str(path), "rb") if is_uri(path) else open(path, "rb")
 
 
@@ -193,6 +207,7 @@ def expand_files(patterns: str | Sequence[str], what: str = "files") -> list[str
     files: list[str] = []
     for pattern in patterns:
         pattern = pattern.strip() if is_uri(pattern) else os.path.expanduser(pattern.strip())
+        check_scheme(pattern)
         matched = sorted(_gfile().glob(pattern) if is_uri(pattern) else glob.glob(pattern))
         if not matched:
             raise ValueError(f"{what}: pattern {pattern!r} matches no file")

@@ -48,6 +48,18 @@ def test_single_and_multicoil_images_match_the_file_targets(files):
     assert fastmri.inspect_file(files["multi"]).multicoil
 
 
+def test_h5py_reader_gives_every_slice_of_every_file(files):
+    infos = fastmri.inspect_files([*map(str, files["single"]), str(files["multi"])], 32)
+    got = [x.numpy() for x in fastmri.image_dataset(infos, 32)]
+    want = [s for info in infos for s in fastmri.read_volume(info, 32)[0]]
+    assert len(got) == len(want) == 3 + 3 + 2
+    key = lambda a: float(np.abs(a).sum())  # noqa: E731  (interleaving orders slices across files)
+    for a, b in zip(sorted(got, key=key), sorted(want, key=key)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="hdf5 reader"):
+        fastmri.image_dataset(infos, 32, reader="nope")
+
+
 def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
     infos = fastmri.inspect_files(map(str, files["single"]), 32)
     multi = fastmri.inspect_files([str(files["multi"])], 32)

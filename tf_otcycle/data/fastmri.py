@@ -28,7 +28,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import tensorflow as tf
-import tensorflow_io as tfio
 
 from tf_otcycle.io_utils import (
     expand_files,  # noqa: F401  (re-exported: fastmri.expand_files)
@@ -268,23 +267,54 @@ def eval_mask(info_or_path, mask_type: str, num_cols: int, acceleration: float, 
 # --- training pipelines -----------------------------------------------------------------------
 
 
-def _slice_dataset(infos: Sequence[FastMRIFile], multicoil: bool) -> tf.data.Dataset:
+HDF5_READERS = ("h5py", "tensorflow_io")
+
+
+def _h5py_slices(path, multicoil: bool):
+    """Yield the k-space slices of one file, read one at a time with h5py (bounded memory)."""
+    path = path.decode() if isinstance(path, bytes) else str(path)
+    with _open_h5(path) as f:
+        kspace = f["kspace"]
+        for i in range(kspace.shape[0]):
+            yield np.asarray(kspace[i], np.complex64)
+
+
+def _tfio_slices(path: tf.Tensor, spec: tf.TensorSpec) -> tf.data.Dataset:
+    """One file's k-space slices through tensorflow-io's HDF5 dataset (the optional ``tfio`` extra)."""
+    try:
+        import tensorflow_io as tfio
+    except ImportError:
+        raise ImportError("hdf5_reader='tensorflow_io' needs the optional extra: pip install 'tf_otcycle[tfio]' "
+                          "(tensorflow-io 0.37.1 works with TensorFlow 2.16/2.17 only)") from None
+    return tfio.IODataset.from_hdf5(path, dataset="/kspace", spec=spec)
+
+
+def _slice_dataset(infos: Sequence[FastMRIFile], multicoil: bool, reader: str = "h5py") -> tf.data.Dataset:
+    """Every k-space slice of the files of one kind (single- or multi-coil), files interleaved."""
+    if reader not in HDF5_READERS:
+        raise ValueError(f"hdf5 reader must be one of {HDF5_READERS}, got {reader!r}")
     paths = [i.path for i in infos if i.multicoil == multicoil]
     rank = 3 if multicoil else 2
     spec = tf.TensorSpec([None] * rank, tf.complex64)
+    if reader == "tensorflow_io":
+        def read(p):
+            return _tfio_slices(p, spec)
+    else:
+        def read(p):
+            return tf.data.Dataset.from_generator(_h5py_slices, args=(p, multicoil), output_signature=spec)
     files = tf.data.Dataset.from_tensor_slices(paths)
-    return files.interleave(
-        lambda p: tfio.IODataset.from_hdf5(p, dataset="/kspace", spec=spec),
-        cycle_length=max(1, min(len(paths), 4)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return files.interleave(read, cycle_length=max(1, min(len(paths), 4)), num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True)
 
 
-def image_dataset(infos: Sequence[FastMRIFile], crop_size: int) -> tf.data.Dataset:
-    """Cropped complex images ``(crop, crop)`` of every slice of every file (tensorflow-io reads)."""
+def image_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h5py") -> tf.data.Dataset:
+    """Cropped complex images ``(crop, crop)`` of every slice of every file.
+
+    ``reader``: ``"h5py"`` (default; local paths and TensorFlow file-system URIs) or
+    ``"tensorflow_io"`` (its HDF5 dataset; needs the ``tfio`` extra)."""
     parts = [
-        _slice_dataset(infos, mc).map(lambda k, mc=mc: kspace_to_image(k, crop_size, mc), num_parallel_calls=tf.data.AUTOTUNE)
+        _slice_dataset(infos, mc, reader).map(lambda k, mc=mc: kspace_to_image(k, crop_size, mc),
+                                              num_parallel_calls=tf.data.AUTOTUNE)
         for mc in (False, True)
         if any(i.multicoil == mc for i in infos)
     ]
@@ -326,6 +356,7 @@ def unpaired_mri_dataset(
     shuffle_buffer: int = 256,
     cache: bool = False,
     flip: bool = True,
+    reader: str = "h5py",
 ) -> tf.data.Dataset:
     """Infinite unpaired training batches ``{"x", "x_params", "y", "y_params"}``.
 
@@ -338,11 +369,12 @@ def unpaired_mri_dataset(
     with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`);
     slices are shuffled with a buffer, mapped in parallel and prefetched. ``cache`` keeps
     the cropped images in memory after the first pass (``crop^2 * 8`` bytes a slice).
+    ``reader`` reads the HDF5 files (:func:`image_dataset`).
     """
 
     def domain(infos, offset, key):
         return _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed + offset,
-                            shuffle_buffer, cache, flip).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
+                            shuffle_buffer, cache, flip, reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
 
     ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
     ds = ds.map(lambda a, b: {**a, **b})
@@ -360,10 +392,12 @@ def paired_mri_dataset(
     shuffle_buffer: int = 256,
     cache: bool = False,
     flip: bool = True,
+    reader: str = "h5py",
 ) -> tf.data.Dataset:
     """Infinite *matched* batches ``{"x", "y", "x_params", "y_params"}`` of the same slices, for
     the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
-    ds = _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip)
+    ds = _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip,
+                      reader)
     ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_params": {"mask": d["mask"]}, "y_params": {"mask": d["mask"]}})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -397,10 +431,11 @@ def check_scorable(infos: Sequence[FastMRIFile], what: str = "evaluation") -> No
             )
 
 
-def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip):
+def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip,
+                 reader="h5py"):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
     check_fully_sampled(infos)
-    images = image_dataset(infos, crop_size)
+    images = image_dataset(infos, crop_size, reader)
     if cache:
         images = images.cache()
     images = images.shuffle(shuffle_buffer, seed=seed).repeat()

@@ -14,14 +14,27 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def compiled(model, fn: Callable | None = None) -> Callable:
     """``fn(model, *args)`` (default: ``model(x, training=False)``) as one ``tf.function`` per
-    model and ``fn``, kept while the model lives; traced once per input shape, generalised
-    after a second shape."""
+    model and ``fn``, traced once per input shape, generalised after a second shape.
+
+    The cache holds the model weakly (it must not keep its own key alive); the function
+    returned holds it strongly, so ``compiled(build_model())(x)`` works after the model's last
+    other reference is gone."""
     per_model = _COMPILED.setdefault(model, {})
     if fn not in per_model:
-        ref = weakref.ref(model)  # the cache must not keep its own key alive
+        ref = weakref.ref(model)
         body = (lambda x: ref()(x, training=False)) if fn is None else (lambda *args: fn(ref(), *args))
         per_model[fn] = tf.function(body, reduce_retracing=True)
-    return per_model[fn]
+    return _Bound(per_model[fn], model)
+
+
+class _Bound:
+    """A compiled function together with the model it calls, so the model lives as long as it."""
+
+    def __init__(self, traced: Callable, model) -> None:
+        self.traced, self.model = traced, model
+
+    def __call__(self, *args):
+        return self.traced(*args)
 
 
 def predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
