@@ -9,19 +9,33 @@ RUN    ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test lint demo demo-mri demo-microscopy demo-deblur2d bench clean
+.PHONY: install test test-tfio lint demo demo-mri demo-microscopy demo-deblur2d bench clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,onnx,bioimageio]'
 	@touch $(STAMP)
+
+# The optional tensorflow-io lane: its own venv on the newest TensorFlow tensorflow-io supports.
+TFIO_VENV  ?= .venv-tfio
+TFIO_STAMP := $(TFIO_VENV)/.installed-stamp
+TFIO_TESTS := tests/test_tensorflow_io.py tests/test_uris.py tests/data/test_fastmri.py
+
+$(TFIO_STAMP): setup.cfg setup.py
+	@test -x $(TFIO_VENV)/bin/python || $(PYTHON) -m venv $(TFIO_VENV)
+	$(TFIO_VENV)/bin/python -m pip install --upgrade pip
+	$(TFIO_VENV)/bin/python -m pip install -e '.[test,tfio]'
+	@touch $(TFIO_STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check tf_otcycle train tests benchmarks
 	$(BIN)/python -m pytest -q tests
+
+test-tfio: $(TFIO_STAMP)
+	TF_OTCYCLE_REQUIRE_TFIO=1 $(TFIO_VENV)/bin/python -m pytest -q $(TFIO_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tf_otcycle train tests benchmarks

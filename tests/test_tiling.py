@@ -8,6 +8,7 @@ from tf_otcycle.tiling import axis_weights, predict_tiled, tile_starts
 
 @pytest.mark.parametrize("size,tile,overlap", [(100, 32, 8), (64, 64, 16), (70, 32, 16), (33, 32, 8), (20, 32, 8)])
 def test_weights_are_a_partition_of_unity(size, tile, overlap):
+    """(Overlaps above tile // 2 are refused: three tiles would share voxels.)"""
     starts = tile_starts(size, tile, overlap)
     total = np.zeros(max(size, tile))
     for s, w in zip(starts, axis_weights(size, tile, starts)):
@@ -42,3 +43,8 @@ def test_tiled_unet_close_to_single_pass():
     tiled = predict_tiled(lambda b: g(b), vol, tile=16, overlap=8)
     # Instance norm sees tile statistics instead of the volume's: close, not equal.
     assert np.mean(np.abs(tiled - full)) < 0.05
+
+
+def test_overlaps_above_half_the_tile_are_refused():
+    with pytest.raises(ValueError, match=r"overlap: 9 must be in \[0, tile // 2 = 8\]"):
+        tile_starts(40, 16, 9)

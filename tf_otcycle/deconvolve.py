@@ -11,6 +11,12 @@ the network cannot pool is rounded up. ``--flagfile=FILE`` reads flags.
 The tile size and overlap default to those saved in the model's ``config.json`` (written by
 the export beside ``generator.keras``); flags override them. A model of the 2-D deblurring
 task (``config.json`` task ``deblur2d``) reads and writes 2-D TIFF or PNG images.
+
+Out of core: an ``--input`` that is an OME-Zarr image (NGFF 0.4/0.5), or any ``--output``
+ending in ``.zarr``, is deconvolved block by block (``--block`` voxels per axis) with
+bounded memory: the input (OME-Zarr or OME-TIFF) is read lazily, its min and max found in
+one streaming pass, and the output written as an NGFF 0.5 image with the input's voxel
+size (``tf_otcycle.data.ome_zarr``; the optional ``omezarr`` extra).
 """
 
 from __future__ import annotations
@@ -31,6 +37,33 @@ def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: in
     return predict_tiled(predictor(generator), normalize(volume), tile, overlap, batch_size)
 
 
+def deconvolve_lazy(generator, source, output, tile: int = 64, overlap: int = 16, batch_size: int = 1,
+                    block: int = 256, output_dtype: str = "float32") -> tuple[int, ...]:
+    """Deconvolve a :class:`~tf_otcycle.data.ome_zarr.LazyStack` into a new OME-Zarr image
+    ``output``, one block at a time (:func:`tf_otcycle.tiling.predict_blocks`); returns its shape.
+
+    ``output_dtype``: ``"float32"`` (the normalised [0, 1] range) or ``"input"`` (rescaled to
+    the input's range, float32 since the stored dtype is not kept lazily)."""
+    from tf_otcycle.data import ome_zarr
+    from tf_otcycle.models import predictor
+    from tf_otcycle.tiling import predict_blocks
+
+    lo, hi = source.min_max()
+    span = hi - lo if hi > lo else 1.0
+    shape = source.shape
+    chunks = tuple(min(n, 64) for n in shape)
+    with ome_zarr.writer(output, shape, source.voxel_size, chunks) as sink:
+        def add(window, values):  # groups of tiles share their overlaps: accumulate (the image starts at 0)
+            sink[window] = sink[window] + (values * span if output_dtype == "input" else values)
+
+        predict_blocks(predictor(generator), lambda w: (source[w] - lo) / span, add, shape, tile, overlap,
+                       block, batch_size)
+        if output_dtype == "input":  # the offset once, after every tile's weighted sum is complete
+            for window in ome_zarr.blocks(shape, chunks):
+                sink[window] = sink[window] + lo
+    return shape
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tf_otcycle.deconvolve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="channel (0-based) of multi-channel stacks (axes ZCYX etc.); single-channel stacks need none")
     parser.add_argument("--output_dtype", choices=["float32", "input"], default="float32",
                         help="float32 in the normalised [0, 1] range, or the input's dtype and range")
+    parser.add_argument("--block", type=int, default=256,
+                        help="out of core (OME-Zarr): output block size per axis held in memory at a time")
     from tf_otcycle.io_utils import add_output_options, parse_command_line, plan_outputs
 
     add_output_options(parser)
@@ -65,17 +100,36 @@ def main(argv: list[str] | None = None) -> int:
         if args.overlap is None and "overlap" in exported:
             args.overlap = int(exported["overlap"])
 
+    from tf_otcycle.data import ome_zarr
+
+    lazy = ome_zarr.is_ome_zarr(args.input) or args.output.rstrip("/").endswith(".zarr")
+    if lazy:
+        if not args.output.rstrip("/").endswith(".zarr"):
+            parser.error(f"--output: {args.output}: an OME-Zarr input is written as OME-Zarr (a path ending in .zarr)")
+        if not os.path.exists(args.input):
+            parser.error(f"--input: {args.input} does not exist")
+        if os.path.exists(args.output) and not args.overwrite:
+            if args.skip_existing:
+                print("Nothing to do: the output exists (--skip_existing).")
+                return 0
+            parser.error(f"--output: {args.output} exists (add --overwrite to replace it)")
+        if task != "microscopy":
+            parser.error("--input: OME-Zarr (out of core) is for 3-D microscopy models")
+        if args.block < 1:
+            parser.error("--block must be >= 1")
+        pairs = []
     try:
-        pairs = plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite, args.skip_existing)
+        pairs = pairs if lazy else plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite,
+                                                args.skip_existing)
     except ValueError as e:
         parser.error(str(e))
-    if not pairs:
+    if not pairs and not lazy:
         print("Nothing to do: every output exists (--skip_existing).")
         return 0
     if args.overlap is None:
         args.overlap = args.tile // 4
-    if args.tile < 4 or not 0 <= args.overlap < args.tile:
-        parser.error("--tile must be >= 4 and 0 <= --overlap < --tile")
+    if args.tile < 4 or not 0 <= args.overlap <= args.tile // 2:
+        parser.error("--tile must be >= 4 and 0 <= --overlap <= --tile // 2")
 
     import keras
 
@@ -107,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         args.tile = tile
     source = "model's config.json" if exported else "defaults"
     print(f"tile {args.tile}, overlap {args.overlap} (flags, else the {source})", flush=True)
+    if lazy:
+        try:
+            stack = ome_zarr.open_stack(args.input, args.channel)
+            shape = deconvolve_lazy(generator, stack, args.output, args.tile, args.overlap, args.batch_size,
+                                    args.block, args.output_dtype)
+        except (ome_zarr.OmeZarrFormatError, ImportError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"[1/1] {args.input} {shape} -> {args.output} (OME-Zarr, blocks of {args.block})", flush=True)
+        return 0
     for i, (inp, out) in enumerate(pairs, 1):
         try:
             raw = read(inp)

@@ -71,6 +71,9 @@ class BlurTask(Task):
             errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
         if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
             errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
+        if config["tile_overlap"] is not None and not 0 <= config["tile_overlap"] <= config["patch_size"] // 2:
+            errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config['patch_size'] // 2}], "
+                          f"got {config['tile_overlap']}")
         try:
             parse_noise(config["measurement_noise"])
         except ValueError as e:
