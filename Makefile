@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED = 1
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test,onnx,bioimageio]'
+	$(BIN)/python -m pip install -e '.[test,onnx,bioimageio,omezarr]'
 	@touch $(STAMP)
 
 # The optional tensorflow-io lane: its own venv on the newest TensorFlow tensorflow-io supports.

@@ -116,3 +116,19 @@ def test_plan_outputs_globs_folders_and_skip_existing(tmp_path):
     for bad, match in (("bad.flags", "is not a --flag"), ("none.flags", "does not exist")):
         with pytest.raises(ValueError, match=match):
             expand_flagfiles([f"--flagfile={tmp_path / bad}"])
+
+
+def test_atomic_writes_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.txt", "x")
+        with atomic_path(tmp_path / "folder") as tmp:
+            tmp.mkdir()
+            (tmp / "inner.txt").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "folder" / "inner.txt").stat().st_mode) == 0o644

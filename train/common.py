@@ -208,6 +208,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
             ]
             try:
+                stop_on_sigterm()
                 for start, end, steps_now in fit_plan(state.step, initial_epoch, steps, config["epochs"]):
                     skip = state.step if config["resume_replay"] else 0
                     if skip and chief:
@@ -216,14 +217,15 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                               steps_per_epoch=steps_now, callbacks=callbacks, verbose=progress(chief))
                     if model.stop_training:
                         break
-            except KeyboardInterrupt:  # Ctrl-C: keep what was trained
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Slurm, Kubernetes): keep what was trained
                 if averaged:
                     averaged.use_raw()  # the checkpoint holds the raw weights and their averages
                 if chief and weights_finite(model):
                     path = state.save(state.current_epoch)
-                    print(f"\nInterrupted: saved step {state.step} to {path}; rerun the same command to resume.",
+                    what = "Terminated (SIGTERM)" if isinstance(stop, Terminated) else "Interrupted"
+                    print(f"\n{what}: saved step {state.step} to {path}; rerun the same command to resume.",
                           flush=True)
-                raise SystemExit(130) from None
+                raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
             if guard.message or checkpoints.error:
                 raise SystemExit(f"error: {guard.message or checkpoints.error}")
     if averaged:
@@ -231,6 +233,23 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
     if chief:
         print(select(config, best, state), flush=True)
         print(evaluate_model(task, config, data, model, run_dir))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what cluster schedulers send to stop a job: handled as Ctrl-C (save, exit)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM interrupts training as Ctrl-C does (the main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def launch(task: Task, doc: str | None = None) -> None:

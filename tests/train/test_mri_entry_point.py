@@ -139,7 +139,9 @@ def test_domains_must_be_disjoint(mri_data, tmp_path):
     assert proc.returncode != 0 and "disjoint" in proc.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(mri_data, tmp_path):
+@pytest.mark.parametrize("stop,code,said", [("SIGINT", 130, "Interrupted"), ("SIGTERM", 143, "Terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_same_command_resumes(mri_data, tmp_path, stop, code, said):
+    """Ctrl-C, or SIGTERM as Slurm and Kubernetes stop a job: a checkpoint, exit 130 / 143, resume."""
     import signal
 
     run_dir = tmp_path / "run"
@@ -150,11 +152,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(mri_data, tmp_pa
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:  # interrupt in the middle of training, after two epochs
         if line.startswith("Epoch 3/"):
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(getattr(signal, stop))
             break
     out = proc.stdout.read()
-    assert proc.wait(timeout=300) == 130, out[-3000:]
-    assert "Interrupted: saved step" in out and "rerun the same command to resume" in out
+    assert proc.wait(timeout=300) == code, out[-3000:]
+    assert f"{said}: saved step" in out and "rerun the same command to resume" in out and "Traceback" not in out
     resumed = run(tiny_flags(mri_data, run_dir, epochs=3, export=False)).stdout
     assert "Resumed from step" in resumed
 
