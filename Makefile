@@ -6,7 +6,6 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data/synthetic
 RUN    ?= runs
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
 .PHONY: install test test-tfio lint demo demo-mri demo-microscopy demo-deblur2d bench clean

@@ -14,8 +14,16 @@ import os
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ logs (cuFFT/cuDNN registration, ...) only with --verbose: read before TF loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv else "3")
+# TensorFlow's C++ logs (start-up, cuFFT/cuDNN registration, grappler) only with --verbose: set
+# before TensorFlow loads; importing tf_otcycle first loads it without its start-up lines.
+if "--verbose" in sys.argv:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+else:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from tf_otcycle._startup import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # before keras imports it with TensorFlow's start-up lines
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -214,7 +222,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                     if skip and chief:
                         print(f"Replaying the input pipeline to step {skip} (--resume_replay) ...", flush=True)
                     model.fit(training_data(task, config, data, strategy, skip), epochs=end, initial_epoch=start,
-                              steps_per_epoch=steps_now, callbacks=callbacks, verbose=progress(chief))
+                              steps_per_epoch=steps_now, callbacks=callbacks, verbose=progress(chief), shuffle=False)
                     if model.stop_training:
                         break
             except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Slurm, Kubernetes): keep what was trained

@@ -101,7 +101,8 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best"))
     start = time.perf_counter()
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2)
+    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,
+              shuffle=False)
     seconds = time.perf_counter() - start
     last = f"the last epoch ({config['epochs']})"
     print(f"{name}: {select_networks(best, config['select'], last)}", flush=True)
