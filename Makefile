@@ -8,7 +8,7 @@ RUN    ?= runs
 
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test test-tfio lint demo demo-mri demo-microscopy demo-deblur2d bench clean
+.PHONY: install test test-fast test-tfio lint demo demo-mri demo-microscopy demo-deblur2d bench clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check tf_otcycle train tests benchmarks
 	$(BIN)/python -m pytest -q tests
+
+# The working loop: unit and in-process tests (not marked slow), under a minute on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/ruff check tf_otcycle train tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 test-tfio: $(TFIO_STAMP)
 	TF_OTCYCLE_REQUIRE_TFIO=1 $(TFIO_VENV)/bin/python -m pytest -q $(TFIO_TESTS)

@@ -4,6 +4,7 @@ keeps its critics 1-Lipschitz, and reconstructs.
     .venv/bin/python benchmarks/ablation.py --application=mri          # runs every variant
     .venv/bin/python benchmarks/ablation.py --application=mri --variants=A,B
     .venv/bin/python benchmarks/ablation.py --application=mri --collect # table from existing runs
+    .venv/bin/python benchmarks/ablation.py --smoke --run_root=/tmp/a     # tiny: checks it runs (make test)
 
 Each variant is ``train/<application>.py`` with the benchmark's data and budget
 (``ABLATION_<APP>`` below: 10 epochs x 100 generator steps, demo-size networks) plus the
@@ -84,11 +85,18 @@ VARIANTS = {
     },
 }
 DIAGNOSTICS = ("cycle_x", "cycle_y", "wasserstein", "gp")
+# --smoke: one variant on tiny data and networks, 1 epoch x 2 steps, everything under --run_root
+SMOKE = {"mri": ("A", ["--size", "32", "--slices", "2", "--num_clean", "2", "--num_measured", "2", "--num_val", "1",
+                       "--num_test", "1"], ["--crop_size=32", "--depth=2", "--val_slices=1"]),
+         "microscopy": ("M3", ["--shape", "16,32,32", "--num_blurred", "2", "--num_sharp", "2", "--num_test", "1",
+                               "--test_wavelengths", "500"], ["--patch_size=16", "--depth=1", "--psf_size=5"])}
+SMOKE_FLAGS = ["--epochs=1", "--steps_per_epoch=2", "--decay_epoch=1", "--base_filters=2", "--critic_filters=2",
+               "--critic_layers=1", "--num_panels=0"]
 
 
-def run_variant(app: str, name: str, flags: list[str], data: str, run_root: Path) -> None:
+def run_variant(app: str, name: str, flags: list[str], data: str, run_root: Path, extra: tuple = ()) -> None:
     run_dir = run_root / name
-    command = [sys.executable, *[a.format(data=data) for a in BASE[app]], f"--run_dir={run_dir}", *flags]
+    command = [sys.executable, *[a.format(data=data) for a in BASE[app]], f"--run_dir={run_dir}", *flags, *extra]
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: the entry point would resume an old one
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "stdout.log", "w") as log:
@@ -135,19 +143,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="", help="data folder (default: data/quality/<application>, written if missing)")
     parser.add_argument("--run_root", default="", help="default: runs/ablation/<application>")
     parser.add_argument("--collect", action="store_true", help="only build the table from existing runs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one variant, tiny data and networks, 1 epoch x 2 steps; writes only under --run_root")
     args = parser.parse_args(argv)
     app = args.application
-    data = Path(args.data or ROOT / "data" / "quality" / app)
     run_root = Path(args.run_root or ROOT / "runs" / "ablation" / app)
+    data = Path(args.data or (run_root / "data" if args.smoke else ROOT / "data" / "quality" / app))
     names = [v for v in args.variants.split(",") if v] or list(VARIANTS[app])
+    data_args, extra = (["--size", "128"] if app == "mri" else []), ()
+    if args.smoke:
+        names, data_args, app_flags = [SMOKE[app][0]], SMOKE[app][1], SMOKE[app][2]
+        extra = (*SMOKE_FLAGS, *app_flags)
     if not args.collect:
         if not data.exists():
-            extra = ["--size", "128"] if app == "mri" else []
-            subprocess.run([sys.executable, "-m", "tf_otcycle.data.synthetic", app, "--out", str(data), *extra],
+            subprocess.run([sys.executable, "-m", "tf_otcycle.data.synthetic", app, "--out", str(data), *data_args],
                            cwd=ROOT, check=True)
         for name in names:
             print(f"variant {name}", flush=True)
-            run_variant(app, name, VARIANTS[app][name][0], str(data), run_root)
+            run_variant(app, name, VARIANTS[app][name][0], str(data), run_root, extra)
     header = ("| variant | what | flags | input PSNR | OT PSNR | OT SSIM | best val PSNR | "
               + " | ".join(DIAGNOSTICS) + " |\n|" + "---|" * (7 + len(DIAGNOSTICS)))
     rows = [row(app, n, *VARIANTS[app][n], run_root / n) for n in names if (run_root / n / "stdout.log").exists()]
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{datetime.date.today().isoformat()}, {platform.machine()} {os.cpu_count()} cores, no GPU.\n\n"
             f"Every variant: `{base} --run_dir=... <flags>`; diagnostics are the last epoch's means.\n\n"
             + header + "\n" + "\n".join(rows) + "\n")
-    out = ROOT / "benchmarks" / f"ABLATION_{app}.md"
+    out = run_root / f"ABLATION_{app}.md" if args.smoke else ROOT / "benchmarks" / f"ABLATION_{app}.md"
     if out.exists() and "\n## Notes" in out.read_text():  # hand-written reading of the table, kept
         text += "\n## Notes" + out.read_text().split("\n## Notes", 1)[1]
     out.write_text(text)

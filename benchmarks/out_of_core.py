@@ -30,8 +30,8 @@ HEADER = ("| volume (z, y, x) | GiB float32 | tile / overlap / block | seconds |
 
 
 def volume_shape(gib: float) -> tuple[int, int, int]:
-    """A ``(D, H, W)`` of about ``gib`` GiB of float32 with H = W = 4 D (a wide field of view)."""
-    d = max(8, int(round((gib * 2**30 / 4 / 16) ** (1 / 3))))
+    """The smallest ``(D, H, W)`` with H = W = 4 D (a wide field of view) of at least ``gib`` GiB of float32."""
+    d = max(8, int(np.ceil((gib * 2**30 / 4 / 16) ** (1 / 3))))
     return (d, 4 * d, 4 * d)
 
 

@@ -49,10 +49,33 @@ def _classical(metrics: dict) -> str:
     return "pls_tv" if "pls_tv" in metrics else "richardson_lucy"
 
 
-def make_data(application: str, data_dir: Path) -> None:
+# --smoke: tiny data and networks, one epoch of two steps (checks the script runs; numbers meaningless)
+SMOKE_DATA = {"mri": ["--size", "32", "--slices", "2", "--num_clean", "2", "--num_measured", "2", "--num_val", "1",
+                      "--num_test", "1"],
+              "microscopy": ["--shape", "16,32,32", "--num_blurred", "2", "--num_sharp", "2", "--num_test", "1",
+                             "--test_wavelengths", "500"]}
+SMOKE_FLAGS = ["--epochs=1", "--steps_per_epoch=2", "--decay_epoch=1", "--base_filters=2", "--critic_filters=2",
+               "--critic_layers=1", "--num_panels=0"]
+SMOKE_APP_FLAGS = {"mri": ["--crop_size=32", "--depth=2", "--pls_iterations=3", "--val_slices=1"],
+                   "microscopy": ["--patch_size=16", "--depth=1", "--psf_size=5", "--rl_iterations=2"]}
+
+
+def make_data(application: str, data_dir: Path, smoke: bool = False) -> None:
     args = {"mri": ["mri", "--out", str(data_dir / "mri"), "--size", "128"],
             "microscopy": ["microscopy", "--out", str(data_dir / "microscopy")]}[application]
+    if smoke:
+        args = args[:3] + SMOKE_DATA[application]
     subprocess.run([PYTHON, "-m", "tf_otcycle.data.synthetic", *args], check=True, cwd=ROOT)
+
+
+def data_flags(application: str, data_dir: Path) -> list[str]:
+    """The benchmark flagfile's data globs pointed at ``data_dir`` (the smoke run's data)."""
+    d = data_dir / application
+    if application == "mri":
+        return [f"--{k}_files={d}/{k}/*.h5" for k in ("clean", "measured", "val", "test")]
+    return [f"--blurred_files={d}/train/blurred/*_blurred.tif", f"--sharp_files={d}/train/sharp/*.tif",
+            f"--val_files={d}/val/*_blurred.tif", f"--test_files={d}/test_500nm/*_blurred.tif",
+            f"--true_psf={d}/psf_500nm.tif"]
 
 
 def compare_command(application: str, run_dir: Path | str, seed: int | str, extra: list[str]) -> list[str]:
@@ -207,9 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run_dir", default=str(ROOT / "runs" / "quality"))
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated --seed values; each method is averaged over them")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "QUALITY.md"))
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script runs")
     args = parser.parse_args(argv)
     apps = ["mri", "microscopy"] if args.application == "both" else [args.application]
     extra = [f for f in args.flags.split(",") if f]
+    if args.smoke:  # nothing outside --run_dir is written
+        args.seeds, args.data_dir, args.out = "0", str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")
     try:
         seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     except ValueError:
@@ -221,15 +248,18 @@ def main(argv: list[str] | None = None) -> None:
     parts = []
     for app in apps:
         if args.data:
-            make_data(app, Path(args.data_dir))
+            make_data(app, Path(args.data_dir), args.smoke)
+        app_extra = extra
+        if args.smoke:
+            app_extra = [*SMOKE_FLAGS, *SMOKE_APP_FLAGS[app], *data_flags(app, Path(args.data_dir)), *extra]
         runs, seconds = [], 0.0
         for seed in seeds:
             run_dir = Path(args.run_dir) / app / f"seed{seed}"
             log_path = Path(args.run_dir) / app / f"seed{seed}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            seconds += run_compare(compare_command(app, run_dir, seed, extra), log_path)
+            seconds += run_compare(compare_command(app, run_dir, seed, app_extra), log_path)
             runs.append((seed, run_dir, log_path.read_text()))
-        shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", extra)
+        shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", app_extra)
         parts.append(section(app, shown, seconds, runs))
         print(parts[-1], flush=True)
     kept = previous_sections(previous)

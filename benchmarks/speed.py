@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/speed.py                   # everything (~20 min on 2 cores), writes RESULTS.md
     .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
+    .venv/bin/python benchmarks/speed.py --smoke           # tiny networks, one repeat: checks it runs (make test)
 
 Every row runs in its own subprocess (thread pools are fixed when TensorFlow starts, and a
 process's peak memory is its own), with the threads ``--threads=auto`` would choose for that
@@ -45,17 +46,24 @@ CONFIGS = {
     "mri_paper": ("mri", 320, MRI_PAPER),
     "microscopy_demo": ("microscopy", 32, MIC_DEMO),
     "microscopy_paper": ("microscopy", 64, MIC_PAPER),
+    # --smoke: the same code paths on tiny networks (seconds; numbers meaningless)
+    "mri_smoke": ("mri", 16, {"base_filters": 2, "depth": 2, "critic_filters": 2, "critic_layers": 1}),
+    "microscopy_smoke": ("microscopy", 16, {"base_filters": 2, "depth": 1, "critic_filters": 2, "critic_layers": 1,
+                                            "psf_size": 5}),
 }
+SMOKE = ("mri_smoke", "microscopy_smoke")
+# RESULTS.md from this heading on is measured by input_pipelines.py and out_of_core.py: kept on rewrite.
+KEPT = "\n## Input pipelines"
 METHODS = ("ot_cyclegan", "cyclegan", "supervised")
 
 
 # --- the child: one configuration -----------------------------------------------------------
-def matmul_peak(repeats: int = 5) -> float:
-    """Median float32 matmul GFLOP/s over sizes 2048 and 4096 (the practical peak)."""
+def matmul_peak(repeats: int = 5, sizes: tuple[int, ...] = (2048, 4096)) -> float:
+    """Median float32 matmul GFLOP/s over ``sizes`` (2048 and 4096: the practical peak)."""
     import tensorflow as tf
 
     rates = []
-    for n in (2048, 4096):
+    for n in sizes:
         a = tf.random.normal((n, n))
         mm = tf.function(lambda a: tf.matmul(a, a))
         mm(a).numpy()
@@ -210,9 +218,10 @@ def child(args) -> None:
 
 
 # --- the parent: every row, one table ---------------------------------------------------------
-def run_child(kind: str, name: str, method: str, repeats: int, threads: str = "auto") -> dict:
+def run_child(kind: str, name: str, method: str, repeats: int, threads: str = "auto",
+              peak_sizes: tuple[int, ...] = (2048, 4096)) -> dict:
     """One row in its own process, between two measurements of the matmul peak (this process)."""
-    before = matmul_peak(3)
+    before = matmul_peak(3, peak_sizes)
     command = [sys.executable, __file__, "--child", kind, "--name", name, "--method", method,
                "--repeats", str(repeats), "--threads", threads]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
@@ -220,7 +229,7 @@ def run_child(kind: str, name: str, method: str, repeats: int, threads: str = "a
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             row = json.loads(line[7:])
-            row.update(name=name, method=method, peak=(before + matmul_peak(3)) / 2)
+            row.update(name=name, method=method, peak=(before + matmul_peak(3, peak_sizes)) / 2)
             return row
     raise RuntimeError(f"{kind} {name} {method} failed:\n{out.stderr[-3000:]}")
 
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated configurations (default: all)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny networks, the OT step and the generator only, one repeat; prints, writes nothing")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="", help=argparse.SUPPRESS)
@@ -244,23 +255,33 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         args.kind = args.child
         return child(args)
-    import tensorflow as tf  # noqa: F401  (the parent's runtime, default threads: the matmul peak)
+    from tf_otcycle._startup import import_tensorflow
 
-    names = [n for n in args.only.split(",") if n] or list(CONFIGS)
+    import_tensorflow()  # the parent's runtime, default threads: the matmul peak
+
+    if args.smoke:
+        names, methods, peak_sizes = list(SMOKE), ("ot_cyclegan",), (256,)
+    else:
+        names = [n for n in args.only.split(",") if n] or [n for n in CONFIGS if n not in SMOKE]
+        methods, peak_sizes = METHODS, (2048, 4096)
     rows, infer = [], []
     for name in names:
-        repeats = args.repeats if "paper" not in name else 3
-        for method in METHODS:
-            rows.append(run_child("train", name, method, repeats))
+        repeats = 1 if args.smoke else args.repeats if "paper" not in name else 3
+        for method in methods:
+            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes))
             print(train_line(rows[-1]), flush=True)
-        rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
-        print(train_line(rows[-1]), flush=True)
+        if not args.smoke:
+            rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
+            print(train_line(rows[-1]), flush=True)
         solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
-        for method in solvers:
-            infer.append(run_child("infer", name, method, 3, "tensorflow"))  # the inference commands' threads
+        for method in solvers[: 1 if args.smoke else None]:
+            infer.append(run_child("infer", name, method, 1 if args.smoke else 3, "tensorflow", peak_sizes))
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)
-    if not args.only:
-        Path(args.out).write_text(report(rows, infer))
+    if not args.only and not args.smoke:
+        out = Path(args.out)
+        old = out.read_text() if out.exists() else ""
+        kept = KEPT + old.split(KEPT, 1)[1] if KEPT in old else ""  # sections other scripts measured
+        out.write_text(report(rows, infer) + kept)
         print(f"wrote {args.out}")
 
 

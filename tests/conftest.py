@@ -1,4 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, deterministic seeds, CPU only."""
+"""Shared test set-up: quiet TensorFlow, deterministic seeds, CPU only, the slow marker.
+
+``make test-fast`` runs ``-m "not slow"``: unit and in-process tests, under a minute.
+Slow: every test in ``tests/train/`` (each starts entry points in fresh processes), whole
+modules marked ``pytestmark = pytest.mark.slow`` and single tests marked
+``@pytest.mark.slow`` (a fresh process, a training run, several seconds of work).
+"""
 
 import os
 
@@ -13,3 +19,10 @@ import pytest  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/train/ is slow: entry points in fresh processes."""
+    for item in items:
+        if "/tests/train/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)

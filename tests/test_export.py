@@ -24,6 +24,8 @@ from tf_otcycle.export import (
 )
 from tf_otcycle.models import build_unet
 
+pytestmark = pytest.mark.slow  # fresh processes or training runs
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fresh processes or training runs
+
 ROOT = Path(__file__).resolve().parents[1]  # the scripts import tests.tiny
 SCRIPT = textwrap.dedent("""
     import sys

@@ -30,6 +30,7 @@ def _mri_data(n=4, size=32, seed=0):
     return {"x": x, "x_mask": masks, "y": y + 0.01 * rng.standard_normal(y.shape).astype(np.float32), "y_mask": y_masks}
 
 
+@pytest.mark.slow
 def test_train_step_counts_and_cycle_loss_decreases():
     model = _mri_model(n_critic=3)
     data = _mri_data()
@@ -70,6 +71,7 @@ def _volumes():
     return tf.data.Dataset.from_tensor_slices(data).batch(1)
 
 
+@pytest.mark.slow
 def test_trainable_psf_is_updated_with_generator_and_stays_valid():
     model = _microscopy_model(2, adam(1e-2), adam(1e-3))
     psf = model.forward_op
@@ -81,6 +83,7 @@ def test_trainable_psf_is_updated_with_generator_and_stays_valid():
     assert not np.allclose(psf.psf, before)
 
 
+@pytest.mark.slow
 def test_separate_optimizer_for_the_learned_psf():
     model = _microscopy_model(1, adam(1e-3), adam(1e-3), adam(1e-2))
     g, psf = model.generator, model.forward_op
@@ -107,6 +110,7 @@ def test_bad_batch():
         model.train_step({"y": tf.zeros((1, 16, 16, 2))})
 
 
+@pytest.mark.slow
 def test_fit_under_mirrored_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
@@ -168,6 +172,7 @@ def _twin_models(build, seed=0):
     return models
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("application", ["mri", "microscopy"])
 def test_shared_fakes_step_equals_the_plain_step(application):
     """G(y) and Hx computed once per step (train_step) give the same updates as recomputing

@@ -14,6 +14,8 @@ pytest.importorskip("tf2onnx")
 
 from tf_otcycle import model_zoo  # noqa: E402
 
+pytestmark = pytest.mark.slow  # fresh processes or training runs
+
 
 def _export(root, ndim, tile, overlap):
     keras.utils.set_random_seed(2)

@@ -5,6 +5,7 @@ Cartesian undersampling; clean images and measurements are drawn independently (
 """
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_otcycle import metrics
@@ -16,6 +17,8 @@ from tf_otcycle.physics.fft import channels_to_complex
 from tf_otcycle.training import adam
 
 SIZE = 32
+
+pytestmark = pytest.mark.slow  # a training run
 
 
 def _domain(n: int, seed: int):

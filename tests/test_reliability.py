@@ -43,6 +43,7 @@ def _data(bad_steps):
     return tf.data.Dataset.from_generator(gen, output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
 
 
+@pytest.mark.slow
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     model = _model()
     state = TrainState(model, tmp_path / "ckpt")
@@ -57,6 +58,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert weights_finite(model)
 
 
+@pytest.mark.slow
 def test_rollback_restores_halves_the_learning_rates_and_goes_on(tmp_path):
     model = _model()
     state = TrainState(model, tmp_path / "ckpt")
@@ -105,6 +107,7 @@ def test_random_states_are_checkpointed_and_older_checkpoints_still_resume(tmp_p
     assert "no random-generator states" in lines[0] and "Resumed from step" in lines[1]
 
 
+@pytest.mark.slow
 def test_checkpoint_steps_save_inside_epochs_once_per_step(tmp_path):
     model = _model()
     state = TrainState(model, tmp_path / "ckpt", max_to_keep=10)
@@ -116,6 +119,7 @@ def test_checkpoint_steps_save_inside_epochs_once_per_step(tmp_path):
     assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 1  # saved inside the second epoch
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_stops_it_naming_the_error_and_keeps_the_last_checkpoint(tmp_path):
     model = _model()
     state = TrainState(model, tmp_path / "ckpt")
@@ -204,6 +208,7 @@ def _ema_model(momentum):
     return TASK.build_model(config, steps_per_epoch=3)
 
 
+@pytest.mark.slow
 def test_averaged_weights_are_what_is_evaluated_and_training_is_unchanged(tmp_path):
     from tf_otcycle.training import AveragedWeights
 

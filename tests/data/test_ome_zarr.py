@@ -82,6 +82,7 @@ def test_blocks_give_the_whole_volume_result(shape, block):
     np.testing.assert_allclose(out, whole, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_deconvolve_command_ome_zarr_in_and_out_keeps_the_voxel_size(tmp_path, capsys):
     """python -m tf_otcycle.deconvolve on an OME-Zarr image: OME-Zarr out, the TIFF path's result."""
     import keras

@@ -17,6 +17,7 @@ def _stream(pool, n):
     return [float(pool(tf.constant([[k, k]], tf.float32)).numpy()[0, 0]) for k in range(n)]
 
 
+@pytest.mark.slow
 def test_fills_then_returns_the_new_sample_or_a_stored_one_half_the_time():
     pool = FakePool(4, (2,), seed=0)
     seen = _stream(pool, 400)
@@ -42,6 +43,7 @@ def test_batches_go_through_in_order_and_size_0_is_off():
     assert again.size == 3 and again.sample_shape == (2,)
 
 
+@pytest.mark.slow
 def test_model_with_pools_trains_and_checkpoints_them(tmp_path):
     def build():
         keras.utils.set_random_seed(0)

@@ -1,0 +1,56 @@
+"""Every benchmark script runs: its smoke mode (tiny sizes, one repeat) end to end.
+
+The numbers of a smoke run mean nothing; what is checked is that the script still runs
+against the package as it is and prints its table.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.scripts import ROOT, load_script
+
+pytestmark = pytest.mark.slow
+
+
+def test_input_pipelines_smoke():
+    rows = load_script("benchmarks/input_pipelines.py", "input_pipelines").main(["--smoke"])
+    assert [r.split(" | ")[1] for r in rows][:1] == ["h5py"] and len(rows) >= 2
+    assert all(float(r.rstrip(" |").rsplit("| ", 1)[1]) > 0 for r in rows)
+
+
+def test_out_of_core_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    row = load_script("benchmarks/out_of_core.py", "out_of_core").main(["--smoke"])
+    assert row.startswith("| (41, 164, 164) | 0.004 | 32 / 8 / 64 |")
+
+
+def test_speed_smoke():
+    proc = subprocess.run([sys.executable, "benchmarks/speed.py", "--smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    for name in ("mri_smoke", "microscopy_smoke"):
+        assert any(line.startswith(name) and "ot_cyclegan" in line and "ms" in line for line in lines), proc.stdout
+        assert any(line.startswith(name) and "generator" in line for line in lines), proc.stdout
+
+
+def test_quality_smoke(tmp_path):
+    load_script("benchmarks/quality.py", "quality_smoke").main(["--smoke", f"--run_dir={tmp_path}"])
+    text = (tmp_path / "QUALITY.md").read_text()
+    assert "## mri" in text and "## microscopy" in text and "| ot_cyclegan |" in text
+
+
+@pytest.mark.parametrize("application,variant", [("mri", "A"), ("microscopy", "M3")])
+def test_ablation_smoke(tmp_path, application, variant):
+    load_script("benchmarks/ablation.py", f"ablation_{application}").main(
+        ["--smoke", f"--application={application}", f"--run_root={tmp_path}"])
+    table = (tmp_path / f"ABLATION_{application}.md").read_text()
+    assert f"| {variant} |" in table
+
+
+def test_psf_conv_smoke(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["psf_conv.py", "--patch=16", "--kernel=5", "--repeats=1"])
+    load_script("benchmarks/psf_conv.py", "psf_conv").main()
+    assert "speed-up fft vs direct" in capsys.readouterr().out
