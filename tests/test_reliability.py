@@ -177,6 +177,8 @@ def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
     for a, b in zip(model.generator.get_weights(), kept):
         np.testing.assert_array_equal(a, b)
     assert "no validation PSNR" in select_networks(None, "best", "the last epoch (2)")
+    said = select_networks(best, "best", "the last epoch (1)", last_epoch=1)  # the best is the last
+    assert said == "Evaluating the best validation epoch, 1, the last one (validation PSNR 15.00 dB)."
 
 
 def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):

@@ -132,3 +132,21 @@ def test_atomic_writes_are_readable_by_others_as_the_umask_allows(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o644  # not mkstemp's 0600
     assert stat.S_IMODE((tmp_path / "folder" / "inner.txt").stat().st_mode) == 0o644
+
+
+def test_progress_numbers_epochs_of_the_run_and_shows_few_metrics(capsys):
+    """A resumed run's partial epoch reads 'Epoch 2/3', not 'Epoch 2/2'; the line keeps PROGRESS_KEYS."""
+    import keras
+    import numpy as np
+
+    from tf_otcycle.training import PROGRESS_KEYS, Progress
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", metrics=["mae"])
+    x, y = np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    model.fit(x, y, epochs=2, initial_epoch=1, batch_size=2, verbose=2, callbacks=[Progress(3)])
+    out = capsys.readouterr().out
+    assert "Epoch 2/3" in out and "Epoch 2/2" not in out
+    assert "loss:" in out and "mae" not in out and "loss" in PROGRESS_KEYS
+    model.fit(x, y, epochs=1, batch_size=2, verbose=2, callbacks=[Progress(1, None)])
+    assert "mae:" in capsys.readouterr().out  # --verbose: every metric

@@ -452,17 +452,47 @@ class AtEpochEnd(keras.callbacks.Callback):
             self.action(epoch + 1)
 
 
-def select_networks(best: BestCheckpoint | None, mode: str, last: str) -> str:
+# What the progress line shows unless --verbose (every metric is in TensorBoard): under 160 characters.
+PROGRESS_KEYS = ("loss", "cycle_x", "cycle_y", "wasserstein", "val_psnr", "val_psnr_input")
+
+
+class Progress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar (a live bar on a terminal, one line per epoch in a log) numbered
+    against the run's ``epochs`` (a resumed run's partial epoch is ``Epoch 2/20``, not
+    ``Epoch 2/2``), showing only ``keys`` of the metrics (all of them when ``keys`` is None)."""
+
+    def __init__(self, epochs: int, keys: tuple[str, ...] | None = PROGRESS_KEYS):
+        super().__init__()
+        self.total_epochs, self.keys = int(epochs), keys
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.total_epochs
+
+    def _shown(self, logs):
+        return logs if self.keys is None or not logs else {k: v for k, v in logs.items() if k in self.keys}
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, self._shown(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, self._shown(logs))
+
+
+def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoch: int | None = None) -> str:
     """Apply ``--select``: with ``mode == "best"`` load the networks ``best`` kept; say which are evaluated.
 
     ``last`` describes the networks in memory (e.g. ``"the last epoch (20, step 2000)"``); they
     stay when ``mode`` is ``"last"`` or no validation PSNR was recorded (``best`` None or empty).
+    ``last_epoch``: that epoch's number, so that a best epoch that is the last one is said so.
     """
     recorded = best.restore_best() if best is not None and mode == "best" else None
     if recorded is None:
         why = "--select=last" if mode == "last" else "no validation PSNR was recorded (--select=best needs --val_files with targets)"
         return f"Evaluating {last}: {why}."
     epoch, value = recorded
+    if last_epoch is not None and epoch == last_epoch:
+        return f"Evaluating the best validation epoch, {epoch}, the last one (validation PSNR {value:.2f} dB)."
     return (f"Evaluating the best validation epoch, {epoch} (validation PSNR {value:.2f} dB, kept in "
             f"{best.manager.directory}), rather than {last} (--select=last keeps the last).")
 

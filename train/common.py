@@ -32,10 +32,12 @@ from absl import app, flags, logging  # noqa: E402
 from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
 from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
 from tf_otcycle.training import (  # noqa: E402
+    PROGRESS_KEYS,
     AveragedWeights,
     BestCheckpoint,
     CheckpointCallback,
     NonFiniteGuard,
+    Progress,
     TrainingDiagnostics,
     TrainScalars,
     TrainState,
@@ -157,7 +159,8 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
 
 def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
     """Load the networks ``--select`` names (the best validation epoch, or the last); say which."""
-    return select_networks(best, config["select"], f"the last epoch ({state.current_epoch}, step {state.step})")
+    return select_networks(best, config["select"], f"the last epoch ({state.current_epoch}, step {state.step})",
+                           state.current_epoch)
 
 
 def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:
@@ -214,6 +217,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                 # validation adds val_* to the logs the diagnostics and the best-epoch record read
                 *([ValidationCallback(validation, run_dir / "logs"), best] if validation else []),
                 TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
+                Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS),  # last: sees val_* too
             ]
             try:
                 stop_on_sigterm()

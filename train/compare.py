@@ -35,8 +35,10 @@ from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
 from tf_otcycle.training import (
+    PROGRESS_KEYS,
     AveragedWeights,
     BestCheckpoint,
+    Progress,
     TrainScalars,
     ValidationCallback,
     save_flags,
@@ -101,11 +103,12 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best"))
     start = time.perf_counter()
+    callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,
               shuffle=False)
     seconds = time.perf_counter() - start
     last = f"the last epoch ({config['epochs']})"
-    print(f"{name}: {select_networks(best, config['select'], last)}", flush=True)
+    print(f"{name}: {select_networks(best, config['select'], last, config['epochs'])}", flush=True)
     generator = model.generator if hasattr(model, "generator") else model
     export_keras(generator, run_dir / name / "generator.keras")
     if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):

@@ -96,7 +96,7 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
     FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
     FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
-    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs (silenced by default)."),
+    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line."),
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
     FlagSpec("checkpoint_steps", "integer", 0,
              "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
