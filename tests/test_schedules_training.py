@@ -150,3 +150,16 @@ def test_progress_numbers_epochs_of_the_run_and_shows_few_metrics(capsys):
     assert "loss:" in out and "mae" not in out and "loss" in PROGRESS_KEYS
     model.fit(x, y, epochs=1, batch_size=2, verbose=2, callbacks=[Progress(1, None)])
     assert "mae:" in capsys.readouterr().out  # --verbose: every metric
+
+
+def test_help_groups_hold_every_flag_once_and_mark_the_required_ones():
+    from tf_otcycle import tasks
+    from tf_otcycle.tasks.base import COMMON_FLAGS, flag_groups, required_flags
+
+    for name in tasks.NAMES:
+        task = tasks.get(name)
+        groups = flag_groups(task)
+        shown = [spec.name for _, specs in groups for spec in specs]
+        assert sorted(shown) == sorted({f.name for f in COMMON_FLAGS} | {f.name for f in task.flags})
+        assert len(shown) == len(set(shown)) and groups[0][0] == f"{name}: data and physics"
+        assert set(required_flags(task)) == {"run_dir", "test_files", *task.training_files}

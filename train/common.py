@@ -30,7 +30,15 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_otcycle.evaluation import evaluate, write_report  # noqa: E402
-from tf_otcycle.tasks.base import COMMON_FLAGS, COMMON_KEYS, FlagSpec, Task, set_precision  # noqa: E402
+from tf_otcycle.tasks.base import (  # noqa: E402
+    COMMON_FLAGS,
+    COMMON_KEYS,
+    FlagSpec,
+    Task,
+    flag_groups,
+    required_flags,
+    set_precision,
+)
 from tf_otcycle.training import (  # noqa: E402
     PROGRESS_KEYS,
     AveragedWeights,
@@ -267,13 +275,22 @@ def stop_on_sigterm() -> None:
 def launch(task: Task, doc: str | None = None) -> None:
     """Run ``task``'s entry point: ``--help`` lists the task's and the training flags and exits 0."""
     if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
-        names = {spec.name for spec in COMMON_FLAGS} | {spec.name for spec in task.flags}
-        print((doc or "").strip() + "\n\nFlags (also read from --flagfile=FILE):")
-        for name in sorted(names):
-            flag = flags.FLAGS[name]
-            print(f"  --{name}: {flag.help}\n    (default: {flag.default!r})")
+        print(help_text(task, doc))
         sys.exit(0)
     app.run(main(task))
+
+
+def help_text(task: Task, doc: str | None = None) -> str:
+    """``--help``: the entry point's docstring, then its flags in groups, the required ones marked."""
+    required = required_flags(task)
+    lines = [(doc or "").strip(), "", "Flags (also read from --flagfile=FILE, one --name=value per line):"]
+    for title, specs in flag_groups(task):
+        lines += ["", f"{title}:"]
+        for spec in specs:
+            flag = flags.FLAGS[spec.name]
+            need = f" [{required[spec.name]}]" if spec.name in required else ""
+            lines.append(f"  --{spec.name}{need}: {flag.help}\n    (default: {flag.default!r})")
+    return "\n".join(lines)
 
 
 def configure_runtime(task: Task, config: dict) -> None:
@@ -291,6 +308,13 @@ def main(task: Task):
     """The ``app.run`` main of ``task``'s entry point."""
 
     def _main(argv):
+        try:
+            _run_main(argv)
+        except app.UsageError as e:  # one message naming the flag or file, not absl's usage text
+            print(f"error: {e}\nRun with --help for the flags.", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    def _run_main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         config = read_config(task.config_keys)

@@ -107,6 +107,34 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]
 
+# How --help groups the shared flags (a task's own flags come first, as "data and physics").
+HELP_GROUPS = (
+    ("run", ("run_dir", "epochs", "steps_per_epoch", "batch_size", "seed", "select", "eval_only", "export",
+             "num_panels", "checkpoint_every", "checkpoint_steps", "verbose")),
+    ("networks", ("base_filters", "depth", "critic_filters", "critic_layers", "critic_norm")),
+    ("objective", ("rho", "sigma", "cycle_gradients", "gp_weight", "gan_weight", "gan_warmup_steps",
+                   "cycle_warmup_steps", "n_critic", "fake_pool")),
+    ("optimisation", ("learning_rate", "critic_learning_rate", "decay_epoch", "beta_1", "beta_2", "ema_momentum")),
+    ("runtime", ("threads", "strategy", "mixed_precision", "deterministic", "resume_replay", "on_nan")),
+)
+
+
+def flag_groups(task) -> list[tuple[str, list[FlagSpec]]]:
+    """The flags of ``task``'s entry point in the groups ``--help`` shows: the task's own
+    (data and physics) first, then :data:`HELP_GROUPS`, then any shared flag not listed."""
+    common = {f.name: f for f in COMMON_FLAGS}
+    groups = [(f"{task.name}: data and physics", list(task.flags))]
+    groups += [(title, [common[n] for n in names if n in common]) for title, names in HELP_GROUPS]
+    listed = {n for _, names in HELP_GROUPS for n in names}
+    rest = [f for f in COMMON_FLAGS if f.name not in listed]
+    return groups + ([("other", rest)] if rest else [])
+
+
+def required_flags(task) -> dict[str, str]:
+    """Flag name -> when it is required (shown by ``--help``)."""
+    return {"run_dir": "required", **{n: "required to train" for n in task.training_files},
+            "test_files": "required"}
+
 
 def validate_common(config: dict) -> list[str]:
     """Problems with the shared training flags."""
