@@ -8,12 +8,12 @@ RUN    ?= runs
 
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test test-fast test-tfio lint demo demo-mri demo-microscopy demo-deblur2d bench clean
+.PHONY: install test test-fast test-tfio docs lint demo demo-mri demo-microscopy demo-deblur2d bench clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test,onnx,bioimageio,omezarr]'
+	$(BIN)/python -m pip install -e '.[test,onnx,bioimageio,omezarr,docs]'
 	@touch $(STAMP)
 
 # The optional tensorflow-io lane: its own venv on the newest TensorFlow tensorflow-io supports.
@@ -40,6 +40,10 @@ test-fast: $(STAMP)
 
 test-tfio: $(TFIO_STAMP)
 	TF_OTCYCLE_REQUIRE_TFIO=1 $(TFIO_VENV)/bin/python -m pytest -q $(TFIO_TESTS)
+
+# The documentation site (MkDocs + mkdocstrings) into build/site, warnings as errors.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check tf_otcycle train tests benchmarks

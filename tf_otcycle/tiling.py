@@ -104,8 +104,10 @@ def predict_blocks(
         read: ``read(window) -> float32 array`` of the input inside ``shape``.
         add: ``add(window, values)`` adds ``values`` to the output's ``window``.
         shape: the volume's ``(D, H, W)`` (or ``(H, W)``).
-        tile, overlap, batch_size: as for :func:`predict_tiled`.
+        tile: as for :func:`predict_tiled`.
+        overlap: as for :func:`predict_tiled`.
         block: voxels per axis of a group of tiles; None: the whole volume in one group.
+        batch_size: as for :func:`predict_tiled`.
     """
     nd = len(shape)
     tile = (tile,) * nd if isinstance(tile, int) else tuple(tile)
