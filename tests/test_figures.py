@@ -30,3 +30,23 @@ def test_evaluation_writes_figures_and_an_html_report(tmp_path):
     assert [f.name for f in figures] == ["test_v0_slice001.png"]
     page = (tmp_path / "report.html").read_text()
     assert "<td>zeros</td>" in page and 'src="test_v0_slice001.png"' in page
+
+
+def test_report_names_the_run_shows_its_settings_and_the_psf_figure(tmp_path):
+    from tf_otcycle.evaluation import write_psf_panel
+
+    run = tmp_path / "my_run"
+    (run / "eval").mkdir(parents=True)
+    (run / "flags.txt").write_text("--epochs=3\n--psf_size=5\n")
+    psf = np.zeros((5, 5, 5), np.float32)
+    psf[2, 2, 2] = 1.0
+    write_psf_panel(run / "psf" / "psf_sections.png", {"learned": psf, "true": psf})
+    png = tf.io.decode_png((run / "psf" / "psf_sections.png").read_bytes()).numpy()
+    assert png.shape[0] > png.shape[1] / 3  # two labelled rows of three sections
+    target = np.random.default_rng(1).random((2, 8, 8)).astype(np.float32)
+    report = evaluate({"input": lambda y: y}, [Sample(name="v.h5", group="", inputs=(target + 0.1,), target=target)],
+                      run / "eval", num_panels=0)
+    write_report(report, run / "eval")
+    page = (run / "eval" / "report.html").read_text()
+    assert "<title>Evaluation of my_run</title>" in page and "--psf_size=5" in page
+    assert 'src="../psf/psf_sections.png"' in page

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from tf_otcycle import metrics
 from tf_otcycle.figures import comparison_figure, write_html_report
@@ -143,9 +142,14 @@ def write_report(report: Report, out_dir: str | os.PathLike, extra: Mapping[str,
                              name="per_group")
     write_tables(rename(report.per_file), out_dir, ["method", "group", "file", *report.metric_names, time_col],
                  name="per_file")
-    write_html_report(out_dir, "Evaluation", {"Per method (mean and standard deviation over files)": table,
-                                              "Per method and test folder": per_group},
-                      sorted(Path(out_dir).glob("*.png")), notes=["Tables as CSV and Markdown beside this file."])
+    run_dir = Path(out_dir).resolve().parent
+    flags_file = run_dir / "flags.txt"
+    write_html_report(out_dir, f"Evaluation of {run_dir.name}",
+                      {"Per method (mean and standard deviation over files)": table,
+                       "Per method and test folder": per_group},
+                      [*sorted(Path(out_dir).glob("*.png")), *sorted((run_dir / "psf").glob("*.png"))],
+                      notes=[f"Run folder: {run_dir}. Tables as CSV and Markdown beside this file."],
+                      settings=flags_file.read_text() if flags_file.is_file() else "")
     return table
 
 
@@ -203,20 +207,36 @@ def volume_views(volume: np.ndarray) -> np.ndarray:
     return np.concatenate([top, bottom], axis=0)
 
 
-def write_psf_panel(path: str | os.PathLike, psfs: Sequence[np.ndarray]) -> None:
-    """PNG of the central XY / XZ / YZ sections of each PSF (rows), each scaled to its max."""
-    rows = []
-    for p in psfs:
+def write_psf_panel(path: str | os.PathLike, psfs: Mapping[str, np.ndarray]) -> None:
+    """PNG of the central sections of each PSF: one labelled row per PSF (e.g. learned, true),
+    columns XY, XZ, YZ for a 3-D PSF (one XY panel for a 2-D one), each row scaled to its maximum."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    def sections(p):
         if p.ndim == 2:
-            rows.append(p / (p.max() or 1.0))
-            continue
+            return {"XY": p}
         c = [n // 2 for n in p.shape]
-        xy, xz, yz = p[c[0]], p[:, c[1], :], p[:, :, c[2]]
-        h = max(xy.shape[0], xz.shape[0], yz.shape[0])
-        parts = [np.pad(s, ((0, h - s.shape[0]), (0, 1))) for s in (xy, xz, yz)]
-        row = np.concatenate(parts, axis=1)
-        rows.append(row / (row.max() or 1.0))
-    width = max(r.shape[1] for r in rows)
-    img = np.concatenate([np.pad(r, ((0, 1), (0, width - r.shape[1]))) for r in rows], axis=0)
-    img = np.kron(img, np.ones((4, 4)))  # enlarge small kernels for viewing
-    atomic_write_bytes(path, tf.io.encode_png((np.clip(img, 0, 1)[..., None] * 255).round().astype(np.uint8)).numpy())
+        return {"XY (central z)": p[c[0]], "XZ (central y)": p[:, c[1], :], "YZ (central x)": p[:, :, c[2]]}
+
+    rows = {name: sections(np.asarray(p, np.float32)) for name, p in psfs.items()}
+    cols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.2 * len(rows)), squeeze=False,
+                             constrained_layout=True)
+    for i, (name, row) in enumerate(rows.items()):
+        top = max(float(v.max()) for v in row.values()) or 1.0
+        for j, (label, image) in enumerate(row.items()):
+            axes[i, j].imshow(image / top, cmap="magma", vmin=0, vmax=1)
+            axes[i, j].set_title(f"{name}: {label}", fontsize=8)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+        for j in range(len(row), cols):
+            axes[i, j].set_visible(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

@@ -20,7 +20,8 @@ def comparison_figure(path: str | os.PathLike, images: Mapping[str, np.ndarray],
                       caption: str = "") -> None:
     """One column per method and one for the target: the images on the target's grey scale
     (top), ``|image - target|`` on one shared colour scale with a colour bar (bottom); each
-    column titled with the method and its scores (PSNR, SSIM). Written atomically as PNG.
+    column titled with the method and its scores (PSNR, SSIM). Errors are shown relative to the
+    target's maximum, so the colour bar reads the same in any file's units. Written atomically as PNG.
 
     Args:
         images: method -> 2-D image (a slice, or :func:`tf_otcycle.evaluation.volume_views`).
@@ -35,8 +36,8 @@ def comparison_figure(path: str | os.PathLike, images: Mapping[str, np.ndarray],
     scores = scores or {}
     names = [*images, "target"]
     arrays = [*images.values(), target]
-    errors = [np.abs(a - target) for a in images.values()]
     vmax = float(np.max(target)) or 1.0
+    errors = [np.abs(a - target) / vmax for a in images.values()]  # relative to the target's maximum
     emax = float(np.percentile(np.concatenate([e.ravel() for e in errors]), ERROR_PERCENTILE)) if errors else 1.0
     emax = emax or 1.0
     h, w = target.shape
@@ -57,7 +58,7 @@ def comparison_figure(path: str | os.PathLike, images: Mapping[str, np.ndarray],
             axes[row, col].set_yticks([])
     if errors:
         bar = fig.colorbar(shown, ax=axes[1, : len(errors)].tolist(), shrink=0.9)
-        bar.set_label(f"|output - target| (0 to the {ERROR_PERCENTILE:g}th percentile)", fontsize=7)
+        bar.set_label(f"|output - target| / max(target) (0 to the {ERROR_PERCENTILE:g}th percentile)", fontsize=7)
         bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -81,14 +82,17 @@ def markdown_table_html(markdown: str) -> str:
 
 
 def write_html_report(out_dir: str | os.PathLike, title: str, tables: Mapping[str, str],
-                      figures: Sequence[str | os.PathLike], notes: Sequence[str] = ()) -> Path:
+                      figures: Sequence[str | os.PathLike], notes: Sequence[str] = (), settings: str = "") -> Path:
     """``<out_dir>/report.html``: the tables (Markdown in), the figures (linked by relative
-    path, so the folder can be copied), and notes; written atomically. Returns its path."""
+    path, so the folder can be copied), notes and the run's settings (``flags.txt``);
+    written atomically. Returns its path."""
     out_dir = Path(out_dir)
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(n)}</p>" for n in notes]
     for name, markdown in tables.items():
         parts += [f"<h2>{html.escape(name)}</h2>", markdown_table_html(markdown)]
+    if settings:
+        parts += ["<h2>Settings (flags.txt)</h2>", f"<pre>{html.escape(settings)}</pre>"]
     if figures:
         parts.append("<h2>Figures</h2>")
     for fig in figures:

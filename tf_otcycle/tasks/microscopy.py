@@ -279,14 +279,14 @@ class BlurTask(Task):
         learned = model.forward_op.psf
         psf_dir = Path(run_dir) / "psf"
         self.write_psf(psf_dir / "learned_psf.tif", learned, config)
-        shown, lines = [learned], []
+        shown, lines = {"learned": learned}, []
         if config["true_psf"]:
             true = self.read_psf(config["true_psf"])
             sim = psf_similarity(learned, true, self.voxel_size(config))
             sim["ncc_initial"] = psf_similarity(self.initial_psf(config), true, self.voxel_size(config))["ncc"]
             atomic_write_text(psf_dir / "similarity.json", json.dumps(sim, indent=2) + "\n")
             write_tables([sim], psf_dir, list(sim), name="similarity")
-            shown.append(true)
+            shown["true"] = true
             axes = "zyx"[-learned.ndim:]
 
             def widths(kind):
