@@ -141,17 +141,19 @@ def time_calls(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def train_step_row(name: str, method: str, repeats: int) -> dict:
+def train_step_row(name: str, method: str, repeats: int, precision: str = "none") -> dict:
     import tensorflow as tf
 
     sys.path.insert(0, str(ROOT / "train"))
     import compare  # noqa: E402  (train/compare.py builds every method from the task's parts)
 
     from tf_otcycle import tasks
+    from tf_otcycle.tasks.base import set_precision
 
     task_name, size, overrides = CONFIGS[name]
     task = tasks.get(task_name)
-    config = _config(task, size, overrides)
+    config = _config(task, size, {**overrides, "mixed_precision": precision})
+    set_precision(config)
     model = compare.build_model(task, method, config, None)
     batch = _batch(task_name, size, config["batch_size"])
     data = batch if method != "supervised" else (batch["y"], batch["x"])
@@ -209,7 +211,7 @@ def child(args) -> None:
     task = tasks.get(task_name)
     threads = set_threads(args.threads, task.step_work(_config(task, size, overrides)))  # before any TF op
     if args.kind == "train":
-        row = train_step_row(args.name, args.method, args.repeats)
+        row = train_step_row(args.name, args.method, args.repeats, args.mixed_precision)
     else:
         row = inference_row(args.name, args.method, args.repeats)
     row["threads"] = "tensorflow" if threads is None else f"{threads[0]},{threads[1]}"
@@ -219,11 +221,11 @@ def child(args) -> None:
 
 # --- the parent: every row, one table ---------------------------------------------------------
 def run_child(kind: str, name: str, method: str, repeats: int, threads: str = "auto",
-              peak_sizes: tuple[int, ...] = (2048, 4096)) -> dict:
+              peak_sizes: tuple[int, ...] = (2048, 4096), precision: str = "none") -> dict:
     """One row in its own process, between two measurements of the matmul peak (this process)."""
     before = matmul_peak(3, peak_sizes)
     command = [sys.executable, __file__, "--child", kind, "--name", name, "--method", method,
-               "--repeats", str(repeats), "--threads", threads]
+               "--repeats", str(repeats), "--threads", threads, "--mixed_precision", precision]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
     for line in out.stdout.splitlines():
@@ -245,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated configurations (default: all)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--methods", default=",".join(METHODS), help="train-step methods (default: all three)")
+    parser.add_argument("--mixed_precision", default="none", choices=["none", "mixed_bfloat16", "mixed_float16"],
+                        help="the networks' dtype policy in the train-step rows (printed only unless none)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny networks, the OT step and the generator only, one repeat; prints, writes nothing")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
@@ -263,21 +268,21 @@ def main(argv: list[str] | None = None) -> None:
         names, methods, peak_sizes = list(SMOKE), ("ot_cyclegan",), (256,)
     else:
         names = [n for n in args.only.split(",") if n] or [n for n in CONFIGS if n not in SMOKE]
-        methods, peak_sizes = METHODS, (2048, 4096)
+        methods, peak_sizes = tuple(m for m in args.methods.split(",") if m), (2048, 4096)
     rows, infer = [], []
     for name in names:
         repeats = 1 if args.smoke else args.repeats if "paper" not in name else 3
         for method in methods:
-            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes))
+            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes, precision=args.mixed_precision))
             print(train_line(rows[-1]), flush=True)
-        if not args.smoke:
+        if not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
             rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
             print(train_line(rows[-1]), flush=True)
         solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
-        for method in solvers[: 1 if args.smoke else None]:
+        for method in solvers[: 1 if args.smoke else 0 if args.mixed_precision != "none" else None]:
             infer.append(run_child("infer", name, method, 1 if args.smoke else 3, "tensorflow", peak_sizes))
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)
-    if not args.only and not args.smoke:
+    if not args.only and not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
         out = Path(args.out)
         old = out.read_text() if out.exists() else ""
         kept = KEPT + old.split(KEPT, 1)[1] if KEPT in old else ""  # sections other scripts measured
