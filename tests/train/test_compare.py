@@ -39,7 +39,7 @@ def test_compare_mri(tmp_path):
             f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2", *TRAIN]
     out = run(args)
     for name in ("supervised", "cyclegan", "ot_cyclegan"):  # --select=best: each kept its best validation epoch
-        assert f"{name}: Evaluating the best validation epoch, 1 (validation PSNR" in out
+        assert f"{name}: Evaluating the best validation epoch, 1, the last one (validation PSNR" in out
         assert (run_dir / name / "best" / "checkpoint").exists()
     table = rows(run_dir)
     assert table[0][:4] == ["method", "psnr", "ssim", "nmse"]
