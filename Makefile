@@ -31,7 +31,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check tf_otcycle train tests benchmarks
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The working loop: unit and in-process tests (not marked slow), under a minute on 2 cores.
 test-fast: $(STAMP)
