@@ -62,12 +62,13 @@ def row(name: str, reader: str, data_rate: float, train_rate: float) -> str:
             f"{data_rate / train_rate:.1f} |")
 
 
-def mri_rows(root: Path, size: int, steps: int) -> list[str]:
-    """The unpaired MRI pipeline with each reader against the demo network's step."""
+def mri_rows(root: Path, size: int, steps: int, filters: int = 16) -> list[str]:
+    """The unpaired MRI pipeline with each reader against the demo network's step (``filters`` 16)."""
     write_mri_dataset(root / "mri", size=size, slices=4, num_clean=8, num_measured=8, num_val=0, num_test=0)
     clean = fastmri.inspect_files(sorted(map(str, (root / "mri" / "clean").glob("*.h5"))), size)
     measured = fastmri.inspect_files(sorted(map(str, (root / "mri" / "measured").glob("*.h5"))), size)
-    model = OTCycleGAN(build_unet(2, 2, depth=4, base_filters=16, residual=True), FFTMask(), build_patchgan(2, 2, 16, 3))
+    model = OTCycleGAN(build_unet(2, 2, depth=4 if filters > 2 else 2, base_filters=filters, residual=True), FFTMask(),
+                       build_patchgan(2, 2, filters, 3 if filters > 2 else 1))
     model.compile(adam(1e-4), adam(1e-4))
     out, train_rate = [], None
     for reader in readers():
@@ -78,8 +79,8 @@ def mri_rows(root: Path, size: int, steps: int) -> list[str]:
     return out
 
 
-def microscopy_row(root: Path, size: int, steps: int) -> str:
-    """The unpaired TIFF patch pipeline against the demo network's step."""
+def microscopy_row(root: Path, size: int, steps: int, filters: int = 8) -> str:
+    """The unpaired TIFF patch pipeline against the demo network's step (``filters`` 8)."""
     write_microscopy_dataset(root / "mic", shape=(size, 3 * size, 3 * size), num_blurred=3, num_sharp=3, num_val=0,
                              num_test=0, test_wavelengths_nm=(), psf_shape=(9, 9, 9))
     blurred = tiff.load_domain(sorted(map(str, (root / "mic" / "train" / "blurred").glob("*_blurred.tif"))), size)
@@ -90,9 +91,10 @@ def microscopy_row(root: Path, size: int, steps: int) -> str:
     psf = PSFConv3D(kernel, learn_gain=True)
     psf.set_psf(np.ones((kernel,) * 3))
     model = OTCycleGAN(
-        build_unet(3, 1, depth=2, base_filters=8, bottleneck_convs=1, activation="relu", output_activation="sigmoid"),
-        psf, build_multiscale_patchgan(3, 1, 8, 2, spatial_shape=(size,) * 3, seed=0),
-        build_multiscale_patchgan(3, 1, 8, 2, spatial_shape=(size,) * 3, seed=1))
+        build_unet(3, 1, depth=2, base_filters=filters, bottleneck_convs=1, activation="relu",
+                   output_activation="sigmoid"),
+        psf, build_multiscale_patchgan(3, 1, filters, 2, spatial_shape=(size,) * 3, seed=0),
+        build_multiscale_patchgan(3, 1, filters, 2, spatial_shape=(size,) * 3, seed=1))
     model.compile(adam(1e-4), adam(1e-4))
     train_rate = step_rate(model, next(iter(ds)), max(3, steps // 3))
     return row(f"microscopy {size}^3", "-", data_rate, train_rate)
@@ -105,7 +107,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     args = parser.parse_args(argv)
     mri_size, mic_size, steps = (16, 16, 2) if args.smoke else (128, 32, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [*mri_rows(Path(tmp), mri_size, steps), microscopy_row(Path(tmp), mic_size, steps)]
+        if args.smoke:  # tiny networks: the same code paths in seconds
+            rows = [*mri_rows(Path(tmp), mri_size, steps, 2), microscopy_row(Path(tmp), mic_size, steps, 2)]
+        else:
+            rows = [*mri_rows(Path(tmp), mri_size, steps), microscopy_row(Path(tmp), mic_size, steps)]
     print(HEADER, *rows, sep="\n")
     return rows
 
