@@ -118,14 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.block < 1:
             parser.error("--block must be >= 1")
         pairs = []
-    try:
-        pairs = pairs if lazy else plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite,
-                                                args.skip_existing)
-    except ValueError as e:
-        parser.error(str(e))
-    if not pairs and not lazy:
-        print("Nothing to do: every output exists (--skip_existing).")
-        return 0
+    else:
+        try:
+            pairs = plan_outputs(args.input, args.output, (".tif", ".tiff", ".png"), args.overwrite,
+                                 args.skip_existing)
+        except ValueError as e:
+            parser.error(str(e))
+        if not pairs:
+            print("Nothing to do: every output exists (--skip_existing).")
+            return 0
     if args.overlap is None:
         args.overlap = args.tile // 4
     if args.tile < 4 or not 0 <= args.overlap <= args.tile // 2:

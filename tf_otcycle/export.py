@@ -286,6 +286,12 @@ def export_mri_generator(
                              input_spec=spec)
 
 
+def blurred_spec(ndim: int = 3) -> tf.TensorSpec:
+    """The blur tasks' generator input: ``blurred (B, D, H, W, 1)`` float32 (``(B, H, W, 1)``
+    with ``ndim=2``), any batch and spatial size."""
+    return tf.TensorSpec([None] * (ndim + 1) + [1], tf.float32, name="blurred")
+
+
 def microscopy_archive(generator: keras.Model, ndim: int = 3) -> keras.export.ExportArchive:
     """``serving_default``: ``blurred (B, D, H, W, 1) float32`` in [0, 1] (``(B, H, W, 1)``
     with ``ndim=2``) -> ``deconvolved``."""
@@ -296,7 +302,7 @@ def microscopy_archive(generator: keras.Model, ndim: int = 3) -> keras.export.Ex
         return {"deconvolved": generator(blurred, training=False)}
 
     archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None] * (ndim + 1) + [1], tf.float32, name="blurred")]
+        "serving_default", serve, input_signature=[blurred_spec(ndim)]
     )
     return archive
 
@@ -312,9 +318,8 @@ def export_microscopy_generator(
 
     export_dir = Path(export_dir)
     archive = microscopy_archive(generator, np.ndim(psf))
-    spec = tf.TensorSpec([None] * (np.ndim(psf) + 1) + [1], tf.float32, name="blurred")
     paths = _export_generator(generator, archive, export_dir, model_name, settings, extras=(np.asarray(psf),),
-                              input_spec=spec)
+                              input_spec=blurred_spec(np.ndim(psf)))
     if paths.get("unchanged"):
         return {**paths, "psf": export_dir / "learned_psf.tif"}
     voxel = (settings or {}).get("voxel_size") if np.ndim(psf) == 3 else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -85,8 +86,6 @@ def _bounded(window, shape):
 
 def blocks(shape: Sequence[int], size: Sequence[int]) -> Iterator[tuple[slice, ...]]:
     """The windows of a grid of ``size`` blocks covering ``shape`` (the last ones clipped)."""
-    import itertools
-
     ranges = [range(0, n, s) for n, s in zip(shape, size)]
     for starts in itertools.product(*ranges):
         yield tuple(slice(a, min(a + s, n)) for a, s, n in zip(starts, size, shape))
