@@ -130,7 +130,7 @@ def _axes(ndim: int, sizes, voxel_size, halo: int | None):
 
 
 def describe(folder: Path, name: str, settings: dict, ndim: int, multiple: int, tile: int, halo: int,
-             opset: int, authors: list[str]):
+             opset: int, authors: list[str], tensors: tuple[str, str] = ("test_input.npy", "test_output.npy")):
     """The ``ModelDescr`` of the files in ``folder`` (test tensors, weights, README, cover, PSF)."""
     from bioimageio.spec.model import v0_5 as spec
 
@@ -142,13 +142,13 @@ def describe(folder: Path, name: str, settings: dict, ndim: int, multiple: int, 
     inputs = spec.InputTensorDescr(
         id=spec.TensorId("blurred"), description="blurred stack (or image), one channel",
         axes=_axes(ndim, sizes, voxel_size, None), data=data,
-        test_tensor=spec.FileDescr(source=folder / "test_input.npy"),
+        test_tensor=spec.FileDescr(source=folder / tensors[0]),
         preprocessing=[spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(axes=spatial, min_percentile=0.0,
                                                                            max_percentile=100.0))])
     outputs = spec.OutputTensorDescr(
         id=spec.TensorId("deconvolved"), description="deconvolved, in the normalised [0, 1] range",
         axes=_axes(ndim, None, voxel_size, halo), data=data,
-        test_tensor=spec.FileDescr(source=folder / "test_output.npy"))
+        test_tensor=spec.FileDescr(source=folder / tensors[1]))
     from tf_otcycle import __version__
 
     config = {"tf_otcycle": {k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, list))}}
@@ -218,8 +218,9 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
     name = name or f"tf_otcycle {task} deconvolution"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        np.save(folder / "test_input.npy", x[None, ..., None])
-        np.save(folder / "test_output.npy", np.asarray(y, np.float32))
+        tensors = test_tensor_names(x)
+        np.save(folder / tensors[0], x[None, ..., None])
+        np.save(folder / tensors[1], np.asarray(y, np.float32))
         onnx_path = model_path.with_name(ONNX_NAME)
         if not onnx_path.is_file():
             export_onnx(generator, onnx_path, _input_spec(ndim))
@@ -227,7 +228,8 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
         (folder / "learned_psf.tif").write_bytes(psf_path.read_bytes())
         (folder / "README.md").write_text(readme(settings, name))
         cover(x, np.asarray(y)[0, ..., 0], folder / "cover.png")
-        description = describe(folder, name, settings, ndim, multiple, tile, halo, _opset(onnx_path), list(authors))
+        description = describe(folder, name, settings, ndim, multiple, tile, halo, _opset(onnx_path), list(authors),
+                               tensors)
         from bioimageio.spec import save_bioimageio_package
 
         with atomic_path(output) as tmp_zip:
@@ -235,6 +237,16 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
             if check:
                 _check(tmp_zip, output)
     return output
+
+
+def test_tensor_names(x: np.ndarray) -> tuple[str, str]:
+    """File names of the test input and output, unique to the input's content: bioimageio.core
+    caches a package's files by name, and two packages with a ``test_input.npy`` each were
+    measured here to swap their test tensors (a 2-D package tested with a 3-D input)."""
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:12]
+    return f"test_input_{digest}.npy", f"test_output_{digest}.npy"
 
 
 def _centre(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
