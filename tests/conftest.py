@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the package sets it (tf_otcycle._startup.enable_onednn)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -44,3 +44,29 @@ def test_the_command_names_the_seed_and_its_run_dir(quality):
     command = quality.compare_command("mri", Path("runs/q/mri/seed2"), 2, ["--epochs=1"])
     assert command[1:] == ["train/compare.py", "--flagfile=benchmarks/quality_mri.flags",
                            "--run_dir=runs/q/mri/seed2", "--seed=2", "--epochs=1"]
+
+
+def test_set_targets_compare_with_the_best_classical_row(quality):
+    table = _table(input=23.7, richardson_lucy=24.5, richardson_lucy_tv=24.9, ot_cyclegan=25.7)
+    table["richardson_lucy_tv"]["ssim"] = 0.6
+    lines = quality.target_lines(table, quality.SET_TARGETS)
+    assert "- NOT met: ot_cyclegan >= best classical + 1 dB" in lines  # 0.8 dB above RL-TV, the best
+    assert "- met: ot_cyclegan >= input + 1.36 dB" in lines
+    assert "- NOT met: ot_cyclegan SSIM > input and best classical SSIM" in lines
+    table["ot_cyclegan"]["psnr"] = 26.0
+    assert "- met: ot_cyclegan >= best classical + 1 dB" in quality.target_lines(table, quality.SET_TARGETS)
+
+
+def test_group_table_and_sections_kept_by_name(quality, tmp_path):
+    runs = []
+    for seed, (a, b) in enumerate([(24.0, 20.0), (26.0, 21.0)]):
+        run_dir = tmp_path / f"seed{seed}"
+        (run_dir / "eval").mkdir(parents=True)
+        (run_dir / "eval" / "per_group.csv").write_text(
+            f"method,group,psnr,ssim\nrichardson_lucy,test_nuclei,{a},0.5\nrichardson_lucy,test_beads,{b},0.4\n")
+        runs.append((seed, run_dir, ""))
+    lines = quality.group_table(runs)
+    assert lines[0] == "| method | test_beads | test_nuclei |"
+    assert lines[2] == "| richardson_lucy | 20.50 | 25.00 |"
+    text = "# Q\n\n## mri\n\nm\n\n## microscopy: beads\n\nb\n\n## Notes\n\nkept\n"
+    assert quality.previous_sections(text) == {"mri": "## mri\n\nm\n", "microscopy: beads": "## microscopy: beads\n\nb\n"}

@@ -35,8 +35,20 @@ def wants_tensorflow_logs() -> bool:
     return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
 
 
+def enable_onednn() -> None:
+    """Use oneDNN's CPU kernels unless ``TF_ENABLE_ONEDNN_OPTS`` says otherwise.
+
+    TensorFlow turns them on by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on others
+    (e.g. AVX2-only AMD EPYC) its own 3-D convolution gradients are 4-40x slower (a 32^3
+    microscopy OT step: benchmarks/RESULTS.md). Effective only before TensorFlow is imported.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
 def import_tensorflow() -> None:
-    """Import TensorFlow (once) and probe its devices, quietly unless logs are wanted."""
+    """Import TensorFlow (once) with oneDNN (:func:`enable_onednn`) and probe its devices,
+    quietly unless logs are wanted."""
+    enable_onednn()
     if "tensorflow" in sys.modules or wants_tensorflow_logs():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its later C++ INFO/WARNING lines too

@@ -573,7 +573,7 @@ MAY_CHANGE_ON_RESUME = frozenset({
     "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files", "val_slices",
     "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf", "pls_lambda",
     "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads", "deterministic", "resume_replay",
-    "checkpoint_steps", "select",
+    "checkpoint_steps", "select", "rl_iterations_grid", "rl_tv_weight", "rl_tv_weight_grid", "pls_lambda_grid",
 })
 
 

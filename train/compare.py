@@ -15,7 +15,8 @@ the last epoch; the log names the epoch kept.
 
 Methods: ``input`` (zero-filled / blurred), ``supervised`` (same generator, matched pairs),
 ``cyclegan`` (conventional, two deep generators), ``classical`` (the task's: PLS-TV for MRI,
-Richardson-Lucy for the blur tasks), ``ot_cyclegan`` (the paper's), and the trivial
+Richardson-Lucy with and without TV for the blur tasks, their settings chosen on the
+``--val_files`` from the grid flags, the choice in the log), ``ot_cyclegan`` (the paper's), and the trivial
 references ``zeros`` / ``mean`` where the task offers them. Nothing here depends on the task.
 """
 
@@ -151,11 +152,13 @@ def methods_for(task, config, data, models) -> dict:
             if not found:
                 raise app.UsageError(f"--methods: {name!r} is not offered by the {task.name} task")
             methods.update(found)
-        elif name == "classical":
-            try:
-                methods[task.classical_name] = task.classical_method(config, data, models.get("ot_cyclegan"))
-            except ValueError as e:
-                raise app.UsageError(str(e)) from None
+        elif name == "classical":  # every classical solver, its settings chosen on the validation files
+            for row in task.classical_rows():
+                try:
+                    methods[row], chosen = task.tuned_classical(config, data, models.get("ot_cyclegan"), row)
+                except ValueError as e:
+                    raise app.UsageError(str(e)) from None
+                print(f"classical {chosen}", flush=True)
         else:
             model = models[name]
             generator = model.generator if hasattr(model, "generator") else model

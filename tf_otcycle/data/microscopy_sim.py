@@ -95,10 +95,29 @@ def simulate(
     rng = np.random.RandomState(seed)
     gt = microtubules(shape, rng, voxel_aspect=voxel_size[0] / voxel_size[2])
     psf = born_wolf_psf(psf_shape, voxel_size, wavelength, numerical_aperture, refractive_index)
+    return acquire(gt, psf, rng, gain, sigma, peak)
+
+
+def acquire(
+    gt: np.ndarray,
+    psf: np.ndarray,
+    rng: np.random.RandomState,
+    gain: float = 7.0,
+    sigma: float = 3.0,
+    peak: float = 255.0,
+    offset: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """A widefield acquisition of any ground truth: ``{"gt", "blurred_clean", "blurred", "psf"}``.
+
+    ``gt`` (any rank of ``psf``) is blurred by ``psf``, both scaled so the blurred volume's
+    99.9th percentile is ``peak`` gray levels, then ``m Poisson(b / m) + N(0, sigma^2)``
+    (:func:`add_noise`) plus a camera ``offset`` is drawn.
+    """
     clean = blur(gt, psf)
     scale = peak / max(float(np.percentile(clean, 99.9)), 1e-12)
     gt, clean = gt * np.float32(scale), clean * np.float32(scale)
-    return {"gt": gt, "blurred_clean": clean, "blurred": add_noise(clean, rng, gain, sigma), "psf": psf}
+    noisy = add_noise(clean, rng, gain, sigma) + np.float32(offset)
+    return {"gt": gt, "blurred_clean": clean, "blurred": noisy, "psf": psf}
 
 
 def simulate_widefield_2d(
@@ -124,8 +143,4 @@ def simulate_widefield_2d(
     gt = microtubules((6, h, w), rng, voxel_aspect=2.0).max(axis=0)
     psf = born_wolf_psf((1, psf_size, psf_size), (0.2, pixel_size, pixel_size), wavelength, numerical_aperture,
                         refractive_index)[0]
-    psf = psf / psf.sum()
-    clean = blur(gt, psf)
-    scale = peak / max(float(np.percentile(clean, 99.9)), 1e-12)
-    gt, clean = gt * np.float32(scale), clean * np.float32(scale)
-    return {"gt": gt, "blurred_clean": clean, "blurred": add_noise(clean, rng, gain, sigma), "psf": psf.astype(np.float32)}
+    return acquire(gt, (psf / psf.sum()).astype(np.float32), rng, gain, sigma, peak)

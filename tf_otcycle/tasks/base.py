@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_otcycle import metrics
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.layers import FakePool
 from tf_otcycle.model import CYCLE_GRADIENTS, OTCycleGAN
@@ -241,11 +242,21 @@ def numbers(text: str, name: str, count: int) -> tuple[float, ...]:
     return values
 
 
+def grid_values(text: str | None, name: str) -> list[float]:
+    """A grid flag's comma-separated positive numbers, in order; empty for an empty flag;
+    ``ValueError`` naming the flag otherwise."""
+    return list(numbers(text, name, len(text.split(",")))) if text else []
+
+
 def divisible(name: str, size: int, depth: int) -> list[str]:
     """The error for a size the U-Net cannot pool ``depth`` times, if any."""
     if depth >= 0 and size % (2**depth):
         return [f"--{name} {size} must be divisible by 2**depth = {2 ** depth}"]
     return []
+
+
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"--{k}={v:g}" if isinstance(v, float) else f"--{k}={v}" for k, v in settings.items())
 
 
 class Task:
@@ -258,6 +269,7 @@ class Task:
     training_files: tuple[str, ...] = ()  # the flags of the two unpaired training domains
     unit: str = "file"  # what evaluation times are reported per (slice, volume, image)
     classical_name: str = "classical"  # the name of the classical baseline in tables
+    classical_names: tuple[str, ...] = ()  # every classical row of --methods=classical; default (classical_name,)
 
     @property
     def config_keys(self) -> list[str]:
@@ -386,9 +398,48 @@ class Task:
         """Trivial references the task offers (``zeros``, ``mean``), for those in ``names``."""
         return {}
 
-    def classical_method(self, config: dict, data: dict, model: OTCycleGAN | None = None) -> Method:
-        """The classical solver (PLS-TV, Richardson-Lucy), given the trained OT model if any."""
+    def classical_method(self, config: dict, data: dict, model: OTCycleGAN | None = None, name: str | None = None
+                         ) -> Method:
+        """The classical solver ``name`` (one of :meth:`classical_rows`; default the first) with
+        the settings in ``config``, given the trained OT model if any."""
         raise NotImplementedError
+
+    def classical_rows(self) -> tuple[str, ...]:
+        """The classical solvers' table names (PLS-TV; Richardson-Lucy with and without TV)."""
+        return self.classical_names or (self.classical_name,)
+
+    def classical_grid(self, config: dict, name: str) -> list[dict]:
+        """Settings (flag -> value) of solver ``name`` to choose from on the validation files;
+        empty: use ``config``'s."""
+        return []
+
+    def tuned_classical(self, config: dict, data: dict, model: OTCycleGAN | None = None, name: str | None = None
+                        ) -> tuple[Method, str]:
+        """Solver ``name`` with the settings of :meth:`classical_grid` that give the highest mean
+        PSNR on the ``--val_files`` (as a user tunes a classical method on data with ground
+        truth), and a line saying what was chosen; ``config``'s settings when there is no grid
+        or no validation file with a target."""
+        name = name or self.classical_rows()[0]
+        grid = self.classical_grid(config, name)
+        fixed = self.classical_method(config, data, model, name)
+        if not grid or not data["files"].get("val_files"):
+            return fixed, f"{name}: flag settings (not tuned: {'no grid' if not grid else 'no --val_files'})"
+        try:
+            samples = list(self.samples(config, data, "val_files"))
+        except ValueError as e:  # validation files without ground truth
+            return fixed, f"{name}: flag settings (not tuned: {e})"
+        scores = []
+        for settings in grid:
+            method = self.classical_method({**config, **settings}, data, model, name)
+            psnr = np.mean([metrics.psnr(s.target, s.to_target(method(*s.inputs))) for s in samples])
+            scores.append((float(psnr), settings))
+        best_psnr, best = max(scores, key=lambda t: t[0])
+        tried = "; ".join(f"{_settings_text(st)}: {p:.2f}" for p, st in scores)
+        edges = [k for k, v in best.items() if len(values := sorted({g[k] for g in grid})) > 2 and v in (values[0], values[-1])]
+        edge = f" (at the grid's edge of {', '.join('--' + k for k in edges)})" if edges else ""
+        line = (f"{name}: {_settings_text(best)} chosen on {len(samples)} --val_files file(s), validation PSNR "
+                f"{best_psnr:.2f} dB{edge} (tried {tried})")
+        return self.classical_method({**config, **best}, data, model, name), line
 
     def validation(self, config: dict, data: dict, model: keras.Model) -> Callable[[], tuple[dict, dict]] | None:
         """Per-epoch validation scalars and panels for a model (OT or baseline), or None."""

@@ -30,6 +30,7 @@ from tf_otcycle.tasks.base import (
     Task,
     batch_size,
     divisible,
+    grid_values,
     learning_rate,
     logit,
     numbers,
@@ -58,6 +59,7 @@ class BlurTask(Task):
     ndim = 3
     unit = "volume"
     classical_name = "richardson_lucy"
+    classical_names = ("richardson_lucy", "richardson_lucy_tv")
     training_files = ("blurred_files", "sharp_files")
 
     # --- shared flag checks ------------------------------------------------------------------
@@ -74,10 +76,12 @@ class BlurTask(Task):
         if config["tile_overlap"] is not None and not 0 <= config["tile_overlap"] <= config["patch_size"] // 2:
             errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config['patch_size'] // 2}], "
                           f"got {config['tile_overlap']}")
-        try:
-            parse_noise(config["measurement_noise"])
-        except ValueError as e:
-            errors.append(str(e))
+        for check in (lambda: parse_noise(config["measurement_noise"]), lambda: rl_grid(config),
+                      lambda: grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")):
+            try:
+                check()
+            except ValueError as e:
+                errors.append(str(e))
         return errors
 
     # --- data ----------------------------------------------------------------------------------
@@ -220,7 +224,19 @@ class BlurTask(Task):
             methods["mean"] = lambda v: np.full_like(v, mean)
         return methods
 
-    def classical_method(self, config, data, model=None):
+    def classical_grid(self, config, name):
+        """Richardson-Lucy's iteration counts (and RL-TV's weights) of the grid flags."""
+        counts = [{"rl_iterations": n} for n in rl_grid(config)]
+        if name != "richardson_lucy_tv":
+            return counts
+        weights = grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")
+        if not counts and not weights:
+            return []
+        counts = counts or [{"rl_iterations": config["rl_iterations"]}]
+        return [{**c, "rl_tv_weight": w} for c in counts for w in (weights or [config["rl_tv_weight"]])]
+
+    def classical_method(self, config, data, model=None, name=None):
+        tv_weight = config["rl_tv_weight"] if name == "richardson_lucy_tv" else 0.0
         if config["rl_psf"] == "true":
             if not config["true_psf"]:
                 raise ValueError("--rl_psf=true needs --true_psf")
@@ -232,7 +248,7 @@ class BlurTask(Task):
         else:
             psf = self.initial_psf(config)
         # RL preserves flux, not the [0, 1] range: rescale its output like every input.
-        return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"]))
+        return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"], tv_weight))
 
     def write_psf(self, path, psf, config) -> None:
         tiff.write_stack(path, psf, self.voxel_size(config) if psf.ndim == 3 else None)
@@ -332,6 +348,14 @@ def wavelengths(config: dict) -> list[float]:
     return sorted(set(values))
 
 
+def rl_grid(config: dict) -> list[int]:
+    """``--rl_iterations_grid`` as whole numbers; ``ValueError`` naming the flag."""
+    counts = grid_values(config["rl_iterations_grid"], "rl_iterations_grid")
+    if any(not float(n).is_integer() for n in counts):
+        raise ValueError(f"--rl_iterations_grid: expected whole numbers, got {config['rl_iterations_grid']!r}")
+    return [int(n) for n in counts]
+
+
 def data_statistics(volumes: dict | None) -> dict:
     """Initial output biases (logits of the sharp and blurred domains' means) and the gain
     (blurred mean / sharp mean) of the learned PSF."""
@@ -370,7 +394,14 @@ BLUR_FLAGS = (
              "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
              "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE."),
     FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4."),
-    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline)."),
+    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned."),
+    FlagSpec("rl_iterations_grid", "string", "5,10,20,40,80,160",
+             "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a "
+             "user tunes the classical baseline; empty: --rl_iterations."),
+    FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned."),
+    FlagSpec("rl_tv_weight_grid", "string", "0.0005,0.001,0.002,0.005,0.01,0.02",
+             "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
+             "empty: --rl_tv_weight."),
     FlagSpec("rl_psf", "enum", "true", "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
              ("true", "learned", "initial")),
 )

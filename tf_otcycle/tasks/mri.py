@@ -29,6 +29,7 @@ from tf_otcycle.tasks.base import (
     Task,
     batch_size,
     divisible,
+    grid_values,
     pipeline_seed,
     shard,
 )
@@ -113,7 +114,11 @@ class MRITask(Task):
         FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
         FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch."),
         FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end."),
-        FlagSpec("pls_lambda", "float", 0.02, "TV weight of the PLS-TV baseline (images normalised to unit std)."),
+        FlagSpec("pls_lambda", "float", 0.02, "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
+                 "tuned."),
+        FlagSpec("pls_lambda_grid", "string", "0.002,0.005,0.01,0.02,0.05,0.1",
+                 "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical "
+                 "baseline; empty: --pls_lambda."),
         FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline."),
     )
 
@@ -126,6 +131,10 @@ class MRITask(Task):
             errors.append(f"--center_fraction must be in [0, 1), got {config['center_fraction']}")
         elif config["acceleration"] >= 1 and config["center_fraction"] * config["acceleration"] > 1:
             errors.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
+        try:
+            grid_values(config["pls_lambda_grid"], "pls_lambda_grid")
+        except ValueError as e:
+            errors.append(str(e))
         if config["crop_size"] < 1:
             errors.append(f"--crop_size must be >= 1, got {config['crop_size']}")
         else:
@@ -214,7 +223,10 @@ class MRITask(Task):
             return {f"{name}+dc": with_data_consistency(method)}
         return {}
 
-    def classical_method(self, config, data, model=None):
+    def classical_grid(self, config, name):
+        return [{"pls_lambda": w} for w in grid_values(config["pls_lambda_grid"], "pls_lambda_grid")]
+
+    def classical_method(self, config, data, model=None, name=None):
         def pls(y, mask):
             x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"], config["pls_iterations"])
             return complex_to_channels(x).numpy()
