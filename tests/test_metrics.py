@@ -32,3 +32,15 @@ def test_tf_metrics_agree_with_numpy():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="shape"):
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_psnr_affine_forgives_an_intensity_offset_and_scale_only():
+    from tf_otcycle import metrics
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((8, 16, 16)).astype(np.float32)
+    assert metrics.psnr_affine(gt, 3 * gt + 1) > 100
+    noisy = gt + 0.05 * rng.standard_normal(gt.shape).astype(np.float32)
+    assert metrics.psnr_affine(gt, 2 * noisy - 0.5) == pytest.approx(metrics.psnr_affine(gt, noisy), abs=1e-4)
+    assert metrics.psnr_affine(gt, noisy) == pytest.approx(metrics.psnr(gt, noisy), abs=0.2)
+    assert metrics.psnr_affine(gt, noisy) >= metrics.psnr(gt, noisy)

@@ -176,9 +176,31 @@ def test_select_networks_loads_the_best_epoch_or_keeps_the_last(tmp_path):
     assert said.startswith("Evaluating the best validation epoch, 1 (validation PSNR 15.00 dB")
     for a, b in zip(model.generator.get_weights(), kept):
         np.testing.assert_array_equal(a, b)
-    assert "no validation PSNR" in select_networks(None, "best", "the last epoch (2)")
+    assert "no validation score" in select_networks(None, "best", "the last epoch (2)")
     said = select_networks(best, "best", "the last epoch (1)", last_epoch=1)  # the best is the last
     assert said == "Evaluating the best validation epoch, 1, the last one (validation PSNR 15.00 dB)."
+
+
+def test_best_checkpoint_falls_back_to_measurement_consistency_without_targets(tmp_path):
+    from tf_otcycle.training import BestCheckpoint, select_networks
+
+    model = _model()
+    best = BestCheckpoint({"generator": model.generator}, tmp_path / "best")
+    for epoch, score in enumerate([-0.5, -0.1, -0.3]):  # no val_psnr: validation files without targets
+        best.on_epoch_end(epoch, {"val_consistency": score, "val_chi2": 1.1})
+    assert best.recorded() == (2, -0.1) and best.monitor == "val_consistency"
+    resumed = BestCheckpoint({"generator": model.generator}, tmp_path / "best")
+    assert resumed.recorded() == (2, -0.1) and resumed.monitor == "val_consistency"
+    said = select_networks(resumed, "best", "the last epoch (3)")
+    assert said.startswith("Evaluating the best validation epoch, 2 (measurement consistency -0.100 (-|log chi^2|")
+    psnr_first = BestCheckpoint({"generator": model.generator}, tmp_path / "both")
+    psnr_first.on_epoch_end(0, {"val_psnr": 20.0, "val_consistency": -0.5})
+    psnr_first.on_epoch_end(1, {"val_psnr": 19.0, "val_consistency": -0.01})
+    assert psnr_first.recorded() == (1, 20.0) and psnr_first.monitor == "val_psnr"
+    only = BestCheckpoint({"generator": model.generator}, tmp_path / "only", ("val_consistency",))
+    only.on_epoch_end(0, {"val_psnr": 20.0, "val_consistency": -0.5})
+    only.on_epoch_end(1, {"val_psnr": 19.0, "val_consistency": -0.01})
+    assert only.recorded() == (2, -0.01)
 
 
 def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):

@@ -190,13 +190,13 @@ def richardson_lucy(blurred: np.ndarray, psf: np.ndarray, iterations: int = 30, 
         raise ValueError(f"blurred: expected {psf.ndim} spatial axes (or a batch of them) for a {psf.ndim}-D PSF, "
                          f"got shape {y.shape}")
     batch = y if batched else y[None]
-    x = _compiled(_richardson_lucy, None, iterations=int(iterations), tv_weight=float(tv_weight))(
-        tf.constant(batch[..., None]), tf.constant(psf))
+    x = _compiled(_richardson_lucy, None, tv_weight=float(tv_weight))(  # one trace serves every iteration count
+        tf.constant(batch[..., None]), tf.constant(psf), tf.constant(int(iterations)))
     x = x.numpy()[..., 0]
     return x if batched else x[0]
 
 
-def _richardson_lucy(_, y: tf.Tensor, psf: tf.Tensor, iterations: int, tv_weight: float) -> tf.Tensor:
+def _richardson_lucy(_, y: tf.Tensor, psf: tf.Tensor, iterations: tf.Tensor, tv_weight: float) -> tf.Tensor:
     """The RL loop on ``(B, *spatial, 1)``: the PSF spectrum once, one FFT pair per blur."""
     blur, blur_adjoint = convolution.fixed_kernel(psf, y.shape[1:-1])
     x = tf.fill(tf.shape(y), 0.5)

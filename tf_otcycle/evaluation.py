@@ -8,7 +8,9 @@ sample, scores it with each metric of :data:`METRICS` and aggregates the scores 
 labelled PNG figures (:mod:`tf_otcycle.figures`).
 
 Conventions (fastMRI's ``evaluate.py``): PSNR over the whole array with the target's
-maximum as data range, SSIM per 2-D slice (first axis) with the same range, NMSE.
+maximum as data range, SSIM per 2-D slice (first axis) with the same range, NMSE; and the
+PSNR after a least-squares affine intensity fit of the output to the target (deconvolution
+benchmarks' convention, where a method's intensity scale is arbitrary).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "psnr": metrics.psnr,
     "ssim": metrics.ssim,
     "nmse": metrics.nmse,
+    "psnr_affine": metrics.psnr_affine,  # after the least-squares intensity fit a * output + b
 }
 
 

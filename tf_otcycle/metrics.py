@@ -41,6 +41,15 @@ def psnr(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> f
     return float(peak_signal_noise_ratio(gt, pred, data_range=data_range))
 
 
+def psnr_affine(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
+    """PSNR after the least-squares affine intensity fit ``a * pred + b`` to ``gt``: what
+    deconvolution benchmarks report when the intensity scale of an output is arbitrary."""
+    g, p = _pair(gt, pred)
+    p = p.astype(np.float64).ravel()
+    (a, b), *_ = np.linalg.lstsq(np.stack([p, np.ones_like(p)], 1), g.astype(np.float64).ravel(), rcond=None)
+    return psnr(gt, (a * pred.astype(np.float64) + b).astype(np.float32), data_range)
+
+
 def ssim(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
     """Mean SSIM over 2-D slices (first axis of a volume), volume max as data range.
 

@@ -306,48 +306,80 @@ class TrainScalars(keras.callbacks.Callback):
         self.writer.flush()
 
 
+# What --select=best can keep an epoch by, in order of preference: a log key and how to say it.
+CRITERIA = {
+    "val_psnr": "validation PSNR {:.2f} dB",
+    "val_consistency": "measurement consistency {:.3f} (-|log chi^2| of the --val_files' residual under the noise "
+                       "model, 0 at best; needs no targets)",
+}
+
+
 class BestCheckpoint(keras.callbacks.Callback):
-    """Keep the networks of the epoch with the highest validation ``monitor`` (``val_psnr``)
-    in ``directory`` (one checkpoint, replaced atomically when an epoch beats it), with that
-    epoch and value; a resumed run compares against the recorded best.
+    """Keep the networks of the epoch with the highest validation ``monitor`` in ``directory``
+    (one checkpoint, replaced atomically when an epoch beats it), with that epoch and value; a
+    resumed run compares against the recorded best.
 
     Args:
         networks: what to keep, e.g. ``{"generator": G, "forward_op": H}``.
         directory: the checkpoint folder (``<run_dir>/best``).
-        monitor: the log key (written by :class:`ValidationCallback`, which must come first).
+        monitor: the log key (written by :class:`ValidationCallback`, which must come first), or
+            several in order of preference: each epoch uses the first one in the logs (the
+            validation PSNR where the validation files have targets, else the measurement
+            consistency).
     """
 
-    def __init__(self, networks: dict, directory: str | os.PathLike, monitor: str = "val_psnr"):
+    def __init__(self, networks: dict, directory: str | os.PathLike,
+                 monitor: str | tuple[str, ...] = ("val_psnr", "val_consistency")):
         super().__init__()
-        self.monitor = monitor
+        self.monitors = (monitor,) if isinstance(monitor, str) else tuple(monitor)
         self.value = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_value")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.criterion = tf.Variable(0, dtype=tf.int64, trainable=False, name="criterion")
         self.networks = networks
-        self.checkpoint = tf.train.Checkpoint(**networks, value=self.value, epoch=self.best_epoch)
+        self.checkpoint = tf.train.Checkpoint(**networks, value=self.value, epoch=self.best_epoch,
+                                              criterion=self.criterion)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=1)
         recorded = self.recorded()
         if recorded is not None:  # resume: the record to beat, not the weights
             self.best_epoch.assign(recorded[0])
             self.value.assign(recorded[1])
 
+    @property
+    def monitor(self) -> str:
+        """The log key the kept epoch was (or will be) chosen by."""
+        return self.monitors[min(int(self.criterion.numpy()), len(self.monitors) - 1)]
+
     def recorded(self) -> tuple[int, float] | None:
-        """``(epoch, value)`` of the kept checkpoint, or None."""
+        """``(epoch, value)`` of the kept checkpoint, or None; sets :attr:`monitor` to its criterion."""
         latest = self.manager.latest_checkpoint
         if latest is None:
             return None
         reader = tf.train.load_checkpoint(latest)
+        if reader.has_tensor("criterion/.ATTRIBUTES/VARIABLE_VALUE"):  # absent in runs kept by PSNR alone
+            self.criterion.assign(int(reader.get_tensor("criterion/.ATTRIBUTES/VARIABLE_VALUE")))
         return (int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
                 float(reader.get_tensor("value/.ATTRIBUTES/VARIABLE_VALUE")))
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or not np.isfinite(value) or float(value) <= float(self.value.numpy()):
+        logs = logs or {}
+        found = [i for i, m in enumerate(self.monitors) if logs.get(m) is not None]
+        if not found:
+            return
+        value = logs[self.monitors[found[0]]]
+        if self.best_epoch.numpy() > 0 and found[0] != int(self.criterion.numpy()):
+            return  # the kept epoch was chosen by another criterion: values do not compare
+        if not np.isfinite(value) or float(value) <= float(self.value.numpy()):
             return
         if not all(np.all(np.isfinite(v.numpy())) for n in self.networks.values() for v in n.variables):
             return
         self.value.assign(float(value))
         self.best_epoch.assign(epoch + 1)
+        self.criterion.assign(found[0])
         self.manager.save()
+
+    def describe(self, value: float) -> str:
+        """``value`` of the kept epoch in words (its criterion's)."""
+        return CRITERIA.get(self.monitor, self.monitor + " {:.4g}").format(value)
 
     def restore_best(self) -> tuple[int, float] | None:
         """Load the kept networks; return their ``(epoch, value)``, or None when none was kept."""
@@ -453,7 +485,7 @@ class AtEpochEnd(keras.callbacks.Callback):
 
 
 # What the progress line shows unless --verbose (every metric is in TensorBoard): under 160 characters.
-PROGRESS_KEYS = ("loss", "cycle_x", "cycle_y", "wasserstein", "val_psnr", "val_psnr_input")
+PROGRESS_KEYS = ("loss", "cycle_x", "cycle_y", "wasserstein", "val_psnr", "val_psnr_input", "val_chi2")
 
 
 class Progress(keras.callbacks.ProgbarLogger):
@@ -480,20 +512,21 @@ class Progress(keras.callbacks.ProgbarLogger):
 
 
 def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoch: int | None = None) -> str:
-    """Apply ``--select``: with ``mode == "best"`` load the networks ``best`` kept; say which are evaluated.
+    """Apply ``--select``: with ``mode`` ``"best"`` or ``"consistency"`` load the networks ``best``
+    kept; say which are evaluated.
 
     ``last`` describes the networks in memory (e.g. ``"the last epoch (20, step 2000)"``); they
     stay when ``mode`` is ``"last"`` or no validation PSNR was recorded (``best`` None or empty).
     ``last_epoch``: that epoch's number, so that a best epoch that is the last one is said so.
     """
-    recorded = best.restore_best() if best is not None and mode == "best" else None
+    recorded = best.restore_best() if best is not None and mode != "last" else None
     if recorded is None:
-        why = "--select=last" if mode == "last" else "no validation PSNR was recorded (--select=best needs --val_files with targets)"
+        why = "--select=last" if mode == "last" else "no validation score was recorded (--select=best needs --val_files)"
         return f"Evaluating {last}: {why}."
     epoch, value = recorded
     if last_epoch is not None and epoch == last_epoch:
-        return f"Evaluating the best validation epoch, {epoch}, the last one (validation PSNR {value:.2f} dB)."
-    return (f"Evaluating the best validation epoch, {epoch} (validation PSNR {value:.2f} dB, kept in "
+        return f"Evaluating the best validation epoch, {epoch}, the last one ({best.describe(value)})."
+    return (f"Evaluating the best validation epoch, {epoch} ({best.describe(value)}, kept in "
             f"{best.manager.directory}), rather than {last} (--select=last keeps the last).")
 
 

@@ -165,6 +165,11 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
     return plan + ([(initial_epoch + 1, epochs, steps)] if initial_epoch + 1 < epochs else [])
 
 
+def select_monitor(config: dict) -> tuple[str, ...]:
+    """The validation log keys ``--select`` keeps an epoch by, in order of preference."""
+    return ("val_consistency",) if config["select"] == "consistency" else ("val_psnr", "val_consistency")
+
+
 def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
     """Load the networks ``--select`` names (the best validation epoch, or the last); say which."""
     return select_networks(best, config["select"], f"the last epoch ({state.current_epoch}, step {state.step})",
@@ -201,7 +206,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         state = TrainState(model, run_dir / "checkpoints")
     if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
-    best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best")
+    best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best",
+                          select_monitor(config))
     # --ema_momentum: validation, --select and the export see the averaged weights
     averaged = AveragedWeights.of(model.g_optimizer)
     if config["eval_only"]:
@@ -295,7 +301,11 @@ def help_text(task: Task, doc: str | None = None) -> str:
 
 def configure_runtime(task: Task, config: dict) -> None:
     """``--threads`` and ``--deterministic``, before TensorFlow's runtime starts (the thread
-    pools are created with it; ``make_strategy`` lists devices, which starts it)."""
+    pools are created with it; ``make_strategy`` lists devices, which starts it); TensorFlow's
+    INFO lines (saver sharding, asset writes) only with ``--verbose``."""
+    if not config["verbose"]:
+        logging.set_verbosity(logging.WARNING)
+    tf.config.optimizer.set_experimental_options({"remapping": False})  # avoids a noisy grappler error
     try:
         set_threads(config["threads"], task.step_work(config))
     except ValueError as e:
@@ -318,8 +328,6 @@ def main(task: Task):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         config = read_config(task.config_keys)
-        if not config["verbose"]:  # TF's INFO lines (saver sharding, asset writes) only with --verbose
-            logging.set_verbosity(logging.WARNING)
         configure_runtime(task, config)
         strategy = make_strategy(config["strategy"])  # first op: multi-worker needs it before any other
         run(task, config, check(task, config), strategy)

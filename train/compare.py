@@ -100,9 +100,10 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
     best = None
     if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
         callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
-        if config["select"] == "best":
+        if config["select"] != "last":
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
-            callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best"))
+            callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
+                                                    common.select_monitor(config)))
     start = time.perf_counter()
     callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,

@@ -73,3 +73,19 @@ def test_the_microscopy_task_estimates_the_noise_of_its_measurements(tmp_path):
     assert task.noise(none, task.resolve_data(none)) == {"noise_gain": 0.0, "noise_floor": 0.0}
     assert task.noise(dict(config, measurement_noise="0.1,0.2"), None) == {"noise_gain": 0.1, "noise_floor": 0.2}
     assert tasks.get("mri").noise(tasks.get("mri").default_config(), None) == {}  # MRI's clean images carry noise already
+
+
+def test_chi_square_is_one_for_the_truth_and_tells_smooth_from_overfitted():
+    from scipy import ndimage
+
+    from tf_otcycle.physics.noise import affine_match, chi_square
+
+    rng = np.random.default_rng(0)
+    truth = ndimage.gaussian_filter((rng.random((16, 64, 64)) > 0.9).astype(float), 1.0) * 8 + 0.2
+    gain, floor = 0.01, 1e-4
+    y = truth + np.sqrt(gain * truth + floor) * rng.standard_normal(truth.shape)
+    assert chi_square(y, truth, gain, floor) == pytest.approx(1.0, abs=0.03)
+    assert chi_square(y, ndimage.gaussian_filter(truth, 3), gain, floor) > 1.2  # misses structure
+    assert chi_square(y, 0.5 * y + 0.5 * truth, gain, floor) < 0.5  # has fitted the noise
+    scaled = affine_match(3 * truth + 2, y)  # an unknown offset and scale are fitted away
+    np.testing.assert_allclose(scaled, truth, atol=0.02)

@@ -66,7 +66,8 @@ def test_compare_microscopy(tmp_path):
     table = rows(run_dir)
     assert out.count("--psf_fit_epochs, epoch 1: emission wavelength") == 1  # the OT model's PSF only
     assert (run_dir / "ot_cyclegan" / "psf" / "wavelength_fit.json").exists()
-    assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "ot_cyclegan"]
+    assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "richardson_lucy_tv",
+                                     "ot_cyclegan"]
     assert "train_seconds" in table[0] and float(table[-1][table[0].index("train_seconds")]) > 0
 
 

@@ -77,7 +77,8 @@ def test_compare_on_the_third_application(data, tmp_path):
          "--methods=input,zeros,mean,supervised,cyclegan,classical,ot_cyclegan"])
     with open(run_dir / "eval" / "metrics.csv") as f:
         names = [r["method"] for r in csv.DictReader(f)]
-    assert names == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "ot_cyclegan"]
+    assert names == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "richardson_lucy_tv",
+                     "ot_cyclegan"]
 
 
 def test_bad_images_name_the_file(data, tmp_path):

@@ -99,6 +99,26 @@ def _affine_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, flo
     return float(a), float(b)
 
 
+def affine_match(signal: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``c0 + c1 * signal`` with ``(c0, c1)`` fitted to ``y`` by least squares: a prediction of
+    ``y`` in ``y``'s units when ``signal``'s offset and scale are unknown (e.g. both normalised
+    by their own minimum and maximum)."""
+    s = np.asarray(signal, np.float64).ravel()
+    (c1, c0), *_ = np.linalg.lstsq(np.stack([s, np.ones_like(s)], 1), np.asarray(y, np.float64).ravel(), rcond=None)
+    return (c0 + c1 * np.asarray(signal, np.float64)).astype(np.float32)
+
+
+def chi_square(y: np.ndarray, signal: np.ndarray, gain: float, floor: float) -> float:
+    """Mean squared residual of ``y`` against a noise-free ``signal`` in units of the noise
+    variance ``gain * signal + floor``: about 1 when ``signal`` is the truth, above 1 when it
+    misses structure (too smooth, or wrong), below 1 when it has fitted the noise (the
+    discrepancy principle). The variance is kept above 1e-3 of its mean (``floor`` may be 0)."""
+    y, signal = np.asarray(y, np.float64), np.asarray(signal, np.float64)
+    variance = gain * np.maximum(signal, 0) + floor
+    variance = np.maximum(variance, 1e-3 * float(np.mean(variance)) + 1e-20)
+    return float(np.mean((y - signal) ** 2 / variance))
+
+
 def parse_noise(value: str) -> tuple[float, float] | None:
     """``--measurement_noise``: ``"auto"`` -> None (estimate), ``"none"`` -> (0, 0), ``"A,B"`` -> (A, B)."""
     text = str(value).strip().lower()

@@ -103,7 +103,9 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
              "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
     FlagSpec("select", "enum", "best",
              "The networks evaluated and exported: best (the epoch of highest validation PSNR, kept in RUN/best/; "
-             "needs --val_files with targets, else the last) or last.", ("best", "last")),
+             "where the --val_files have no targets, of best measurement consistency, where the task has it; else "
+             "the last), consistency (by measurement consistency even with targets) or last.",
+             ("best", "consistency", "last")),
     FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]

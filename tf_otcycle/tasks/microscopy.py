@@ -22,8 +22,20 @@ from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
-from tf_otcycle.physics.noise import estimate_poisson_gaussian, parse_noise
-from tf_otcycle.physics.psf import born_wolf_psf, centre_to, flat_psf, gaussian_psf, psf_similarity
+from tf_otcycle.physics.noise import (
+    affine_match,
+    chi_square,
+    estimate_poisson_gaussian,
+    parse_noise,
+)
+from tf_otcycle.physics.psf import (
+    blur,
+    born_wolf_psf,
+    centre_to,
+    flat_psf,
+    gaussian_psf,
+    psf_similarity,
+)
 from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength
 from tf_otcycle.tasks.base import (
     FlagSpec,
@@ -267,16 +279,21 @@ class BlurTask(Task):
         predict = self.generator_method(config, generator)
         views = volume_views if self.ndim == 3 else (lambda a: a)
         forward_op = getattr(model, "forward_op", None)
+        noise = estimate_poisson_gaussian([blurred])  # of this file, in its normalised units
 
         def evaluate():
             out = predict(blurred)
-            scalars = {"val/change": relative_change(out, blurred)}
+            psf = getattr(forward_op, "psf", None)  # the OT model's learned PSF (a deep F has none)
+            chi2 = chi_square(blurred, affine_match(blur(out, psf if psf is not None else self.initial_psf(config)),
+                                                     blurred), *noise)
+            scalars = {"val/change": relative_change(out, blurred), "val/chi2": chi2,
+                       "val/consistency": -abs(float(np.log(max(chi2, 1e-12))))}
             panels = [views(blurred), views(out)]
             if gt is not None:
-                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0)})
+                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0),
+                                "val/psnr_affine": metrics.psnr_affine(gt, out, 1.0)})
                 panels.append(views(gt))
             images = {"val/input_output_target": np.concatenate(panels, axis=1)[None, ..., None]}
-            psf = getattr(forward_op, "psf", None)  # the OT model's learned PSF (a deep F has none)
             if psf is not None:
                 if psf.ndim == 3:
                     c = [n // 2 for n in psf.shape]
@@ -399,7 +416,7 @@ BLUR_FLAGS = (
              "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a "
              "user tunes the classical baseline; empty: --rl_iterations."),
     FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned."),
-    FlagSpec("rl_tv_weight_grid", "string", "0.0005,0.001,0.002,0.005,0.01,0.02",
+    FlagSpec("rl_tv_weight_grid", "string", "0.001,0.002,0.005,0.01,0.02,0.05",
              "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
              "empty: --rl_tv_weight."),
     FlagSpec("rl_psf", "enum", "true", "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",

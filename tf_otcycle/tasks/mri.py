@@ -131,6 +131,8 @@ class MRITask(Task):
             errors.append(f"--center_fraction must be in [0, 1), got {config['center_fraction']}")
         elif config["acceleration"] >= 1 and config["center_fraction"] * config["acceleration"] > 1:
             errors.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
+        if config["select"] == "consistency":
+            errors.append("--select=consistency: the mri task has no measurement-consistency score; use best or last")
         try:
             grid_values(config["pls_lambda_grid"], "pls_lambda_grid")
         except ValueError as e:
