@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -130,7 +131,8 @@ def _axes(ndim: int, sizes, voxel_size, halo: int | None):
 
 
 def describe(folder: Path, name: str, settings: dict, ndim: int, multiple: int, tile: int, halo: int,
-             opset: int, authors: list[str], tensors: tuple[str, str] = ("test_input.npy", "test_output.npy")):
+             opset: int, authors: list[str], tensors: tuple[str, str] = ("test_input.npy", "test_output.npy"),
+             weights: str = "generator.onnx"):
     """The ``ModelDescr`` of the files in ``folder`` (test tensors, weights, README, cover, PSF)."""
     from bioimageio.spec.model import v0_5 as spec
 
@@ -164,7 +166,7 @@ def describe(folder: Path, name: str, settings: dict, ndim: int, multiple: int, 
         attachments=[spec.FileDescr(source=folder / "learned_psf.tif")],
         tags=["deconvolution", "fluorescence-light-microscopy", "3d" if ndim == 3 else "2d", "cyclegan", "onnx"],
         inputs=[inputs], outputs=[outputs],
-        weights=spec.WeightsDescr(onnx=spec.OnnxWeightsDescr(source=folder / "generator.onnx", opset_version=opset)),
+        weights=spec.WeightsDescr(onnx=spec.OnnxWeightsDescr(source=folder / weights, opset_version=opset)),
         config=spec.Config(**config),
     )
 
@@ -224,12 +226,14 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
         onnx_path = model_path.with_name(ONNX_NAME)
         if not onnx_path.is_file():
             export_onnx(generator, onnx_path, _input_spec(ndim))
-        (folder / "generator.onnx").write_bytes(onnx_path.read_bytes())
+        onnx_bytes = onnx_path.read_bytes()
+        weights = content_name("generator", ".onnx", onnx_bytes)  # unique, as the test tensors' names
+        (folder / weights).write_bytes(onnx_bytes)
         (folder / "learned_psf.tif").write_bytes(psf_path.read_bytes())
         (folder / "README.md").write_text(readme(settings, name))
         cover(x, np.asarray(y)[0, ..., 0], folder / "cover.png")
         description = describe(folder, name, settings, ndim, multiple, tile, halo, _opset(onnx_path), list(authors),
-                               tensors)
+                               tensors, weights)
         from bioimageio.spec import save_bioimageio_package
 
         with atomic_path(output) as tmp_zip:
@@ -239,14 +243,19 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
     return output
 
 
-def test_tensor_names(x: np.ndarray) -> tuple[str, str]:
-    """File names of the test input and output, unique to the input's content: bioimageio.core
-    caches a package's files by name, and two packages with a ``test_input.npy`` each were
-    measured here to swap their test tensors (a 2-D package tested with a 3-D input)."""
+def content_name(stem: str, suffix: str, data: bytes) -> str:
+    """``<stem>_<12 hex digits of data's SHA-256><suffix>``: bioimageio.core caches a package's
+    files by name, and two packages with a ``test_input.npy`` (or a ``generator.onnx``) each
+    were measured here to swap them (a 2-D package tested with a 3-D input, or 3-D weights)."""
     import hashlib
 
-    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:12]
-    return f"test_input_{digest}.npy", f"test_output_{digest}.npy"
+    return f"{stem}_{hashlib.sha256(data).hexdigest()[:12]}{suffix}"
+
+
+def test_tensor_names(x: np.ndarray) -> tuple[str, str]:
+    """File names of the test input and output, unique to the input's content (:func:`content_name`)."""
+    data = np.ascontiguousarray(x).tobytes()
+    return content_name("test_input", ".npy", data), content_name("test_output", ".npy", data)
 
 
 def _centre(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -277,7 +286,14 @@ def _check(zip_path: Path, shown_as: Path) -> None:
     """``bioimageio.core.test_model`` on the written zip; raise with the failed checks' messages."""
     from bioimageio.core import test_model
 
-    summary = test_model(zip_path)
+    # Tested under a name unique to its content: bioimageio caches what it unpacks by name,
+    # and two packages written as model.zip one after the other were measured to mix.
+    unique = zip_path.with_name(content_name("package", ".zip", zip_path.read_bytes()))
+    shutil.copyfile(zip_path, unique)
+    try:
+        summary = test_model(unique)
+    finally:
+        unique.unlink(missing_ok=True)
     if summary.status != "passed":
         failed = [f"{d.name}: {'; '.join(str(e.msg) for e in d.errors)[:300]}" for d in summary.details
                   if d.status == "failed"]
