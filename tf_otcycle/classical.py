@@ -17,16 +17,29 @@ from tf_otcycle.physics.psf import odd_centred
 
 def _grad(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Forward differences over H and W with a zero last row/column, ``(B, H, W, C)`` -> 2 x ``(B, H, W, C)``."""
-    dy = tf.concat([x[:, 1:] - x[:, :-1], tf.zeros_like(x[:, :1])], axis=1)
-    dx = tf.concat([x[:, :, 1:] - x[:, :, :-1], tf.zeros_like(x[:, :, :1])], axis=2)
-    return dy, dx
+    return _shift_diff(x, 1), _shift_diff(x, 2)
 
 
 def _div(py: tf.Tensor, px: tf.Tensor) -> tf.Tensor:
     """``-∇^T``: the divergence matching :func:`_grad`."""
-    dy = tf.concat([py[:, :1], py[:, 1:-1] - py[:, :-2], -py[:, -2:-1]], axis=1)
-    dx = tf.concat([px[:, :, :1], px[:, :, 1:-1] - px[:, :, :-2], -px[:, :, -2:-1]], axis=2)
-    return dy + dx
+    return _back_diff(py, 1) + _back_diff(px, 2)
+
+
+def _along(axis: int, part: slice) -> tuple:
+    """An index selecting ``part`` of ``axis`` (every other axis whole)."""
+    return (slice(None),) * axis + (part,)
+
+
+def _shift_diff(x: tf.Tensor, axis: int) -> tf.Tensor:
+    """Forward difference along ``axis`` with a zero last entry (Neumann boundary)."""
+    head = x[_along(axis, slice(1, None))] - x[_along(axis, slice(None, -1))]
+    return tf.concat([head, tf.zeros_like(x[_along(axis, slice(None, 1))])], axis=axis)
+
+
+def _back_diff(p: tf.Tensor, axis: int) -> tf.Tensor:
+    """``-D^T p`` along ``axis`` for :func:`_shift_diff`'s ``D`` (the divergence's term)."""
+    middle = p[_along(axis, slice(1, -1))] - p[_along(axis, slice(None, -2))]
+    return tf.concat([p[_along(axis, slice(None, 1))], middle, -p[_along(axis, slice(-2, -1))]], axis=axis)
 
 
 def _tv_magnitude(x: tf.Tensor, eps: float) -> tf.Tensor:
@@ -212,22 +225,6 @@ def _richardson_lucy(_, y: tf.Tensor, psf: tf.Tensor, iterations: tf.Tensor, tv_
 
 _RL_TV_FLOOR = 0.1  # the RL-TV denominator's floor: a large weight slows the update, never flips its sign
 _TV_EPS = 1e-3  # |∇x| floor of the curvature, in the units of [0, 1]-normalised data
-
-
-def _shift_diff(x: tf.Tensor, axis: int) -> tf.Tensor:
-    """Forward difference along ``axis`` with a zero last entry (Neumann boundary)."""
-    n = x.shape[axis]
-    head = tf.gather(x, tf.range(1, n), axis=axis) - tf.gather(x, tf.range(0, n - 1), axis=axis)
-    return tf.concat([head, tf.zeros_like(tf.gather(x, [0], axis=axis))], axis=axis)
-
-
-def _back_diff(p: tf.Tensor, axis: int) -> tf.Tensor:
-    """``-D^T p`` along ``axis`` for :func:`_shift_diff`'s ``D`` (the divergence's term)."""
-    n = p.shape[axis]
-    first = tf.gather(p, [0], axis=axis)
-    middle = tf.gather(p, tf.range(1, n - 1), axis=axis) - tf.gather(p, tf.range(0, n - 2), axis=axis)
-    last = -tf.gather(p, [n - 2], axis=axis)
-    return tf.concat([first, middle, last], axis=axis)
 
 
 def tv_curvature(x: tf.Tensor, eps: float = _TV_EPS) -> tf.Tensor:

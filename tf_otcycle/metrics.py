@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from tf_otcycle.physics.noise import affine_match
+
 
 def _pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gt = np.asarray(gt, np.float64)
@@ -44,10 +46,8 @@ def psnr(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> f
 def psnr_affine(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
     """PSNR after the least-squares affine intensity fit ``a * pred + b`` to ``gt``: what
     deconvolution benchmarks report when the intensity scale of an output is arbitrary."""
-    g, p = _pair(gt, pred)
-    p = p.astype(np.float64).ravel()
-    (a, b), *_ = np.linalg.lstsq(np.stack([p, np.ones_like(p)], 1), g.astype(np.float64).ravel(), rcond=None)
-    return psnr(gt, (a * pred.astype(np.float64) + b).astype(np.float32), data_range)
+    _pair(gt, pred)  # the shapes checked
+    return psnr(gt, affine_match(pred, gt), data_range)
 
 
 def ssim(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
