@@ -614,7 +614,8 @@ MAY_CHANGE_ON_RESUME = frozenset({
 # without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average,
 # joint cycle gradients; the wavelength fit's settings, unused without --psf_fit_epochs).
 BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint",
-               "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32, "psf_fit_files": 4}
+               "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32, "psf_fit_files": 4,
+               "scale_augment": "both"}
 
 
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:

@@ -134,3 +134,37 @@ def test_axes_channels_planes_and_ome_metadata(tmp_path):
         "PhysicalSizeYUnit": "\u00b5m", "PhysicalSizeX": 0.1, "PhysicalSizeXUnit": "\u00b5m"})
     assert tiff.read_voxel_size(tmp_path / "v.ome.tif") == pytest.approx((0.25, 0.11, 0.1))
     np.testing.assert_array_equal(tiff.read_stack(tmp_path / "v.ome.tif"), volume)
+
+
+def _is_rigid_crop(patch: np.ndarray, volume: np.ndarray) -> bool:
+    """Whether ``patch`` is a crop of ``volume`` up to lateral 90-degree rotations and flips."""
+    views = []
+    for k in range(4):
+        for flips in range(8):
+            v = np.rot90(volume, k, axes=(-2, -1))
+            for axis in range(3):
+                if flips >> axis & 1:
+                    v = np.flip(v, axis)
+            views.append(v)
+    for v in views:
+        windows = np.lib.stride_tricks.sliding_window_view(v, patch.shape)
+        if np.any(np.all(np.isclose(windows, patch, atol=1e-6), axis=(-3, -2, -1))):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("scale_augment", tiff.SCALE_AUGMENT)
+def test_scale_augment_zooms_only_the_named_domains(scale_augment):
+    """Measurements cut with --scale_augment=sharp|none are exact rotated/flipped crops (their
+    PSF and noise unchanged); the zoomed domains are not (a zoom interpolates)."""
+    v = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+    ds = tiff.unpaired_volume_dataset([v], [v], 8, batch_size=1, seed=3, scale_augment=scale_augment)
+    batches = list(ds.take(6).as_numpy_iterator())
+    rigid = {key: all(_is_rigid_crop(b[key][0, ..., 0], v) for b in batches) for key in ("x", "y")}
+    assert rigid == {"x": scale_augment == "none", "y": scale_augment != "both"}
+
+
+def test_scale_augment_is_checked():
+    with pytest.raises(ValueError, match="scale_augment"):
+        tiff.unpaired_volume_dataset([np.zeros((8, 8, 8), np.float32)], [np.zeros((8, 8, 8), np.float32)], 8,
+                                     scale_augment="blurred")

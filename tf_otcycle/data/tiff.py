@@ -215,15 +215,21 @@ def load_domain(
     return volumes
 
 
-def random_patch(volume: np.ndarray, size: int, rng: np.random.RandomState, augment: bool = True) -> np.ndarray:
+SCALE_AUGMENT = ("both", "sharp", "none")
+
+
+def random_patch(volume: np.ndarray, size: int, rng: np.random.RandomState, augment: bool = True,
+                 zoom: bool = True) -> np.ndarray:
     """A random ``size^3`` patch of a volume (``size^2`` of an image) with the paper's
     augmentations, float32.
 
-    Translation (random position), scale (zoom by 0.8-1.25 around a randomly placed crop),
-    lateral rotation by multiples of 90 degrees and flips along each axis.
+    Translation (random position), scale (with ``zoom``: by 0.8-1.25 around a randomly placed
+    crop), lateral rotation by multiples of 90 degrees and flips along each axis. The rotations
+    and flips commute with a widefield PSF; a zoom does not (it widens or narrows the blur and
+    smooths the noise), so measurements are best cut without it.
     """
     cube = (size,) * volume.ndim
-    scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if augment else 1.0
+    scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if augment and zoom else 1.0
     extent = [min(n, max(4, int(round(size * scale)))) for n in volume.shape]
     start = [rng.randint(0, n - e + 1) for n, e in zip(volume.shape, extent)]
     patch = volume[tuple(slice(s, s + e) for s, e in zip(start, extent))]
@@ -245,18 +251,25 @@ def unpaired_volume_dataset(
     batch_size: int = 1,
     seed: int = 0,
     augment: bool = True,
+    scale_augment: str = "both",
 ) -> tf.data.Dataset:
     """Infinite batches ``{"x": sharp patches, "y": blurred patches}``, each ``(B, P, P, P, 1)``
     (``(B, P, P, 1)`` for 2-D images).
 
     Each element draws a volume and a patch with its own ``RandomState`` seeded from a
-    ``seed``-ed stream, in parallel map calls; batches are prefetched.
+    ``seed``-ed stream, in parallel map calls; batches are prefetched. ``scale_augment``
+    (``SCALE_AUGMENT``) says which domains are also zoomed: both (the paper), sharp (the image
+    domain only: a zoomed measurement no longer has the PSF H learns) or none.
     """
+    if scale_augment not in SCALE_AUGMENT:
+        raise ValueError(f"scale_augment must be one of {SCALE_AUGMENT}, got {scale_augment!r}")
 
     def domain(volumes, offset):
+        zoom = scale_augment == "both" or (scale_augment == "sharp" and offset == 0)
+
         def draw(s):
             rng = np.random.RandomState(int(s) % (2**32))
-            return random_patch(volumes[rng.randint(len(volumes))], patch_size, rng, augment)
+            return random_patch(volumes[rng.randint(len(volumes))], patch_size, rng, augment, zoom)
 
         def to_patch(s):
             p = tf.numpy_function(draw, [s], tf.float32, stateful=False)

@@ -153,7 +153,7 @@ class BlurTask(Task):
         v = data["volumes"]
         return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context), shard(v["blurred_files"], input_context),
                                             config["patch_size"], batch_size(config, input_context),
-                                            pipeline_seed(config, input_context))
+                                            pipeline_seed(config, input_context), scale_augment=config["scale_augment"])
 
     def paired_dataset(self, config, data):
         gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
@@ -280,6 +280,7 @@ class BlurTask(Task):
         views = volume_views if self.ndim == 3 else (lambda a: a)
         forward_op = getattr(model, "forward_op", None)
         noise = estimate_poisson_gaussian([blurred])  # of this file, in its normalised units
+        true_psf = self.read_psf(config["true_psf"]) if config["true_psf"] else None
 
         def evaluate():
             out = predict(blurred)
@@ -294,6 +295,8 @@ class BlurTask(Task):
                                 "val/psnr_affine": metrics.psnr_affine(gt, out, 1.0)})
                 panels.append(views(gt))
             images = {"val/input_output_target": np.concatenate(panels, axis=1)[None, ..., None]}
+            if psf is not None and true_psf is not None:  # does the learned PSF stay (or become) correct?
+                scalars.update(psf_scalars(psf, true_psf, self.voxel_size(config)))
             if psf is not None:
                 if psf.ndim == 3:
                     c = [n // 2 for n in psf.shape]
@@ -341,6 +344,15 @@ class BlurTask(Task):
 
 DEFAULT_VOXEL_SIZE = "0.2,0.1,0.1"  # micrometres, dz,dy,dx (the simulated data's)
 FIT_MAX_SHAPE = (64, 256, 256)  # voxels of each stack the wavelength fit reads (its centre): seconds, not minutes
+
+
+def psf_scalars(learned: np.ndarray, true: np.ndarray, voxel_size) -> dict[str, float]:
+    """``val/psf_ncc`` (normalised cross-correlation) and ``val/psf_fwhm_error`` (the largest
+    relative FWHM error over the axes) of a learned PSF against the true one."""
+    sim = psf_similarity(learned, true, voxel_size)
+    axes = "zyx"[-learned.ndim:]
+    errors = [abs(sim[f"fwhm_{a}_learned"] / sim[f"fwhm_{a}_true"] - 1) for a in axes if sim[f"fwhm_{a}_true"] > 0]
+    return {"val/psf_ncc": sim["ncc"], "val/psf_fwhm_error": max(errors, default=float("nan"))}
 
 
 def fit_epochs(config: dict) -> list[int]:
@@ -410,6 +422,10 @@ BLUR_FLAGS = (
     FlagSpec("measurement_noise", "string", "auto",
              "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
              "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE."),
+    FlagSpec("scale_augment", "enum", "both",
+             "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
+             "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
+             "the one H learns) or none.", tiff.SCALE_AUGMENT),
     FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4."),
     FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned."),
     FlagSpec("rl_iterations_grid", "string", "5,10,20,40,80,160",
