@@ -294,7 +294,8 @@ def set_title(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--application", choices=["mri", "microscopy", "both"], default="both")
+    parser.add_argument("--application", choices=["mri", "microscopy", "both", "sets"], default="both",
+                        help="sets: only the --microscopy_sets, not the demo data")
     parser.add_argument("--flags", default="", help="extra compare.py flags, comma-separated (e.g. data globs)")
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "quality"), help="where the demo data is written")
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script runs")
     args = parser.parse_args(argv)
-    apps = ["mri", "microscopy"] if args.application == "both" else [args.application]
+    apps = {"both": ["mri", "microscopy"], "sets": []}.get(args.application, [args.application])
     extra = [f for f in args.flags.split(",") if f]
     if args.smoke:  # nothing outside --run_dir is written
         args.seeds, args.data_dir, args.out = "0", str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")
@@ -318,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if not seeds:
         parser.error("--seeds: give at least one seed")
-    sets = [] if args.microscopy_sets in ("", "none") or "microscopy" not in apps else args.microscopy_sets.split(",")
+    with_sets = "microscopy" in apps or args.application == "sets"
+    sets = [] if args.microscopy_sets in ("", "none") or not with_sets else args.microscopy_sets.split(",")
     unknown = sorted(set(sets) - set(microscopy_sets.SETS))
     if unknown:
         parser.error(f"--microscopy_sets: unknown {unknown}; expected some of {list(microscopy_sets.SETS)}")

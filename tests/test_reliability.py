@@ -287,3 +287,21 @@ def test_the_average_is_keras_exponential_moving_average_and_is_checkpointed(tmp
     with pytest.raises(ValueError, match="no weight averages"):
         AveragedWeights(adam(0.1))
     assert TASK.validate(TASK.default_config(ema_momentum=1.5))
+
+
+def test_the_blur_tasks_keep_the_epoch_by_the_psnr_after_an_affine_fit(tmp_path):
+    """Microscopy's G drifts in output intensity against H's learned gain: --select=best keeps
+    the epoch by the PSNR after an affine intensity fit, not by the plain PSNR (MRI keeps it)."""
+    from tf_otcycle import tasks
+    from tf_otcycle.training import BestCheckpoint, select_networks
+
+    assert tasks.get("microscopy").quality_key == tasks.get("deblur2d").quality_key == "val_psnr_affine"
+    assert tasks.get("mri").quality_key == "val_psnr"
+    model = _model()
+    best = BestCheckpoint({"generator": model.generator}, tmp_path / "best",
+                          (tasks.get("microscopy").quality_key, "val_consistency"))
+    best.on_epoch_end(0, {"val_psnr": 36.0, "val_psnr_affine": 36.2, "val_consistency": -0.1})
+    best.on_epoch_end(1, {"val_psnr": 34.0, "val_psnr_affine": 37.0, "val_consistency": -0.2})
+    assert best.recorded() == (2, 37.0) and best.monitor == "val_psnr_affine"
+    said = select_networks(best, "best", "the last epoch (2)", last_epoch=2)
+    assert "validation PSNR after an affine intensity fit 37.00 dB" in said

@@ -309,6 +309,7 @@ class TrainScalars(keras.callbacks.Callback):
 # What --select=best can keep an epoch by, in order of preference: a log key and how to say it.
 CRITERIA = {
     "val_psnr": "validation PSNR {:.2f} dB",
+    "val_psnr_affine": "validation PSNR after an affine intensity fit {:.2f} dB",
     "val_consistency": "measurement consistency {:.3f} (-|log chi^2| of the --val_files' residual under the noise "
                        "model, 0 at best; needs no targets)",
 }
@@ -615,7 +616,7 @@ MAY_CHANGE_ON_RESUME = frozenset({
 # joint cycle gradients; the wavelength fit's settings, unused without --psf_fit_epochs).
 BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint",
                "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32, "psf_fit_files": 4,
-               "scale_augment": "both"}
+               "scale_augment": "both", "learn_background": False}
 
 
 def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:

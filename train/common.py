@@ -165,9 +165,11 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
     return plan + ([(initial_epoch + 1, epochs, steps)] if initial_epoch + 1 < epochs else [])
 
 
-def select_monitor(config: dict) -> tuple[str, ...]:
-    """The validation log keys ``--select`` keeps an epoch by, in order of preference."""
-    return ("val_consistency",) if config["select"] == "consistency" else ("val_psnr", "val_consistency")
+def select_monitor(config: dict, task: Task) -> tuple[str, ...]:
+    """The validation log keys ``--select`` keeps an epoch by, in order of preference: the
+    task's quality (``Task.quality_key``) where the validation files have targets, else the
+    measurement consistency."""
+    return ("val_consistency",) if config["select"] == "consistency" else (task.quality_key, "val_consistency")
 
 
 def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
@@ -207,7 +209,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
     if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
     best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best",
-                          select_monitor(config))
+                          select_monitor(config, task))
     # --ema_momentum: validation, --select and the export see the averaged weights
     averaged = AveragedWeights.of(model.g_optimizer)
     if config["eval_only"]:

@@ -103,7 +103,7 @@ def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
         if config["select"] != "last":
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
-                                                    common.select_monitor(config)))
+                                                    common.select_monitor(config, task)))
     start = time.perf_counter()
     callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,

@@ -105,3 +105,33 @@ def test_bad_input():
         PSFConv3D(4, implementation="fast")
     with pytest.raises(ValueError, match="psf"):
         PSFConv3D(4).set_psf(-np.ones((4, 4, 4)))
+
+
+def test_learned_background_adds_a_non_negative_offset_and_round_trips(tmp_path):
+    """``learn_background``: H x = g (h * x) + b, b >= 0 after any update, saved and loaded;
+    without it the layer has exactly its old weights (models saved before load unchanged)."""
+    psf = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), 0.5)
+    plain, offset = PSFConv3D(6, learn_gain=True), PSFConv3D(6, learn_gain=True, learn_background=True, name="psf")
+    for layer in (plain, offset):
+        layer.set_psf(psf)
+        layer.set_gain(2.0)
+    offset.set_background(0.25)
+    x = tf.random.uniform((1, 12, 12, 12, 1), seed=1)
+    np.testing.assert_allclose(offset(x).numpy(), plain(x).numpy() + 0.25, atol=1e-6)
+    assert [w.name for w in plain.weights] == ["log_gain", "kernel"] and plain.background == 0.0
+    with pytest.raises(ValueError, match="learn_background"):
+        plain.set_background(0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        offset.set_background(-0.1)
+    opt = keras.optimizers.SGD(10.0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(offset(x))  # pushes b down, far below 0 without the constraint
+    opt.apply_gradients(zip(tape.gradient(loss, offset.trainable_variables), offset.trainable_variables))
+    assert offset.background == 0.0
+    offset.set_background(0.25)
+    inp = keras.Input((12, 12, 12, 1))
+    model = keras.Model(inp, offset(inp))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("psf")
+    assert loaded.learn_background and loaded.background == pytest.approx(0.25)
+    np.testing.assert_allclose(loaded(x).numpy(), offset(x).numpy(), atol=1e-6)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_otcycle.data.microscopy_sim import simulate
 from tf_otcycle.physics.noise import (
+    estimate_background,
     estimate_poisson_gaussian,
     noise_level_function,
     parse_noise,
@@ -89,3 +90,33 @@ def test_chi_square_is_one_for_the_truth_and_tells_smooth_from_overfitted():
     assert chi_square(y, 0.5 * y + 0.5 * truth, gain, floor) < 0.5  # has fitted the noise
     scaled = affine_match(3 * truth + 2, y)  # an unknown offset and scale are fitted away
     np.testing.assert_allclose(scaled, truth, atol=0.02)
+
+
+def test_the_background_estimate_finds_a_camera_offset_under_sparse_signal():
+    rng = np.random.default_rng(0)
+    signal = np.zeros((16, 32, 32), np.float32)
+    signal[4:8, 10:14, 10:14] = 1.0  # sparse: most of the field is background
+    y = signal + 0.07 + rng.normal(0, 0.02, signal.shape).astype(np.float32)
+    assert estimate_background([y]) == pytest.approx(0.07, abs=0.01)
+    assert estimate_background([y - 0.07 - 1.0]) == 0.0  # never negative
+    with pytest.raises(ValueError, match="no volumes"):
+        estimate_background([])
+
+
+def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_path):
+    from tf_otcycle import tasks
+    from tf_otcycle.data.synthetic import write_microscopy_dataset
+
+    write_microscopy_dataset(tmp_path, shape=(12, 24, 24), num_blurred=1, num_sharp=1, num_val=0, num_test=1,
+                             test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
+    task = tasks.get("microscopy")
+    config = task.default_config(blurred_files=f"{tmp_path}/train/blurred/*_blurred.tif",
+                                 sharp_files=f"{tmp_path}/train/sharp/*.tif", test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
+                                 patch_size=16, psf_size=6)
+    data = task.resolve_data(config)
+    stats = data["stats"]
+    layer = task.forward_op(config, data)
+    assert layer.background == pytest.approx(stats["background"]) and layer.gain == pytest.approx(stats["gain_above_background"])
+    assert stats["background"] == pytest.approx(estimate_background(data["volumes"]["blurred_files"]))
+    paper = task.forward_op(dict(config, learn_background=False), data)
+    assert not paper.learn_background and paper.gain == pytest.approx(stats["gain"])

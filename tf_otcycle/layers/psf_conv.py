@@ -26,6 +26,12 @@ class PSFConv(keras.layers.Layer):
     ``g = exp(log_gain)``: the unit-sum PSF stays a PSF while the gain absorbs the different
     intensity normalisation of the two domains (the paper's plain Conv3D kernel has no
     unit-sum constraint and absorbs it implicitly).
+
+    With ``learn_background=True`` it computes ``g * (h * x) + b`` with a trainable
+    non-negative scalar background ``b`` (not in the paper): widefield stacks sit on a camera
+    offset and out-of-focus haze that min-max normalisation does not remove, and no blur of a
+    clean image with a dark background reproduces it. The operator is then affine;
+    :meth:`adjoint` is the adjoint of its linear part.
     ``h * x`` is a true convolution with the PSF's optical axis at voxel ``kernel_size // 2``
     (the convention of :mod:`tf_otcycle.physics.psf` and ``fftshift``): a point source stays
     where it is. It equals Conv3D ``padding='same'`` (a cross-correlation centred at
@@ -60,6 +66,7 @@ class PSFConv(keras.layers.Layer):
         kernel_size: int | Sequence[int] = 20,
         implementation: str = "fft",
         learn_gain: bool = False,
+        learn_background: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")  # the physics (FFTs, the PSF) stays float32 under mixed precision
@@ -78,6 +85,11 @@ class PSFConv(keras.layers.Layer):
         self.implementation = implementation
         self.learn_gain = bool(learn_gain)
         self.log_gain = self.add_weight(name="log_gain", shape=(), initializer="zeros", trainable=self.learn_gain)
+        self.learn_background = bool(learn_background)
+        self._background = None
+        if self.learn_background:  # only then: models saved without it keep their weights
+            self._background = self.add_weight(name="background", shape=(), initializer="zeros",
+                                               constraint=keras.constraints.NonNeg(), trainable=True)
         self.kernel = self.add_weight(
             name="kernel",
             shape=kernel_size + (1, 1),
@@ -117,6 +129,18 @@ class PSFConv(keras.layers.Layer):
             raise ValueError(f"gain: expected > 0, got {gain!r}")
         self.log_gain.assign(float(np.log(gain)))
 
+    @property
+    def background(self) -> float:
+        """The additive background b (0 unless ``learn_background``)."""
+        return 0.0 if self._background is None else float(np.asarray(self._background))
+
+    def set_background(self, background: float) -> None:
+        if self._background is None:
+            raise ValueError("set_background: the layer was built without learn_background=True")
+        if not background >= 0:
+            raise ValueError(f"background: expected >= 0, got {background!r}")
+        self._background.assign(float(background))
+
     # --- forward ---------------------------------------------------------------------------
     def call(self, x):
         x = tf.convert_to_tensor(x, tf.float32)
@@ -131,10 +155,15 @@ class PSFConv(keras.layers.Layer):
                     f"{self.kernel_size} (input shape {x.shape})"
                 )
         y = convolution.convolve(x, self.normalized_kernel(), self.implementation)
-        return y * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else y
+        if self.learn_gain:
+            y = y * tf.exp(tf.convert_to_tensor(self.log_gain))
+        if self._background is not None:
+            y = y + tf.nn.relu(tf.convert_to_tensor(self._background))
+        return y
 
     def adjoint(self, y):
-        """``H^T y``: correlation with the same PSF (times the gain), exact adjoint of ``call``."""
+        """``H^T y``: correlation with the same PSF (times the gain), exact adjoint of ``call``
+        (of its linear part ``g * (h * x)`` with a background)."""
         y = tf.convert_to_tensor(y, tf.float32)
         out = convolution.convolve_adjoint(y, self.normalized_kernel(), self.implementation)
         return out * tf.exp(tf.convert_to_tensor(self.log_gain)) if self.learn_gain else out
@@ -146,6 +175,7 @@ class PSFConv(keras.layers.Layer):
         config = super().get_config()
         config.update({
             "kernel_size": list(self.kernel_size), "implementation": self.implementation, "learn_gain": self.learn_gain,
+            "learn_background": self.learn_background,
         })
         return config
 

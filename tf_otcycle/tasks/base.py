@@ -102,7 +102,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("checkpoint_steps", "integer", 0,
              "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
     FlagSpec("select", "enum", "best",
-             "The networks evaluated and exported: best (the epoch of highest validation PSNR, kept in RUN/best/; "
+             "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
+             "after an affine intensity fit, kept in RUN/best/; "
              "where the --val_files have no targets, of best measurement consistency, where the task has it; else "
              "the last), consistency (by measurement consistency even with targets) or last.",
              ("best", "consistency", "last")),
@@ -272,6 +273,7 @@ class Task:
     unit: str = "file"  # what evaluation times are reported per (slice, volume, image)
     classical_name: str = "classical"  # the name of the classical baseline in tables
     classical_names: tuple[str, ...] = ()  # every classical row of --methods=classical; default (classical_name,)
+    quality_key: str = "val_psnr"  # the validation log key --select=best keeps the epoch by, given targets
 
     @property
     def config_keys(self) -> list[str]:

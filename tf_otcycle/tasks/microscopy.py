@@ -25,6 +25,7 @@ from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.noise import (
     affine_match,
     chi_square,
+    estimate_background,
     estimate_poisson_gaussian,
     parse_noise,
 )
@@ -73,6 +74,9 @@ class BlurTask(Task):
     classical_name = "richardson_lucy"
     classical_names = ("richardson_lucy", "richardson_lucy_tv")
     training_files = ("blurred_files", "sharp_files")
+    # deconvolution is judged after an affine intensity fit: G's output scale drifts against
+    # H's learned gain, and the plain PSNR chose epochs by that drift (ABLATION_microscopy.md)
+    quality_key = "val_psnr_affine"
 
     # --- shared flag checks ------------------------------------------------------------------
     def validate(self, config):
@@ -135,6 +139,9 @@ class BlurTask(Task):
             print(f"Measurement noise estimated from the {len(volumes['blurred_files'])} --blurred_files: "
                   f"Var(y) = {stats['noise'][0]:.4g} * E[y] + {stats['noise'][1]:.3g} (normalised units; "
                   "--measurement_noise=none for the paper's noise-free Hx)", flush=True)
+        if volumes and config["learn_background"]:
+            print(f"Background of the --blurred_files (start of H's learned background): {stats['background']:.4g} "
+                  "(normalised units; --nolearn_background for the paper's H x = h * x)", flush=True)
         return {"files": files, "volumes": volumes, "stats": stats}
 
     def sample_voxels(self, config):
@@ -180,13 +187,20 @@ class BlurTask(Task):
                                          norm=config["critic_norm"], name=f"critic_{domain}")
 
     def psf_layer(self, config):
-        return PSFConv3D(config["psf_size"], implementation="fft", learn_gain=True, name="forward_op")
+        return PSFConv3D(config["psf_size"], implementation="fft", learn_gain=True,
+                         learn_background=config["learn_background"], name="forward_op")
 
     def forward_op(self, config, data):
+        """H: the initial PSF, the gain (and with --learn_background the background) from the
+        training data's statistics."""
         stats = (data or {}).get("stats") or data_statistics(None)
         layer = self.psf_layer(config)
         layer.set_psf(self.initial_psf(config))
-        layer.set_gain(stats["gain"])
+        if config["learn_background"]:
+            layer.set_background(stats["background"])
+            layer.set_gain(stats["gain_above_background"])
+        else:
+            layer.set_gain(stats["gain"])
         return layer
 
     def initial_psf(self, config) -> np.ndarray:
@@ -331,6 +345,9 @@ class BlurTask(Task):
             lines.append(f"PSF: NCC learned/true {sim['ncc']:.4f} (initial {sim['ncc_initial']:.4f}); FWHM {','.join(axes)} "
                          f"learned {widths('learned')} true {widths('true')} um")
         write_psf_panel(psf_dir / "psf_sections.png", shown)
+        if model.forward_op.learn_background:
+            lines.append(f"H: gain {model.forward_op.gain:.4g}, background {model.forward_op.background:.4g} "
+                         "(normalised units of the blurred stacks)")
         return lines
 
     def export(self, model, config, export_dir):
@@ -386,14 +403,17 @@ def rl_grid(config: dict) -> list[int]:
 
 
 def data_statistics(volumes: dict | None) -> dict:
-    """Initial output biases (logits of the sharp and blurred domains' means) and the gain
-    (blurred mean / sharp mean) of the learned PSF."""
+    """Initial output biases (logits of the sharp and blurred domains' means), the blurred
+    domain's background (:func:`estimate_background`) and the gain of the learned PSF:
+    blurred mean / sharp mean, and the same above the background."""
     if not volumes:
-        return {"output_bias": 0.0, "input_bias": 0.0, "gain": 1.0}
+        return {"output_bias": 0.0, "input_bias": 0.0, "gain": 1.0, "background": 0.0, "gain_above_background": 1.0}
     mean_x = float(np.mean([v.mean() for v in volumes["sharp_files"]]))
     mean_y = float(np.mean([v.mean() for v in volumes["blurred_files"]]))
-    return {"output_bias": logit(mean_x), "input_bias": logit(mean_y),
-            "gain": max(mean_y, 1e-3) / min(max(mean_x, 1e-3), 1 - 1e-3)}
+    background = min(estimate_background(volumes["blurred_files"]), 0.9 * mean_y)
+    clean = min(max(mean_x, 1e-3), 1 - 1e-3)
+    return {"output_bias": logit(mean_x), "input_bias": logit(mean_y), "gain": max(mean_y, 1e-3) / clean,
+            "background": background, "gain_above_background": max(mean_y - background, 1e-3) / clean}
 
 
 def mean_sharp(config, data, task) -> float:
@@ -422,6 +442,10 @@ BLUR_FLAGS = (
     FlagSpec("measurement_noise", "string", "auto",
              "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
              "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE."),
+    FlagSpec("learn_background", "boolean", True,
+             "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
+             "widefield stacks, which no blur of a clean image reproduces; started from the blurred stacks' darkest "
+             "local mean. false: the paper's H x = h * x (with a gain)."),
     FlagSpec("scale_augment", "enum", "both",
              "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
              "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
