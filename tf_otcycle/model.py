@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -65,7 +67,8 @@ class OTCycleGAN(keras.Model):
     ``d_grad_norm``.
 
     Measurement noise (``noise_gain`` a, ``noise_floor`` b; 0 by default): the simulated
-    measurement of the training step is ``Hx + n`` with ``Var(n) = a * Hx + b``
+    measurement of the training step is ``Hx + n`` with ``Var(n) = max(a * Hx + b, 0)`` (b < 0
+    where a camera offset lifts the measurements)
     (:func:`tf_otcycle.physics.noise.poisson_gaussian`), so that ``Hx`` is drawn from the
     measurement domain as the real ``y`` are: the image cycle ``|x - G(Hx + n)|`` then teaches
     G to denoise as well as to invert H, and ψ compares like with like. The paper's H is
@@ -126,8 +129,8 @@ class OTCycleGAN(keras.Model):
             raise ValueError(f"gan_weight: expected >= 0, got {gan_weight}")
         if gan_warmup_steps < 0 or cycle_warmup_steps < 0:
             raise ValueError(f"gan/cycle_warmup_steps: expected >= 0, got {gan_warmup_steps}/{cycle_warmup_steps}")
-        if not (noise_gain >= 0 and noise_floor >= 0):
-            raise ValueError(f"noise_gain/noise_floor: expected >= 0, got {noise_gain}/{noise_floor}")
+        if not (noise_gain >= 0 and math.isfinite(noise_floor)):
+            raise ValueError(f"noise_gain/noise_floor: expected >= 0 and finite, got {noise_gain}/{noise_floor}")
         if cycle_gradients not in CYCLE_GRADIENTS:
             raise ValueError(f"cycle_gradients: expected one of {CYCLE_GRADIENTS}, got {cycle_gradients!r}")
         self.generator = generator

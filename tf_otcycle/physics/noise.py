@@ -75,13 +75,18 @@ def noise_level_function(volume: np.ndarray, bins: int = 16) -> tuple[np.ndarray
 def estimate_poisson_gaussian(volumes: Iterable[np.ndarray]) -> tuple[float, float]:
     """``(a, b)`` of ``Var(y) = a * E[y] + b`` fitted to measurements (median over volumes).
 
-    Each volume's :func:`noise_level_function` is fitted by weighted least squares; the
-    fit is constrained to ``a, b >= 0`` (a negative part is set to 0 and the other refitted).
+    Each volume's :func:`noise_level_function` is fitted by weighted least squares with
+    ``a >= 0``. ``b`` may be negative: a camera offset puts the zero of the photon count
+    above the zero of ``y`` (min-max normalisation keeps the offset), so ``Var = a (E[y] -
+    offset) + read variance``; ``b`` is only kept high enough that the fit at the darkest
+    level measured is at least the variance measured there (the read noise).
     """
     fits = []
     for volume in volumes:
         level, variance, count = noise_level_function(volume)
-        fits.append(_affine_fit(level, variance, count))
+        a, b = _affine_fit(level, variance, count)
+        darkest = int(np.argmin(level))
+        fits.append((a, max(b, variance[darkest] - a * level[darkest])))
     if not fits:
         raise ValueError("estimate_poisson_gaussian: no volumes")
     a, b = np.median(np.array(fits), axis=0)
@@ -106,13 +111,11 @@ def estimate_background(volumes: Iterable[np.ndarray], width: int = 5, percentil
 
 
 def _affine_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Non-negative ``(a, b)`` minimising ``sum w (a x + b - y)^2``."""
+    """``(a, b)`` minimising ``sum w (a x + b - y)^2`` with ``a >= 0``."""
     sw = np.sqrt(w)
     (a, b), *_ = np.linalg.lstsq(np.stack([x * sw, sw], 1), y * sw, rcond=None)
     if a < 0:
         return 0.0, float(max(np.average(y, weights=w), 0.0))
-    if b < 0:
-        return float(max(np.sum(w * x * y) / max(np.sum(w * x * x), 1e-30), 0.0)), 0.0
     return float(a), float(b)
 
 
@@ -155,7 +158,8 @@ def parse_noise(value: str) -> tuple[float, float] | None:
 
 def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float,
                      seed: keras.random.SeedGenerator | int | None = None) -> tf.Tensor:
-    """``signal + sqrt(gain * max(signal, 0) + floor) * N(0, 1)``: a noisy measurement of ``signal``.
+    """``signal + sqrt(max(gain * max(signal, 0) + floor, 0)) * N(0, 1)``: a noisy measurement
+    of ``signal`` (``floor`` < 0: a camera offset, see :func:`estimate_poisson_gaussian`).
 
     The Gaussian approximation of Poisson-Gaussian noise; its standard deviation is held out
     of the gradient, so gradients flow to ``signal`` (e.g. a learned PSF) as through the
@@ -163,5 +167,5 @@ def poisson_gaussian(signal: tf.Tensor, gain: float, floor: float,
     """
     if gain == 0 and floor == 0:
         return signal
-    std = tf.stop_gradient(tf.sqrt(gain * tf.nn.relu(signal) + floor))
+    std = tf.stop_gradient(tf.sqrt(tf.nn.relu(gain * tf.nn.relu(signal) + floor)))
     return signal + std * keras.random.normal(tf.shape(signal), dtype=signal.dtype, seed=seed)

@@ -137,7 +137,8 @@ class BlurTask(Task):
         if volumes and parse_noise(config["measurement_noise"]) is None:
             stats["noise"] = estimate_poisson_gaussian(volumes["blurred_files"])
             print(f"Measurement noise estimated from the {len(volumes['blurred_files'])} --blurred_files: "
-                  f"Var(y) = {stats['noise'][0]:.4g} * E[y] + {stats['noise'][1]:.3g} (normalised units; "
+                  f"Var(y) = {stats['noise'][0]:.4g} * E[y] {'-' if stats['noise'][1] < 0 else '+'} "
+                  f"{abs(stats['noise'][1]):.3g} (normalised units; a negative term: a camera offset; "
                   "--measurement_noise=none for the paper's noise-free Hx)", flush=True)
         if volumes and config["learn_background"]:
             print(f"Background of the --blurred_files (start of H's learned background): {stats['background']:.4g} "
