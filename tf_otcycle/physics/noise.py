@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import ndimage
 
 _MAD_TO_STD = 1.4826  # std of a Gaussian = 1.4826 * its median absolute deviation
 
@@ -101,8 +102,6 @@ def estimate_background(volumes: Iterable[np.ndarray], width: int = 5, percentil
     It is an upper bound where the sample fills the field (every region carries blurred
     signal), so it starts a learned background rather than fixing it.
     """
-    from scipy import ndimage
-
     levels = [np.percentile(ndimage.uniform_filter(np.asarray(v, np.float32), width, mode="reflect"), percentile)
               for v in volumes]
     if not levels:
