@@ -349,3 +349,42 @@ def test_an_export_of_identical_weights_is_not_repeated(tmp_path):
     assert export_microscopy_generator(mic, psf2, tmp_path, settings=settings)["saved_model"].name == "3"
     changed = export_settings("microscopy", tile=16, overlap=2)
     assert export_microscopy_generator(mic, psf2, tmp_path, settings=changed)["saved_model"].name == "4"
+
+
+def _tiny_unet(ndim: int, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return build_unet(ndim, 1, depth=1, base_filters=2, activation="relu", output_activation="sigmoid",
+                      name="generator")
+
+
+def test_a_wrong_onnx_graph_is_exported_again_and_never_kept(tmp_path):
+    """tf2onnx now and then writes a graph with an extra output axis: each graph is run by
+    onnxruntime against Keras, a wrong one re-exported, and one never right is refused with
+    the file already there kept."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    from tf_otcycle.export import OnnxExportError, export_onnx, onnx_mismatch, onnx_probe
+
+    spec = tf.TensorSpec([None, None, None, 1], tf.float32, name="blurred")
+    model, other = _tiny_unet(2, 0), _tiny_unet(2, 1)
+    x = onnx_probe(model, spec)
+    assert x.shape == (1, 8, 8, 1)
+    real_export, calls = model.export, []
+
+    def export_wrong_first(path, **kwargs):  # the first graph written is another network's
+        calls.append(path)
+        source = other if len(calls) == 1 else model
+        type(source).export(source, path, **kwargs)
+
+    model.export = export_wrong_first
+    path = export_onnx(model, tmp_path / "g.onnx", spec)
+    assert len(calls) == 2 and onnx_mismatch(path, x, np.asarray(model(x))) is None
+    assert "differ" in onnx_mismatch(path, x, np.asarray(other(x)))
+    assert "output shape (1, 8, 8, 1)" in onnx_mismatch(path, x, np.asarray(model(x))[None])
+
+    kept = path.read_bytes()
+    model.export = lambda p, **kw: type(other).export(other, p, **kw)  # always wrong
+    with pytest.raises(OnnxExportError, match=r"g\.onnx: 2 ONNX exports did not reproduce"):
+        export_onnx(model, path, spec, tries=2)
+    assert path.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
+    model.export = real_export

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_otcycle.io_utils import atomic_path, atomic_write_text
@@ -43,24 +44,73 @@ ONNX_NAME = "generator.onnx"
 
 
 def onnx_available() -> bool:
-    """Whether the optional ``onnx`` extra (onnx and tf2onnx, which Keras' exporter uses) is installed."""
+    """Whether the optional ``onnx`` extra (onnx and tf2onnx, which Keras' exporter uses, and
+    onnxruntime, which checks each graph written) is installed."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "tf2onnx"))
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "tf2onnx", "onnxruntime"))
 
 
-def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.TensorSpec) -> Path:
-    """Save ``model`` as an ONNX graph (Keras' exporter, opset of tf2onnx) atomically.
+class OnnxExportError(RuntimeError):
+    """The ONNX graph written does not compute what the Keras model computes."""
+
+
+ONNX_EXPORT_TRIES = 3
+
+
+def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.TensorSpec,
+                tries: int = ONNX_EXPORT_TRIES) -> Path:
+    """Save ``model`` as an ONNX graph (Keras' exporter, opset of tf2onnx) atomically, checked.
 
     ``input_spec``: the input's shape (``None`` for batch and spatial sizes) and name; the
-    graph takes any size a ``(B, *spatial, C)`` input the model takes. Needs the ``onnx``
-    extra (``pip install 'tf_otcycle[onnx]'``)."""
+    graph takes any size a ``(B, *spatial, C)`` input the model takes. Each graph written is
+    run by onnxruntime on a probe input and must give Keras' output: tf2onnx's optimiser was
+    measured here to emit, now and then (1 of 12 exports in one process), a 2-D U-Net whose
+    output has an extra leading axis ``(1, 1, H, W, 1)``. Such a graph is exported again, up
+    to ``tries`` times; after that :class:`OnnxExportError` is raised and an existing file at
+    ``path`` is kept. Needs the ``onnx`` extra (``pip install 'tf_otcycle[onnx]'``)."""
     if not onnx_available():
-        raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' (onnx, tf2onnx)")
+        raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' "
+                          "(onnx, tf2onnx, onnxruntime)")
     path = Path(path)
+    probe = onnx_probe(model, input_spec)
+    expected = np.asarray(model(probe, training=False))
+    problems = []
     with atomic_path(path) as tmp:
-        model.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
-    return path
+        for _ in range(max(1, tries)):
+            model.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
+            problem = onnx_mismatch(tmp, probe, expected)
+            if problem is None:
+                return path
+            problems.append(problem)
+        raise OnnxExportError(f"{path}: {len(problems)} ONNX exports did not reproduce the Keras model: "
+                              + " | ".join(problems))
+
+
+def onnx_probe(model: keras.Model, input_spec: tf.TensorSpec, seed: int = 0) -> np.ndarray:
+    """A seeded input of ``input_spec``'s shape: batch 1, each free spatial axis twice the
+    size the model's pooling needs (at least 8)."""
+    from tf_otcycle.models import input_multiple
+
+    size = max(8, 2 * input_multiple(model))
+    shape = [1] + [size if s is None else int(s) for s in list(input_spec.shape)[1:]]
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def onnx_mismatch(onnx_path: str | os.PathLike, x: np.ndarray, expected: np.ndarray,
+                  atol: float = 1e-4, rtol: float = 1e-3) -> str | None:
+    """Why the ONNX graph at ``onnx_path`` does not give ``expected`` for input ``x``
+    (onnxruntime, CPU); None when it does (shape equal, values within ``atol + rtol |expected|``)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
+    if got.shape != expected.shape:
+        return f"output shape {got.shape} for an input {x.shape}, Keras gives {expected.shape}"
+    error = np.abs(got - expected) - rtol * np.abs(expected)
+    if float(error.max(initial=0.0)) > atol:
+        return f"outputs differ from Keras' by up to {float(np.abs(got - expected).max()):.3g}"
+    return None
 
 
 def next_version(model_dir: str | os.PathLike) -> int:
@@ -131,8 +181,6 @@ def weights_digest(model: keras.Model, *extras) -> str:
     """SHA-256 of a model's weights (shapes, dtypes and values, in order) and of ``extras``
     (arrays, e.g. the learned PSF): equal digests, identical exports."""
     import hashlib
-
-    import numpy as np
 
     digest = hashlib.sha256()
     for array in [*model.get_weights(), *extras]:
@@ -261,8 +309,6 @@ def rest_request(signature_name: str, inputs: dict, row_format: bool = False) ->
     Columnar (``{"inputs": {...}}``) by default, row format (``{"instances": [...]}``) with
     ``row_format``. Complex arrays cannot be written as JSON: use ``reconstruct_kspace_ri``.
     """
-    import numpy as np
-
     for name, value in inputs.items():
         if np.iscomplexobj(value):
             raise ValueError(f"{name}: JSON has no complex type; send real and imaginary parts (reconstruct_kspace_ri)")
@@ -312,8 +358,6 @@ def export_microscopy_generator(
 ) -> dict[str, Path]:
     """Export G as ``generator.keras`` and a new SavedModel version (with ``settings`` as
     ``config.json`` in both), the learned PSF (3-D, or 2-D for images) as TIFF beside them."""
-    import numpy as np
-
     from tf_otcycle.data.tiff import write_stack
 
     export_dir = Path(export_dir)
