@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tf_otcycle.data.synthetic import write_microscopy_dataset
+from tf_otcycle.data.tiff import gt_path_for, normalize, read_stack, reflect_depth
 from tf_otcycle.physics.psf import born_wolf_psf
 from tf_otcycle.tasks.microscopy import TASK
 from tf_otcycle.training import AtEpochEnd, reset_average
@@ -16,7 +17,7 @@ from tf_otcycle.training import AtEpochEnd, reset_average
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("mic")
-    write_microscopy_dataset(root, shape=(12, 24, 24), num_blurred=2, num_sharp=2, num_val=0, num_test=1,
+    write_microscopy_dataset(root, shape=(16, 32, 32), num_blurred=2, num_sharp=2, num_val=0, num_test=1,
                              test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
     config = TASK.default_config(
         run_dir=str(root / "run"), blurred_files=f"{root}/train/blurred/*_blurred.tif",
@@ -29,11 +30,57 @@ def setup(tmp_path_factory):
     return config, data, TASK.build_model(config, data)
 
 
-def test_fit_psf_sets_the_fitted_born_wolf_psf_and_records_it(setup, tmp_path):
+def test_an_unreliable_fit_moves_only_a_non_physical_psf(setup, tmp_path, capsys):
+    """An untrained G explains the data no better at one wavelength than at another: the
+    fit's minimum falls on the grid's edge and is recorded as unreliable; it replaces the
+    Gaussian start (a Born & Wolf PSF is nearer the truth) but never a physical PSF."""
+    config, data, model = setup
+    before = model.forward_op.psf
+    fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1, physical=True)
+    assert not fit.reliable and "edge" in fit.reason and "H keeps its PSF" in capsys.readouterr().out
+    np.testing.assert_array_equal(model.forward_op.psf, before)
+    (record,) = json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())
+    assert record["reliable"] is False and record["applied"] is False and record["reason"] == fit.reason
+    fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1)  # the Gaussian start (--psf_init=gaussian)
+    assert not fit.reliable and "UNRELIABLE" in capsys.readouterr().out
+    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), fit.wavelength)
+    np.testing.assert_allclose(model.forward_op.psf, expected, rtol=1e-4, atol=1e-7)
+    assert json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())[0]["applied"] is True
+    model.forward_op.set_psf(before)
+
+
+def test_the_callback_applies_an_unreliable_fit_only_first(setup, monkeypatch, tmp_path):
+    config, data, model = setup
+    seen = []
+    monkeypatch.setattr(TASK, "fit_psf", lambda *args, physical=None, **kw: seen.append(physical))
+    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="1,2"), data, model, None)
+    callback.on_epoch_end(0)
+    callback.on_epoch_end(1)
+    assert seen == [False, True]  # from the Gaussian start; then H's PSF is physical
+    (tmp_path / "psf").mkdir()
+    (tmp_path / "psf" / "wavelength_fit.json").write_text(json.dumps([{"epoch": 1, "applied": True}]))
+    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="2"), data, model, tmp_path)  # resumed after epoch 1
+    callback.on_epoch_end(1)
+    assert seen[-1] is True
+
+
+@pytest.fixture
+def oracle_generator(setup, monkeypatch):
+    """G(y) = the ground truth of y (``*_gt.tif`` beside each blurred file): a G that explains the data."""
+    config, data, _ = setup
+    def key(y):  # the fit reads a float copy of each volume's centre (here the whole volume)
+        return np.asarray(y, np.float32).tobytes()
+
+    truths = {key(y): reflect_depth(normalize(read_stack(gt_path_for(f))), y.shape[0])
+              for y, f in zip(data["volumes"]["blurred_files"], data["files"]["blurred_files"])}
+    monkeypatch.setattr(TASK, "generator_method", lambda config, generator: lambda y: truths[key(y)])
+
+
+def test_fit_psf_sets_the_fitted_born_wolf_psf_and_records_it(setup, tmp_path, oracle_generator):
     config, data, model = setup
     before = model.forward_op.psf
     fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1)
-    assert 0.4 <= fit.wavelength <= 0.6 and {0.4, 0.5, 0.6} <= set(fit.misfits)
+    assert fit.reliable and fit.wavelength == pytest.approx(0.5, abs=0.03) and {0.4, 0.5, 0.6} <= set(fit.misfits)
     expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), fit.wavelength)
     np.testing.assert_allclose(model.forward_op.psf, expected, rtol=1e-4, atol=1e-7)
     assert not np.allclose(before, expected, atol=1e-4)  # it left the Gaussian start

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from tf_otcycle.physics.psf import blur, born_wolf_psf, centre_to, gaussian_psf
-from tf_otcycle.physics.psf_fit import fit_wavelength, interior, l1_gain, measurement_misfit
+from tf_otcycle.physics.psf_fit import (
+    block_means,
+    fit_wavelength,
+    interior,
+    l1_gain,
+    measurement_misfit,
+    paired_t,
+)
 
 VOX = (0.2, 0.1, 0.1)  # micrometres, the simulated data's
 
@@ -76,3 +83,26 @@ def test_fit_wavelength_on_one_candidate_and_bad_candidates(beads):
     assert fit_wavelength([y], [x], VOX, [0.45], kernel_size=12).wavelength == 0.45
     with pytest.raises(ValueError, match="wavelengths"):
         fit_wavelength([y], [x], VOX, [], kernel_size=12)
+
+
+def test_a_fit_is_reliable_only_inside_the_grid_and_above_the_noise(beads):
+    """A minimum on the grid's edge, or one the misfit's noise could have put there, is flagged
+    (not used by the task); the clean, mid-grid fit is not."""
+    x, y = beads
+    grid = [0.4, 0.45, 0.55, 0.6]
+    fit = fit_wavelength([y], [x], VOX, grid, kernel_size=12)
+    assert fit.reliable and fit.reason == "" and fit.as_dict()["reliable"] is True
+    edge = fit_wavelength([y], [x], VOX, [0.55, 0.6, 0.65], kernel_size=12)  # the truth, 0.5, lies below the grid
+    assert edge.wavelength == 0.55 and not edge.reliable and "edge" in edge.reason
+    noisy = y + np.random.default_rng(2).normal(0, 0.03, y.shape)  # noise swamps the misfit's differences
+    flat = fit_wavelength([noisy], [x], VOX, grid, kernel_size=12)
+    assert not flat.reliable and "not significantly above" in flat.reason
+    assert fit_wavelength([y], [x], VOX, [0.45], kernel_size=12).reliable  # one candidate: nothing to compare
+
+
+def test_paired_t_counts_standard_errors_of_the_blockwise_difference():
+    best = np.array([1.0, 2.0, 3.0, 4.0])
+    assert paired_t(best + np.array([0.9, 1.1, 0.9, 1.1]), best) == pytest.approx(1.0 / (np.std([0.9, 1.1] * 2, ddof=1) / 2))
+    assert paired_t(best + 1, best) == np.inf and paired_t(best, best) == 0.0 and paired_t(best[:1] + 1, best[:1]) == 0.0
+    assert block_means(np.arange(8.0), 4).tolist() == [0.5, 2.5, 4.5, 6.5]
+    assert block_means(np.arange(3.0), 16).tolist() == [0, 1, 2]  # fewer values than blocks

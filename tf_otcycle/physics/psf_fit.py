@@ -52,9 +52,11 @@ def interior(shape: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
     return tuple(slice(k // 2, n - (k - 1 - k // 2)) if n >= 2 * k else slice(None) for n, k in zip(shape, kernel))
 
 
-def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
-                       ) -> tuple[float, float]:
-    """``(mean|y - g (h * x_hat)|, g)`` over the interiors of all volumes, one L1-optimal gain ``g``.
+def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
+              ) -> tuple[np.ndarray, float]:
+    """``(|y - g (h * x_hat)|, g)``: the absolute residuals over the interiors of all volumes,
+    concatenated (each volume's in C order, so contiguous runs are z-slabs), and the one
+    L1-optimal gain ``g``.
 
     Args:
         measurements: volumes ``y``, each ``(D, H, W)``.
@@ -72,19 +74,65 @@ def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[n
         target.append(np.asarray(y, np.float32)[inside].ravel())
     predicted, target = np.concatenate(predicted), np.concatenate(target)
     gain = l1_gain(target, predicted)
-    return float(np.mean(np.abs(target - gain * predicted))), gain
+    return np.abs(target - gain * predicted), gain
+
+
+def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
+                       ) -> tuple[float, float]:
+    """``(mean|y - g (h * x_hat)|, g)`` over the interiors of all volumes (:func:`residuals`)."""
+    errors, gain = residuals(measurements, estimates, psf)
+    return float(np.mean(errors)), gain
+
+
+def block_means(errors: np.ndarray, blocks: int) -> np.ndarray:
+    """Means of ``errors`` over ``blocks`` contiguous, nearly equal runs (fewer for short arrays)."""
+    return np.array([b.mean() for b in np.array_split(errors, min(blocks, len(errors))) if len(b)])
+
+
+def paired_t(worse: np.ndarray, best: np.ndarray) -> float:
+    """The paired t statistic of ``worse - best`` (blockwise misfits): how many standard errors
+    the mean difference is above 0 (``inf`` when every block differs alike, 0 for one block)."""
+    d = np.asarray(worse, np.float64) - np.asarray(best, np.float64)
+    if len(d) < 2:
+        return 0.0
+    spread, mean = float(np.std(d, ddof=1)), float(np.mean(d))
+    return mean / (spread / np.sqrt(len(d))) if spread > 0 else (np.inf if mean > 0 else 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class WavelengthFit:
-    """The fitted emission wavelength and every misfit evaluated (wavelength -> (misfit, gain))."""
+    """The fitted emission wavelength, every misfit evaluated (wavelength -> (misfit, gain))
+    and whether the fit identifies the wavelength (``reliable``; ``reason`` says why not)."""
 
     wavelength: float
     misfits: dict[float, tuple[float, float]]
+    reliable: bool = True
+    reason: str = ""
 
     def as_dict(self) -> dict:
-        return {"wavelength": self.wavelength,
+        return {"wavelength": self.wavelength, "reliable": self.reliable, "reason": self.reason,
                 "misfits": [{"wavelength": w, "misfit": m, "gain": g} for w, (m, g) in sorted(self.misfits.items())]}
+
+
+MIN_T = 3.0  # the grid's ends must be this many standard errors worse than the minimum
+BLOCKS = 16  # contiguous runs of residuals (z-slabs) the standard errors are taken over
+
+
+def reliability(grid: Sequence[float], best: float, blocks: dict[float, np.ndarray], tolerance: float,
+                min_t: float = MIN_T) -> tuple[bool, str]:
+    """Whether a grid fit identifies its minimum: not on the grid's first or last value, and
+    each end's blockwise misfit above the minimum's by ``min_t`` standard errors or more
+    (:func:`paired_t`); else ``(False, why)``. One candidate: reliable by assumption."""
+    if len(grid) < 2:
+        return True, ""
+    if best <= grid[0] + tolerance or best >= grid[-1] - tolerance:
+        return False, f"the minimum lies at the grid's edge ({best:g} of {grid[0]:g}-{grid[-1]:g})"
+    for end in (grid[0], grid[-1]):
+        t = paired_t(blocks[end], blocks[best])
+        if t < min_t:
+            return False, (f"the misfit at {end:g} is not significantly above the minimum's at {best:g} "
+                           f"(t = {t:.1f} < {min_t:g} over {len(blocks[best])} blocks)")
+    return True, ""
 
 
 def fit_wavelength(
@@ -112,18 +160,21 @@ def fit_wavelength(
         tolerance: the scalar search's absolute tolerance, in wavelength units.
 
     Returns:
-        the :class:`WavelengthFit`.
+        the :class:`WavelengthFit`; ``reliable`` False (:func:`reliability`) when the minimum
+        lies on the grid's edge or the misfit is too flat to single it out.
     """
     grid = sorted({float(w) for w in wavelengths})
     if not grid or grid[0] <= 0:
         raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
     shape = (int(kernel_size),) * 3
     misfits: dict[float, tuple[float, float]] = {}
+    blocks: dict[float, np.ndarray] = {}
 
     def score(w: float) -> float:
         if w not in misfits:
             psf = born_wolf_psf(shape, voxel_size, w, numerical_aperture, refractive_index)
-            misfits[w] = measurement_misfit(measurements, estimates, psf)
+            errors, gain = residuals(measurements, estimates, psf)
+            misfits[w], blocks[w] = (float(np.mean(errors)), gain), block_means(errors, BLOCKS)
         return misfits[w][0]
 
     best = min(grid, key=score)
@@ -132,4 +183,4 @@ def fit_wavelength(
         lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
         optimize.minimize_scalar(score, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
         best = min(misfits, key=lambda w: misfits[w][0])  # every point scored: the search's, or the grid's
-    return WavelengthFit(best, misfits)
+    return WavelengthFit(best, misfits, *reliability(grid, best, blocks, tolerance))

@@ -478,7 +478,9 @@ class MicroscopyTask(BlurTask):
                  "Semi-blind PSF (not in the paper): after each of these epochs (comma-separated), fit the emission "
                  "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the measurement "
                  "cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a --psf_init=gaussian|flat "
-                 "start when the wavelength is unknown (benchmarks/QUALITY.md). Default: off."),
+                 "start when the wavelength is unknown (benchmarks/QUALITY.md). A fit whose minimum lies on the grid's "
+                 "edge or is not significant (t < 3 over 16 blocks) is logged as UNRELIABLE and only replaces a "
+                 "non-physical start. Default: off."),
         FlagSpec("psf_fit_wavelengths", "string", "400,450,500,550,600,650,700",
                  "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its neighbours."),
         FlagSpec("psf_fit_size", "integer", 32,
@@ -534,29 +536,51 @@ class MicroscopyTask(BlurTask):
         """``--psf_fit_epochs``: the wavelength fit (:meth:`fit_psf`) after those epochs, for the OT model."""
         if not config["psf_fit_epochs"] or not isinstance(getattr(model, "forward_op", None), PSFConv3D):
             return []
-        return [AtEpochEnd(fit_epochs(config), lambda epoch: self.fit_psf(config, data, model, out_dir, epoch))]
+        record = Path(out_dir) / "psf" / "wavelength_fit.json" if out_dir is not None else None
+        applied_before = record is not None and record.exists() and any(  # a resumed run
+            f.get("applied", True) for f in json.loads(record.read_text()))
+        physical = [config["psf_init"] == "born_wolf" or applied_before]  # the Born & Wolf start, or a fit applied
 
-    def fit_psf(self, config, data, model, out_dir=None, epoch: int = 0) -> WavelengthFit:
+        def fit(epoch: int) -> None:
+            self.fit_psf(config, data, model, out_dir, epoch, physical=physical[0])
+            physical[0] = True  # the first fit is always applied from a non-physical start
+
+        return [AtEpochEnd(fit_epochs(config), fit)]
+
+    def fit_psf(self, config, data, model, out_dir=None, epoch: int = 0, physical: bool | None = None) -> WavelengthFit:
         """Fit the emission wavelength of a Born & Wolf PSF to ``mean|y - g h * G(y)|`` on the
         first ``--psf_fit_files`` measurements (their centres, at most :data:`FIT_MAX_SHAPE`)
-        with the current G (:func:`fit_wavelength`), set H's PSF to it (``--psf_size``) and
-        add it to ``out_dir/psf/wavelength_fit.json``."""
+        with the current G (:func:`fit_wavelength`), set H's PSF to it (``--psf_size``) and add
+        it to ``out_dir/psf/wavelength_fit.json``.
+
+        An unreliable fit (its minimum on the grid's edge, or not singled out by the misfit) is
+        logged as such and applied only while H's PSF is not ``physical`` yet (default: a
+        ``--psf_init=gaussian|flat`` start): a Born & Wolf PSF at the edge is nearer the truth
+        than a flat one, and the later fits, with a G trained against it, converge
+        (QUALITY.md); from a physical PSF, H keeps its PSF."""
         volumes = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
         measurements = [centre_to(y, np.minimum(y.shape, FIT_MAX_SHAPE)) for y in volumes]
         predict = self.generator_method(config, model.generator)
         optics = (config["numerical_aperture"], config["refractive_index"])
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
                              [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config["psf_fit_size"])
-        layer = model.forward_op
-        layer.set_psf(born_wolf_psf(layer.kernel_size, self.voxel_size(config), fit.wavelength, *optics))
-        reset_average(model.g_optimizer, layer.kernel)  # --ema_momentum: the average starts from the new PSF
         misfit, gain = fit.misfits[fit.wavelength]
-        print(f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
-              f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried); the PSF goes on from it", flush=True)
+        found = (f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
+                 f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried)")
+        physical = config["psf_init"] == "born_wolf" if physical is None else physical
+        applied = fit.reliable or not physical
+        if applied:
+            layer = model.forward_op
+            layer.set_psf(born_wolf_psf(layer.kernel_size, self.voxel_size(config), fit.wavelength, *optics))
+            reset_average(model.g_optimizer, layer.kernel)  # --ema_momentum: the average starts from the new PSF
+            flag = "" if fit.reliable else f" (UNRELIABLE, wavelengths in micrometres: {fit.reason}; better than H's start)"
+            print(f"{found}; the PSF goes on from it{flag}", flush=True)
+        else:
+            print(f"{found} is UNRELIABLE (wavelengths in micrometres): {fit.reason}; H keeps its PSF", flush=True)
         if out_dir is not None:
             path = Path(out_dir) / "psf" / "wavelength_fit.json"
             fits = [f for f in (json.loads(path.read_text()) if path.exists() else []) if f["epoch"] < epoch]
-            fits.append({"epoch": epoch, **fit.as_dict(), "unit": "micrometre",
+            fits.append({"epoch": epoch, **fit.as_dict(), "applied": applied, "unit": "micrometre",
                          "files": [str(f) for f in data["files"]["blurred_files"][: config["psf_fit_files"]]]})
             atomic_write_text(path, json.dumps(fits, indent=2) + "\n")
         return fit
