@@ -106,3 +106,14 @@ def test_paired_t_counts_standard_errors_of_the_blockwise_difference():
     assert paired_t(best + 1, best) == np.inf and paired_t(best, best) == 0.0 and paired_t(best[:1] + 1, best[:1]) == 0.0
     assert block_means(np.arange(8.0), 4).tolist() == [0.5, 2.5, 4.5, 6.5]
     assert block_means(np.arange(3.0), 16).tolist() == [0, 1, 2]  # fewer values than blocks
+
+
+def test_the_misfit_takes_the_measurements_background_off(beads):
+    """y = g (h * x) + b: with b given the true PSF explains y exactly; without it, not."""
+    x, y = beads
+    psf = born_wolf_psf((12, 12, 12), VOX, 0.5)
+    misfit, gain = measurement_misfit([y + 0.3], [x], psf, offset=0.3)
+    assert misfit == pytest.approx(0.0, abs=1e-5) and gain == pytest.approx(1.7, rel=1e-3)
+    assert measurement_misfit([y + 0.3], [x], psf)[0] > 0.1
+    fit = fit_wavelength([y + 0.3], [x], VOX, [0.4, 0.45, 0.55, 0.6], kernel_size=12, offset=0.3)
+    assert fit.reliable and fit.wavelength == pytest.approx(0.5, abs=0.01)

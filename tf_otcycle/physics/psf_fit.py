@@ -52,11 +52,12 @@ def interior(shape: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
     return tuple(slice(k // 2, n - (k - 1 - k // 2)) if n >= 2 * k else slice(None) for n, k in zip(shape, kernel))
 
 
-def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
-              ) -> tuple[np.ndarray, float]:
-    """``(|y - g (h * x_hat)|, g)``: the absolute residuals over the interiors of all volumes,
-    concatenated (each volume's in C order, so contiguous runs are z-slabs), and the one
-    L1-optimal gain ``g``.
+def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray,
+              offset: float = 0.0) -> tuple[np.ndarray, float]:
+    """``(|y - b - g (h * x_hat)|, g)``: the absolute residuals over the interiors of all
+    volumes, concatenated (each volume's in C order, so contiguous runs are z-slabs), and the
+    one L1-optimal gain ``g``; ``b`` = ``offset``, the measurements' additive background (H's
+    learned one): without it a wider PSF explains a background by spreading light into it.
 
     Args:
         measurements: volumes ``y``, each ``(D, H, W)``.
@@ -71,16 +72,16 @@ def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray
             raise ValueError(f"measurement {np.shape(y)} and estimate {np.shape(x)} differ in shape")
         inside = interior(np.shape(y), psf.shape)
         predicted.append(blur(np.asarray(x), psf)[inside].ravel())
-        target.append(np.asarray(y, np.float32)[inside].ravel())
+        target.append(np.asarray(y, np.float32)[inside].ravel() - np.float32(offset))
     predicted, target = np.concatenate(predicted), np.concatenate(target)
     gain = l1_gain(target, predicted)
     return np.abs(target - gain * predicted), gain
 
 
-def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray
-                       ) -> tuple[float, float]:
-    """``(mean|y - g (h * x_hat)|, g)`` over the interiors of all volumes (:func:`residuals`)."""
-    errors, gain = residuals(measurements, estimates, psf)
+def measurement_misfit(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray,
+                       offset: float = 0.0) -> tuple[float, float]:
+    """``(mean|y - b - g (h * x_hat)|, g)`` over the interiors of all volumes (:func:`residuals`)."""
+    errors, gain = residuals(measurements, estimates, psf, offset)
     return float(np.mean(errors)), gain
 
 
@@ -144,6 +145,7 @@ def fit_wavelength(
     refractive_index: float = 1.5,
     kernel_size: int = 32,
     tolerance: float = 0.005,
+    offset: float = 0.0,
 ) -> WavelengthFit:
     """The emission wavelength whose Born & Wolf PSF minimises :func:`measurement_misfit`.
 
@@ -158,6 +160,7 @@ def fit_wavelength(
         kernel_size: the PSF cube's size in voxels: large enough to hold the PSF's halo
             (a 20^3 crop of a widefield PSF biases the fit to wider PSFs; QUALITY.md).
         tolerance: the scalar search's absolute tolerance, in wavelength units.
+        offset: the measurements' additive background (:func:`residuals`).
 
     Returns:
         the :class:`WavelengthFit`; ``reliable`` False (:func:`reliability`) when the minimum
@@ -173,7 +176,7 @@ def fit_wavelength(
     def score(w: float) -> float:
         if w not in misfits:
             psf = born_wolf_psf(shape, voxel_size, w, numerical_aperture, refractive_index)
-            errors, gain = residuals(measurements, estimates, psf)
+            errors, gain = residuals(measurements, estimates, psf, offset)
             misfits[w], blocks[w] = (float(np.mean(errors)), gain), block_means(errors, BLOCKS)
         return misfits[w][0]
 

@@ -563,7 +563,8 @@ class MicroscopyTask(BlurTask):
         predict = self.generator_method(config, model.generator)
         optics = (config["numerical_aperture"], config["refractive_index"])
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
-                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config["psf_fit_size"])
+                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config["psf_fit_size"],
+                             offset=model.forward_op.background)  # H's learned background (0 without it)
         misfit, gain = fit.misfits[fit.wavelength]
         found = (f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
                  f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried)")
