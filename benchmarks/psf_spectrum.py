@@ -30,32 +30,28 @@ import numpy as np
 from scipy import optimize
 
 from tf_otcycle.data import tiff
-from tf_otcycle.physics.psf import born_wolf_psf
-
-
-def centre_crop(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    starts = [(n - m) // 2 for n, m in zip(volume.shape, shape)]
-    return volume[tuple(slice(a, a + m) for a, m in zip(starts, shape))]
+from tf_otcycle.physics.psf import born_wolf_psf, centre_to
 
 
 def power_spectrum(volumes: list[np.ndarray], shape: tuple[int, int, int]) -> np.ndarray:
     """Mean ``|FFT|^2`` of the volumes' centres ``shape``, each mean-free and Hann-windowed."""
     window = np.einsum("i,j,k->ijk", *[np.hanning(n + 2)[1:-1] for n in shape])
     spectra = [np.abs(np.fft.fftn((c - c.mean()) * window)) ** 2
-               for c in (centre_crop(np.asarray(v, np.float64), shape) for v in volumes)]
+               for c in (centre_to(np.asarray(v, np.float64), shape) for v in volumes)]
     return np.mean(spectra, axis=0)
 
 
-def lateral_frequency(shape: tuple[int, int, int], voxel_size) -> np.ndarray:
-    """``|k_r|`` (cycles per unit length) of each ``(ky, kx)`` of an FFT of ``shape``."""
+def lateral_rings(shape: tuple[int, int, int], voxel_size) -> tuple[np.ndarray, float]:
+    """``(ring, step)``: each ``(ky, kx)`` of an FFT of ``shape`` labelled by its ring of
+    ``|k_r|`` (rings one lateral frequency step wide, ``step`` cycles per unit length)."""
     fy, fx = np.fft.fftfreq(shape[1], voxel_size[1]), np.fft.fftfreq(shape[2], voxel_size[2])
-    return np.hypot(fy[:, None], fx[None, :])
+    step = max(1 / (shape[1] * voxel_size[1]), 1 / (shape[2] * voxel_size[2]))
+    return np.round(np.hypot(fy[:, None], fx[None, :]) / step).astype(int), step
 
 
 def cylinder_bins(shape: tuple[int, int, int], voxel_size) -> np.ndarray:
-    """A bin label per frequency: ``(|k_z| index, |k_r| ring)``, rings one lateral step wide."""
-    step = max(1 / (shape[1] * voxel_size[1]), 1 / (shape[2] * voxel_size[2]))
-    ring = np.round(lateral_frequency(shape, voxel_size) / step).astype(int)
+    """A bin label per frequency: ``(|k_z| index, |k_r| ring)``."""
+    ring, _ = lateral_rings(shape, voxel_size)
     kz = np.abs(np.fft.fftfreq(shape[0]) * shape[0]).round().astype(int)
     return kz[:, None, None] * (ring.max() + 1) + ring[None]
 
@@ -63,9 +59,8 @@ def cylinder_bins(shape: tuple[int, int, int], voxel_size) -> np.ndarray:
 def noise_floor_frequency(spectrum: np.ndarray, voxel_size) -> tuple[float, float]:
     """``(frequency, floor)``: the first ring whose z-summed power is within 2x the floor (the
     median of the outer 20 % of rings' power)."""
-    shape = spectrum.shape
-    step = max(1 / (shape[1] * voxel_size[1]), 1 / (shape[2] * voxel_size[2]))
-    ring = np.round(lateral_frequency(shape, voxel_size) / step).astype(int).ravel()
+    ring, step = lateral_rings(spectrum.shape, voxel_size)
+    ring = ring.ravel()
     profile = np.bincount(ring, spectrum.sum(0).ravel()) / np.bincount(ring)
     floor = float(np.median(profile[int(0.8 * len(profile)):]))
     low = np.nonzero(profile[1:] <= 2 * floor)[0]

@@ -73,8 +73,7 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
         raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' "
                           "(onnx, tf2onnx, onnxruntime)")
     path = Path(path)
-    probe = onnx_probe(model, input_spec)
-    expected = np.asarray(model(probe, training=False))
+    probe, expected = onnx_reference(model, input_spec)
     problems = []
     with atomic_path(path) as tmp:
         for _ in range(max(1, tries)):
@@ -95,6 +94,13 @@ def onnx_probe(model: keras.Model, input_spec: tf.TensorSpec, seed: int = 0) -> 
     size = max(8, 2 * input_multiple(model))
     shape = [1] + [size if s is None else int(s) for s in list(input_spec.shape)[1:]]
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def onnx_reference(model: keras.Model, input_spec: tf.TensorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The probe input (:func:`onnx_probe`) and the Keras model's output for it, what an ONNX
+    graph of the model must reproduce (:func:`onnx_mismatch`)."""
+    probe = onnx_probe(model, input_spec)
+    return probe, np.asarray(model(probe, training=False))
 
 
 def onnx_mismatch(onnx_path: str | os.PathLike, x: np.ndarray, expected: np.ndarray,

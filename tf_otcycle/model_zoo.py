@@ -191,7 +191,13 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
 
     import tf_otcycle  # noqa: F401  (registers the custom objects)
     from tf_otcycle.data.tiff import read_stack
-    from tf_otcycle.export import ONNX_NAME, export_onnx, onnx_mismatch, read_export_config
+    from tf_otcycle.export import (
+        ONNX_NAME,
+        export_onnx,
+        onnx_mismatch,
+        onnx_reference,
+        read_export_config,
+    )
     from tf_otcycle.io_utils import atomic_path
     from tf_otcycle.models import input_multiple, predictor
 
@@ -224,7 +230,7 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
         np.save(folder / tensors[0], x[None, ..., None])
         np.save(folder / tensors[1], np.asarray(y, np.float32))
         onnx_path = model_path.with_name(ONNX_NAME)
-        if not onnx_path.is_file() or onnx_mismatch(onnx_path, *_probe_and_output(generator, ndim)) is not None:
+        if not onnx_path.is_file() or onnx_mismatch(onnx_path, *onnx_reference(generator, _input_spec(ndim))) is not None:
             export_onnx(generator, onnx_path, _input_spec(ndim))  # checked; replaces a graph that is wrong
         onnx_bytes = onnx_path.read_bytes()
         weights = content_name("generator", ".onnx", onnx_bytes)  # unique, as the test tensors' names
@@ -273,14 +279,6 @@ def _input_spec(ndim: int):
     import tensorflow as tf
 
     return tf.TensorSpec([None] * (ndim + 1) + [1], tf.float32, name="blurred")
-
-
-def _probe_and_output(generator, ndim: int) -> tuple[np.ndarray, np.ndarray]:
-    """A probe input for ``generator`` (:func:`tf_otcycle.export.onnx_probe`) and Keras' output for it."""
-    from tf_otcycle.export import onnx_probe
-
-    probe = onnx_probe(generator, _input_spec(ndim))
-    return probe, np.asarray(generator(probe, training=False))
 
 
 def _opset(onnx_path: Path) -> int:

@@ -373,6 +373,11 @@ def psf_scalars(learned: np.ndarray, true: np.ndarray, voxel_size) -> dict[str, 
     return {"val/psf_ncc": sim["ncc"], "val/psf_fwhm_error": max(errors, default=float("nan"))}
 
 
+def fit_record_path(out_dir) -> Path:
+    """``out_dir/psf/wavelength_fit.json``: every ``--psf_fit_epochs`` fit of a run, in epoch order."""
+    return Path(out_dir) / "psf" / "wavelength_fit.json"
+
+
 def fit_epochs(config: dict) -> list[int]:
     """``--psf_fit_epochs`` as sorted epoch numbers in ``[1, --epochs]`` (empty when off);
     ``ValueError`` naming the flag."""
@@ -536,7 +541,7 @@ class MicroscopyTask(BlurTask):
         """``--psf_fit_epochs``: the wavelength fit (:meth:`fit_psf`) after those epochs, for the OT model."""
         if not config["psf_fit_epochs"] or not isinstance(getattr(model, "forward_op", None), PSFConv3D):
             return []
-        record = Path(out_dir) / "psf" / "wavelength_fit.json" if out_dir is not None else None
+        record = fit_record_path(out_dir) if out_dir is not None else None
         applied_before = record is not None and record.exists() and any(  # a resumed run
             f.get("applied", True) for f in json.loads(record.read_text()))
         physical = [config["psf_init"] == "born_wolf" or applied_before]  # the Born & Wolf start, or a fit applied
@@ -579,7 +584,7 @@ class MicroscopyTask(BlurTask):
         else:
             print(f"{found} is UNRELIABLE (wavelengths in micrometres): {fit.reason}; H keeps its PSF", flush=True)
         if out_dir is not None:
-            path = Path(out_dir) / "psf" / "wavelength_fit.json"
+            path = fit_record_path(out_dir)
             fits = [f for f in (json.loads(path.read_text()) if path.exists() else []) if f["epoch"] < epoch]
             fits.append({"epoch": epoch, **fit.as_dict(), "applied": applied, "unit": "micrometre",
                          "files": [str(f) for f in data["files"]["blurred_files"][: config["psf_fit_files"]]]})
