@@ -14,7 +14,9 @@ Every learned method is evaluated at the same rule, ``--select`` (as in ``train/
 the last epoch; the log names the epoch kept.
 
 Methods: ``input`` (zero-filled / blurred), ``supervised`` (same generator, matched pairs),
-``cyclegan`` (conventional, two deep generators), ``classical`` (the task's: PLS-TV for MRI,
+``cyclegan`` (conventional, two deep generators), the self-supervised methods that need no
+clean images (:mod:`tf_otcycle.self_supervised`: ``mc`` measurement consistency, ``ei``
+equivariant imaging, ``ssdu`` k-space splitting, MRI only), ``classical`` (the task's: PLS-TV for MRI,
 Richardson-Lucy with and without TV for the blur tasks, their settings chosen on the
 ``--val_files`` from the grid flags, the choice in the log), ``ot_cyclegan`` (the paper's), and the trivial
 references ``zeros`` / ``mean`` where the task offers them. Nothing here depends on the task.
@@ -34,6 +36,7 @@ from tf_otcycle import baselines, tasks
 from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
+from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
 from tf_otcycle.training import (
     PROGRESS_KEYS,
@@ -55,7 +58,7 @@ flags.DEFINE_enum("supervised_loss", "l1", ["l1", "l2"], "Loss of the supervised
 
 FLAGS = flags.FLAGS
 COMPARE_KEYS = ["application", "methods", "supervised_loss"]
-LEARNED = ("supervised", "cyclegan", "ot_cyclegan")
+LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
 KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
 
 
@@ -69,6 +72,11 @@ def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) ->
     steps = config["steps_per_epoch"]
     if name == "ot_cyclegan":
         return task.build_model(config, data, steps)
+    if name in SELF_SUPERVISED:
+        try:
+            return task.build_self_supervised(config, data, name, steps)
+        except ValueError as e:  # e.g. ssdu on a task without k-space columns
+            raise app.UsageError(f"--methods={name}: {e}") from None
     g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
@@ -177,6 +185,9 @@ def main(argv):
     unknown = set(config["methods"]) - KNOWN
     if unknown:
         raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
+    if "ssdu" in config["methods"] and not task.splittable:
+        raise app.UsageError(f"bad flags:\n  --methods=ssdu splits k-space columns under per-sample masks (MRI); "
+                             f"the {task.name} task's measurements have none")
     common.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
     data = common.check(task, config)
     run_dir = Path(config["run_dir"])

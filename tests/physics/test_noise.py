@@ -95,6 +95,24 @@ def test_chi_square_is_one_for_the_truth_and_tells_smooth_from_overfitted():
     np.testing.assert_allclose(scaled, truth, atol=0.02)
 
 
+def test_an_offset_blurred_under_a_zero_boundary_is_fitted_by_the_extra_regressor():
+    """Min-max normalisation removes a sharp stack's uniform background c; under a zero
+    boundary h * c falls off at the edges, so only ``h * 1`` as a regressor gives chi^2 ~ 1."""
+    from tf_otcycle.physics.noise import affine_match, chi_square
+    from tf_otcycle.physics.psf import blur, gaussian_psf
+
+    rng = np.random.default_rng(1)
+    psf = gaussian_psf((9, 9, 9), (2.0, 1.0, 1.0))
+    sample = 0.3 + (rng.random((16, 32, 32)) > 0.97) * 5.0  # beads on a uniform background
+    clean = blur(sample, psf)
+    gain, floor = 1e-3, 1e-5
+    y = clean + np.sqrt(gain * clean + floor) * rng.standard_normal(clean.shape)
+    normalised = (sample - sample.min()) / (sample.max() - sample.min())  # what G is trained to output
+    plain = chi_square(y, affine_match(blur(normalised, psf), y), gain, floor)
+    offset = chi_square(y, affine_match(blur(normalised, psf), y, blur(np.ones_like(sample), psf)), gain, floor)
+    assert plain > 3 and offset == pytest.approx(1.0, abs=0.05)
+
+
 def test_the_background_estimate_finds_a_camera_offset_under_sparse_signal():
     rng = np.random.default_rng(0)
     signal = np.zeros((16, 32, 32), np.float32)

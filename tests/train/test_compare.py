@@ -36,14 +36,15 @@ def test_compare_mri(tmp_path):
     run_dir = tmp_path / "run"
     args = [f"--run_dir={run_dir}", "--application=mri", f"--clean_files={data}/clean/*.h5",
             f"--measured_files={data}/measured/*.h5", f"--test_files={data}/test/*.h5", "--crop_size=16",
-            f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2", *TRAIN]
+            f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2",
+            "--methods=input,supervised,cyclegan,mc,ei,ssdu,classical,ot_cyclegan", *TRAIN]
     out = run(args)
-    for name in ("supervised", "cyclegan", "ot_cyclegan"):  # --select=best: each kept its best validation epoch
+    for name in ("supervised", "cyclegan", "mc", "ei", "ssdu", "ot_cyclegan"):  # --select=best: each kept its best validation epoch
         assert f"{name}: Evaluating the best validation epoch, 1, the last one (validation PSNR" in out
         assert (run_dir / name / "best" / "checkpoint").exists()
     table = rows(run_dir)
     assert table[0][:4] == ["method", "psnr", "ssim", "nmse"]
-    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "pls_tv", "ot_cyclegan",
+    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "mc", "ei", "ssdu", "pls_tv", "ot_cyclegan",
                                           "ot_cyclegan+dc"]
     assert list((run_dir / "eval").glob("*.png")) and (run_dir / "flags.txt").exists()
     before = [r[:4] for r in table]
@@ -61,19 +62,20 @@ def test_compare_microscopy(tmp_path):
     out = run([f"--run_dir={run_dir}", "--application=microscopy", f"--blurred_files={data}/train/blurred/*_blurred.tif",
          f"--sharp_files={data}/train/sharp/*.tif", f"--test_files={data}/test_500nm/*_blurred.tif",
          f"--true_psf={data}/psf_500nm.tif", "--patch_size=16", "--psf_size=6", "--decay_epoch=1",
-         "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,classical,ot_cyclegan",
+         "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,ei,classical,ot_cyclegan",
          "--psf_init=flat", "--psf_fit_epochs=1", "--psf_fit_size=8", *TRAIN])
     table = rows(run_dir)
     assert out.count("--psf_fit_epochs, epoch 1: emission wavelength") == 1  # the OT model's PSF only
     assert (run_dir / "ot_cyclegan" / "psf" / "wavelength_fit.json").exists()
-    assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "richardson_lucy", "richardson_lucy_tv",
-                                     "ot_cyclegan"]
+    assert [r[0] for r in table[1:]] == ["input", "zeros", "mean", "supervised", "cyclegan", "ei", "richardson_lucy",
+                                         "richardson_lucy_tv", "ot_cyclegan"]
     assert "train_seconds" in table[0] and float(table[-1][table[0].index("train_seconds")]) > 0
 
 
-@pytest.mark.parametrize("bad,message", [("--methods=input,magic", "unknown"), ("--acceleration=0", "--acceleration")])
+@pytest.mark.parametrize("bad,message", [("--methods=input,magic", "unknown"), ("--acceleration=0", "--acceleration"),
+                                         ("--application=microscopy --methods=ssdu", "k-space columns")])
 def test_bad_flags(tmp_path, bad, message):
     proc = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), f"--run_dir={tmp_path}/r",
-                           "--clean_files=x", "--measured_files=y", "--test_files=z", bad],
+                           "--clean_files=x", "--measured_files=y", "--test_files=z", *bad.split()],
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and message in proc.stderr

@@ -39,6 +39,15 @@ def _check(num_cols: int, acceleration: float, center_fraction: float) -> int:
     return num_low
 
 
+def acs_columns(num_cols: int, center_fraction: float) -> tuple[int, int]:
+    """``(start, stop)`` of the fully sampled centre (ACS) that :func:`random_mask` and
+    :func:`equispaced_mask` keep: ``round(num_cols * center_fraction)`` columns from
+    ``(num_cols - num_low + 1) // 2``."""
+    num_low = int(round(num_cols * center_fraction))
+    pad = (num_cols - num_low + 1) // 2
+    return pad, pad + num_low
+
+
 def random_mask(
     num_cols: int, acceleration: float, center_fraction: float, seed: Seed = None
 ) -> np.ndarray:
@@ -67,8 +76,8 @@ def random_mask(
         return np.ones(num_cols, np.float32)
     prob = (num_cols / acceleration - num_low) / (num_cols - num_low)
     mask = rng.uniform(size=num_cols) < prob
-    pad = (num_cols - num_low + 1) // 2
-    mask[pad : pad + num_low] = True
+    start, stop = acs_columns(num_cols, center_fraction)
+    mask[start:stop] = True
     return mask.astype(np.float32)
 
 
@@ -100,8 +109,8 @@ def equispaced_mask(
     rng = np.random.RandomState(seed)
     rng.randint(0, 1)  # fastMRI's choose_acceleration() with a single acceleration
     mask = np.zeros(num_cols, np.float32)
-    pad = (num_cols - num_low + 1) // 2
-    mask[pad : pad + num_low] = 1
+    start, stop = acs_columns(num_cols, center_fraction)
+    mask[start:stop] = 1
     if num_low == 0 or num_low * acceleration == num_cols:
         adjusted = float(acceleration)
     else:

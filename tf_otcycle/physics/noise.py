@@ -118,13 +118,19 @@ def _affine_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, flo
     return float(a), float(b)
 
 
-def affine_match(signal: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``c0 + c1 * signal`` with ``(c0, c1)`` fitted to ``y`` by least squares: a prediction of
-    ``y`` in ``y``'s units when ``signal``'s offset and scale are unknown (e.g. both normalised
-    by their own minimum and maximum)."""
-    s = np.asarray(signal, np.float64).ravel()
-    (c1, c0), *_ = np.linalg.lstsq(np.stack([s, np.ones_like(s)], 1), np.asarray(y, np.float64).ravel(), rcond=None)
-    return (c0 + c1 * np.asarray(signal, np.float64)).astype(np.float32)
+def affine_match(signal: np.ndarray, y: np.ndarray, *extra: np.ndarray) -> np.ndarray:
+    """``c0 + c1 * signal (+ sum_k c_k * extra_k)`` with the ``c`` fitted to ``y`` by least
+    squares: a prediction of ``y`` in ``y``'s units when ``signal``'s offset and scale are
+    unknown (e.g. both normalised by their own minimum and maximum).
+
+    ``extra``: further regressors of ``y``'s shape, e.g. ``h * 1`` when ``signal`` is
+    ``h * x`` under a zero boundary: an unknown offset ``c`` of ``x`` then blurs to
+    ``c * (h * 1)``, which falls off at the edges and no constant absorbs.
+    """
+    columns = [np.asarray(a, np.float64).ravel() for a in (signal, *extra)]
+    design = np.stack([*columns, np.ones_like(columns[0])], 1)
+    coefficients, *_ = np.linalg.lstsq(design, np.asarray(y, np.float64).ravel(), rcond=None)
+    return (design @ coefficients).reshape(np.shape(signal)).astype(np.float32)
 
 
 def chi_square(y: np.ndarray, signal: np.ndarray, gain: float, floor: float) -> float:

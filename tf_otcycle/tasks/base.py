@@ -25,6 +25,7 @@ from tf_otcycle.evaluation import Sample
 from tf_otcycle.layers import FakePool
 from tf_otcycle.model import CYCLE_GRADIENTS, OTCycleGAN
 from tf_otcycle.schedules import LinearDecayAfter
+from tf_otcycle.self_supervised import SelfSupervised
 from tf_otcycle.training import adam, parse_threads
 
 Method = Callable[..., np.ndarray]
@@ -274,6 +275,9 @@ class Task:
     classical_name: str = "classical"  # the name of the classical baseline in tables
     classical_names: tuple[str, ...] = ()  # every classical row of --methods=classical; default (classical_name,)
     quality_key: str = "val_psnr"  # the validation log key --select=best keeps the epoch by, given targets
+    symmetry_axes: tuple[int, int] = (1, 2)  # the plane of equivariant imaging's quarter turns and flips
+    circular: bool = False  # the operator is circular: equivariant imaging also draws cyclic shifts
+    splittable: bool = False  # measurements are k-space columns that SSDU can split (per-sample masks)
 
     @property
     def config_keys(self) -> list[str]:
@@ -375,6 +379,20 @@ class Task:
                            **self.fake_pools(config, critic_y is not None))
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
+
+    def build_self_supervised(self, config: dict, data: dict | None, method: str, steps_per_epoch: int = 1
+                              ) -> SelfSupervised:
+        """The compiled self-supervised baseline ``method`` (``mc``, ``ei``, ``ssdu``) on this
+        task's generator and operator, with G's optimizer of :meth:`optimizers`."""
+        model = SelfSupervised(self.generator(config, data), self.forward_op(config, data), method,
+                               axes=self.symmetry_axes, shift=self.circular, acs=self.acs(config), seed=config["seed"])
+        g_optimizer, _, _ = with_loss_scaling(self.optimizers(config, steps_per_epoch), config)
+        model.compile(optimizer=g_optimizer)
+        return model
+
+    def acs(self, config: dict) -> tuple[int, int]:
+        """``(start, stop)`` of the measurement's always-sampled centre (MRI's ACS columns); none here."""
+        return (0, 0)
 
     def callbacks(self, config: dict, data: dict, model: keras.Model, out_dir: Path | None) -> list[keras.callbacks.Callback]:
         """What the task adds to the training of ``model`` (any method), placed before the

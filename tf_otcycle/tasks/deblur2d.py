@@ -28,6 +28,7 @@ class Deblur2DTask(BlurTask):
     name = "deblur2d"
     ndim = 2
     unit = "image"
+    symmetry_axes = (1, 2)  # (B, H, W, C)
     common_defaults = dict(epochs=100, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
                            **BLUR_OBJECTIVE)
     flags = BLUR_FLAGS + (

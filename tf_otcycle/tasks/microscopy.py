@@ -21,6 +21,7 @@ from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_t
 from tf_otcycle.export import export_microscopy_generator, export_settings
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv3D
+from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.noise import (
     affine_match,
@@ -77,6 +78,7 @@ class BlurTask(Task):
     # deconvolution is judged after an affine intensity fit: G's output scale drifts against
     # H's learned gain, and the plain PSNR chose epochs by that drift (ABLATION_microscopy.md)
     quality_key = "val_psnr_affine"
+    symmetry_axes = (2, 3)  # (B, D, H, W, C): the lateral plane, which a widefield PSF commutes with
 
     # --- shared flag checks ------------------------------------------------------------------
     def validate(self, config):
@@ -300,8 +302,9 @@ class BlurTask(Task):
         def evaluate():
             out = predict(blurred)
             psf = getattr(forward_op, "psf", None)  # the OT model's learned PSF (a deep F has none)
-            chi2 = chi_square(blurred, affine_match(blur(out, psf if psf is not None else self.initial_psf(config)),
-                                                     blurred), *noise)
+            h = psf if psf is not None else self.initial_psf(config)
+            # G's output is known up to an affine intensity map: its offset blurs to offset * (h * 1)
+            chi2 = chi_square(blurred, affine_match(blur(out, h), blurred, blur(np.ones_like(out), h)), *noise)
             scalars = {"val/change": relative_change(out, blurred), "val/chi2": chi2,
                        "val/consistency": -abs(float(np.log(max(chi2, 1e-12))))}
             panels = [views(blurred), views(out)]
@@ -539,7 +542,8 @@ class MicroscopyTask(BlurTask):
 
     def callbacks(self, config, data, model, out_dir):
         """``--psf_fit_epochs``: the wavelength fit (:meth:`fit_psf`) after those epochs, for the OT model."""
-        if not config["psf_fit_epochs"] or not isinstance(getattr(model, "forward_op", None), PSFConv3D):
+        if not config["psf_fit_epochs"] or not isinstance(model, OTCycleGAN) \
+                or not isinstance(model.forward_op, PSFConv3D):  # not the self-supervised ones' given PSF
             return []
         record = fit_record_path(out_dir) if out_dir is not None else None
         applied_before = record is not None and record.exists() and any(  # a resumed run

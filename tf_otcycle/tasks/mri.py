@@ -23,6 +23,7 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
+from tf_otcycle.physics.masks import acs_columns
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Method,
@@ -102,6 +103,8 @@ class MRITask(Task):
     training_files = ("clean_files", "measured_files")
     unit = "slice"
     classical_name = "pls_tv"
+    circular = True  # the FFT is circular: equivariant imaging also draws cyclic shifts
+    splittable = True  # k-space columns under per-sample masks: SSDU applies
     flags = (
         FlagSpec("clean_files", "string", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
         FlagSpec("measured_files", "string", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
@@ -201,6 +204,9 @@ class MRITask(Task):
 
     def forward_op(self, config, data):
         return FFTMask(name="forward_op")
+
+    def acs(self, config):
+        return acs_columns(config["crop_size"], config["center_fraction"])
 
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
