@@ -43,6 +43,7 @@ def test_quality_smoke(tmp_path):
                                                                 f"--run_dir={tmp_path}"])
     text = (tmp_path / "QUALITY.md").read_text()
     assert "## mri" in text and "| ot_cyclegan |" in text and "Targets" in text
+    assert "| ssdu |" in text and "best self-supervised" in text  # issue #26: the methods without clean images
 
 
 @pytest.mark.parametrize("application,variant", [("mri", "A"), ("microscopy", "M3")])

@@ -82,3 +82,14 @@ def test_set_targets_use_the_psnr_after_the_affine_fit_when_reported(quality):
     stats = quality.summary([table, table])
     assert stats["ot_cyclegan"]["psnr_affine"] == 24.5
     assert "24.50 +- 0.00" in "\n".join(quality.summary_table(stats, [table, table], [0, 1]))
+
+
+def test_mri_targets_compare_with_the_best_self_supervised_row(quality):
+    table = _table(input=14.0, supervised=18.8, mc=14.1, ei=18.9, ssdu=17.0, ot_cyclegan=18.75)
+    lines = quality.target_lines(table)
+    assert "- NOT met: ot_cyclegan >= best self-supervised" in lines  # EI is 0.15 dB above
+    assert "- met: ot_cyclegan >= supervised - 0.1 dB" in lines
+    table["ot_cyclegan"]["psnr"] = 19.0
+    assert "- met: ot_cyclegan >= best self-supervised" in quality.target_lines(table)
+    assert "- not checked (self-supervised not run): ot_cyclegan >= best self-supervised" in quality.target_lines(
+        _table(input=14.0, ot_cyclegan=18.0))
