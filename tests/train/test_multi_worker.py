@@ -22,7 +22,24 @@ def _free_ports(n):
     return ports
 
 
-def _run_cluster(data, run_dir, epochs):
+# Two TensorFlow workers on 2 shared cores can starve the coordination service's heartbeat
+# thread (TF's 10 s timeout): "Task /job:worker/replica:0/task:0 heartbeat timeout", then both
+# abort. Measured once in 374 tests of a full `make test`; a cluster with a core per worker does
+# not see it. Such a run is repeated once; any other failure fails at once.
+HEARTBEAT_FAULT = "heartbeat timeout"
+
+
+def _run_cluster(data, run_dir, epochs, tries=2):
+    for attempt in range(tries):
+        outs, codes = _launch_cluster(data, run_dir, epochs)
+        errors = [err for code, (_, err) in zip(codes, outs) if code != 0]
+        if not errors:
+            return [o for o, _ in outs]
+        if attempt + 1 == tries or not any(HEARTBEAT_FAULT in e for e in errors):
+            raise AssertionError(errors[0][-4000:])
+
+
+def _launch_cluster(data, run_dir, epochs):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     flags = [f"--run_dir={run_dir}", f"--clean_files={data}/clean/*.h5", f"--measured_files={data}/measured/*.h5",
              f"--test_files={data}/test/*.h5", "--crop_size=16", "--center_fraction=0.125", f"--epochs={epochs}",
@@ -35,9 +52,7 @@ def _run_cluster(data, run_dir, epochs):
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "train" / "mri.py"), *flags], cwd=ROOT, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-4000:]
-    return [o for o, _ in outs]
+    return outs, [p.returncode for p in procs]
 
 
 def test_two_workers_train_only_the_chief_writes_and_a_restart_resumes(tmp_path):
