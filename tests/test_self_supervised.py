@@ -30,10 +30,10 @@ def mri_batch(seed=0, width=16):
     return x, y, masks
 
 
-def test_measurement_consistency_and_equivariance_are_mean_absolute_errors():
+def test_measurement_consistency_and_equivariance_are_mean_squared_errors():
     a = np.zeros((2, 4, 4, 1), np.float32)
     b = np.ones((2, 4, 4, 1), np.float32) * np.array([1.0, 3.0], np.float32)[:, None, None, None]
-    np.testing.assert_allclose(measurement_consistency(a, b), [1.0, 3.0])
+    np.testing.assert_allclose(measurement_consistency(a, b), [1.0, 9.0])
     np.testing.assert_allclose(equivariance(b, b), [0.0, 0.0])
 
 
