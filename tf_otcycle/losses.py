@@ -23,6 +23,11 @@ def l1_per_sample(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return _per_sample_mean(tf.abs(a - b))
 
 
+def l2_per_sample(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference per sample, ``(B,)``."""
+    return _per_sample_mean(tf.square(a - b))
+
+
 def cycle_l1(
     real_x: tf.Tensor, cycled_x: tf.Tensor, real_y: tf.Tensor, cycled_y: tf.Tensor, rho: float, sigma: float
 ) -> tuple[tf.Tensor, tf.Tensor]:

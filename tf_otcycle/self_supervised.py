@@ -29,26 +29,21 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_otcycle.losses import l2_per_sample
 from tf_otcycle.physics.fft import channels_to_complex, fft2c
 
 METHODS = ("mc", "ei", "ssdu")
 
 
 # --- losses (pure functions, per sample) -------------------------------------------------
-def squared_error(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Mean squared difference per sample, ``(B,)`` float32."""
-    d = tf.cast(a, tf.float32) - tf.cast(b, tf.float32)
-    return tf.reduce_mean(tf.reshape(d * d, [tf.shape(d)[0], -1]), axis=1)
-
-
 def measurement_consistency(y: tf.Tensor, hx: tf.Tensor) -> tf.Tensor:
     """``mean (H x - y)^2`` per sample, ``(B,)``: zero when ``x`` explains the measurement."""
-    return squared_error(y, hx)
+    return l2_per_sample(tf.cast(y, tf.float32), tf.cast(hx, tf.float32))
 
 
 def equivariance(tx: tf.Tensor, g_htx: tf.Tensor) -> tf.Tensor:
     """``mean (T x - G(H T x))^2`` per sample, ``(B,)``: zero when G inverts H on ``T x``."""
-    return squared_error(tx, g_htx)
+    return l2_per_sample(tf.cast(tx, tf.float32), tf.cast(g_htx, tf.float32))
 
 
 def ssdu_loss(x: tf.Tensor, y: tf.Tensor, loss_mask: tf.Tensor) -> tf.Tensor:
@@ -212,4 +207,4 @@ class SelfSupervised(keras.Model):
 
 
 __all__ = ["METHODS", "SelfSupervised", "equivariance", "measurement_consistency", "random_transform", "rotate90",
-           "squared_error", "ssdu_loss", "ssdu_split", "transform"]
+           "ssdu_loss", "ssdu_split", "transform"]
