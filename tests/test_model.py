@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_otcycle.distributed import global_mean
 from tf_otcycle.layers import FFTMask, PSFConv3D
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
@@ -150,7 +151,7 @@ class _RecomputingOTCycleGAN(OTCycleGAN):
         self.critic_updates(real_x, fake_x, real_y, fake_y)
         with tf.GradientTape(persistent=True) as tape:
             g_loss, _ = self.generator_losses(real_x, real_y, x_params, y_params)
-            g_total = self._global_mean(g_loss)
+            g_total = global_mean(g_loss)
         if self.h_optimizer is None:
             grads = tape.gradient(g_total, self.generator_variables)
             self.g_optimizer.apply_gradients(zip(grads, self.generator_variables))

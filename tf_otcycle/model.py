@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 
 from tf_otcycle import losses
+from tf_otcycle.batches import params_of, unwrap
+from tf_otcycle.distributed import global_mean, step_logs
 from tf_otcycle.physics.noise import poisson_gaussian
 
 CYCLE_GRADIENTS = ("joint", "split")  # which maps each cycle term trains (OTCycleGAN, cycle_gradients)
@@ -242,11 +244,6 @@ class OTCycleGAN(keras.Model):
             return self.forward_op(x)
         return self.forward_op(x, params)
 
-    def _global_mean(self, per_sample: tf.Tensor) -> tf.Tensor:
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        batch = tf.cast(tf.shape(per_sample)[0] * replicas, per_sample.dtype)
-        return tf.reduce_sum(per_sample) / batch
-
     def _alpha(self, t: tf.Tensor) -> tf.Tensor:
         shape = tf.concat([tf.shape(t)[:1], tf.ones([tf.rank(t) - 1], tf.int32)], 0)
         return keras.random.uniform(shape, seed=self.seed_generator)  # (B, 1, ..., 1)
@@ -330,18 +327,15 @@ class OTCycleGAN(keras.Model):
         for _ in range(self.n_critic):  # unrolled: merge_call cannot run inside a while loop
             with tf.GradientTape() as tape:
                 d_loss, gap, gp = self.critic_losses(real_x, fake_x, real_y, fake_y)
-                d_scaled = self.d_optimizer.scale_loss(self._global_mean(d_loss))  # loss scaling (mixed_float16)
+                d_scaled = self.d_optimizer.scale_loss(global_mean(d_loss))  # loss scaling (mixed_float16)
             d_grads = tape.gradient(d_scaled, self.critic_variables)
             self.d_optimizer.apply_gradients(zip(d_grads, self.critic_variables))  # unscales, skips non-finite
         return d_loss, gap, gp, d_grads
 
     @staticmethod
     def unpack(data):
-        if isinstance(data, tuple) and len(data) == 1:
-            data = data[0]
-        if not isinstance(data, dict) or "x" not in data or "y" not in data:
-            raise ValueError("data: expected a dict with 'x' (images) and 'y' (measurements)")
-        return data["x"], data["y"], _params(data, "x"), _params(data, "y")
+        data = unwrap(data, ("x", "y"))
+        return data["x"], data["y"], params_of(data, "x"), params_of(data, "y")
 
     def train_step(self, data):
         real_x, real_y, x_params, y_params = self.unpack(data)
@@ -353,7 +347,7 @@ class OTCycleGAN(keras.Model):
                 d_loss, gap, gp, d_grads = self.critic_updates(real_x, fake_x, real_y, fake_y)
                 ramps = {"gan_weight": self.current_gan_weight(), "sigma": self.current_sigma()}  # for the logs
             g_loss, parts = self.generator_losses(real_x, real_y, x_params, y_params, fakes=(fake_x, fake_y))
-            g_total = self._global_mean(g_loss)
+            g_total = global_mean(g_loss)
             g_scaled = self.g_optimizer.scale_loss(g_total)
             h_scaled = self.h_optimizer.scale_loss(g_total) if self.h_optimizer is not None else None
         if self.h_optimizer is None:
@@ -381,7 +375,7 @@ class OTCycleGAN(keras.Model):
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return _logs({name: t.result() for name, t in self.trackers.items()})
+        return step_logs({name: t.result() for name, t in self.trackers.items()})
 
     def test_step(self, data):
         real_x, real_y, x_params, y_params = self.unpack(data)
@@ -389,31 +383,13 @@ class OTCycleGAN(keras.Model):
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["cycle_x"].update_state(parts["cycle_x"])
         self.trackers["cycle_y"].update_state(parts["cycle_y"])
-        return _logs({name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")})
+        return step_logs({name: self.trackers[name].result() for name in ("g_loss", "cycle_x", "cycle_y")})
 
 
 def _loss_scale(optimizer) -> tf.Tensor:
     """The current loss scale of a ``LossScaleOptimizer`` (mixed_float16), else 1."""
     scale = getattr(optimizer, "dynamic_scale", None)
     return tf.cast(tf.convert_to_tensor(scale), tf.float32) if scale is not None else tf.constant(1.0)
-
-
-def _logs(values: dict) -> dict:
-    """A step's logs; shaped ``(1,)`` under multi-worker training, where Keras 3 (TF backend)
-    reduces them with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars
-    (tensorflow/tensorflow#72388); the reduction then returns the scalar mean over workers."""
-    strategy = tf.distribute.get_strategy()
-    multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
-    return {k: tf.reshape(v, [1]) for k, v in values.items()} if multi_worker else values
-
-
-def _params(data: dict, domain: str):
-    """``data[domain + "_params"]``, or the older ``{domain}_mask`` key as ``{"mask": ...}``, or None."""
-    if f"{domain}_params" in data:
-        return data[f"{domain}_params"]
-    if f"{domain}_mask" in data:
-        return {"mask": data[f"{domain}_mask"]}
-    return None
 
 
 def _sqrt_size(t: tf.Tensor) -> tf.Tensor:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_otcycle.batches import params_of, unwrap
+from tf_otcycle.distributed import global_mean, step_logs
 from tf_otcycle.losses import l2_per_sample
 from tf_otcycle.physics.fft import channels_to_complex, fft2c
 
@@ -186,21 +188,16 @@ class SelfSupervised(keras.Model):
         return mc + self.ei_weight * ei, {"mc": mc, "ei": ei}
 
     def train_step(self, data):
-        if isinstance(data, tuple) and len(data) == 1:
-            data = data[0]
-        if not isinstance(data, dict) or "y" not in data:
-            raise ValueError("data: expected a dict with 'y' (measurements)")
+        data = unwrap(data, ("y",))
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            loss, parts = self.losses_of(data["y"], data.get("y_params"))
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
-            total = tf.reduce_sum(loss) / tf.cast(tf.shape(loss)[0] * replicas, loss.dtype)
-            scaled = self.optimizer.scale_loss(total)
+            loss, parts = self.losses_of(data["y"], params_of(data, "y"))
+            scaled = self.optimizer.scale_loss(global_mean(loss))
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         self.trackers["loss"].update_state(tf.reduce_mean(loss))
         for name, value in parts.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
-        return {"loss": self.trackers["loss"].result(), **{k: self.trackers[k].result() for k in parts}}
+        return step_logs({"loss": self.trackers["loss"].result(), **{k: self.trackers[k].result() for k in parts}})
 
     def call(self, y, training=False):
         return self.generator(y, training=training)
