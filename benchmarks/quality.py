@@ -14,6 +14,9 @@ the seeds, checks the targets of the paper's comparison on those means and write
 machine and the date. One seed's GAN training moves by several tenths of a dB, as much as
 the margins it is judged by, hence the default of three. Not a test: it trains for about
 half an hour per seed. Extra ``--flags`` point it at any fastMRI-format or TIFF data set.
+``mri_x8`` is MRI at the second acceleration of issue #26 (same data, x8). With ``--reuse``
+a seed whose run directory already holds its tables is read, not trained again (to finish
+an interrupted benchmark); each table then says which seeds were reused.
 """
 
 from __future__ import annotations
@@ -106,7 +109,13 @@ SMOKE_APP_FLAGS = {"mri": ["--crop_size=32", "--depth=2", "--pls_iterations=3", 
                    "microscopy": ["--patch_size=16", "--depth=1", "--psf_size=5", "--rl_iterations=2"]}
 
 
+# A benchmark application -> the task data it reads (mri_x8: the MRI data at another acceleration).
+DATA_OF = {"mri": "mri", "mri_x8": "mri", "microscopy": "microscopy"}
+APPLICATIONS = tuple(DATA_OF)
+
+
 def make_data(application: str, data_dir: Path, smoke: bool = False) -> None:
+    application = DATA_OF[application]
     args = {"mri": ["mri", "--out", str(data_dir / "mri"), "--size", "128"],
             "microscopy": ["microscopy", "--out", str(data_dir / "microscopy")]}[application]
     if smoke:
@@ -116,6 +125,7 @@ def make_data(application: str, data_dir: Path, smoke: bool = False) -> None:
 
 def data_flags(application: str, data_dir: Path) -> list[str]:
     """The benchmark flagfile's data globs pointed at ``data_dir`` (the smoke run's data)."""
+    application = DATA_OF.get(application, application)
     d = data_dir / application
     if application == "mri":
         return [f"--{k}_files={d}/{k}/*.h5" for k in ("clean", "measured", "val", "test")]
@@ -131,12 +141,45 @@ def compare_command(application: str, run_dir: Path | str, seed: int | str, extr
 
 
 def run_compare(command: list[str], log_path: Path) -> float:
-    """Run ``command``, its output into ``log_path``; the seconds it took."""
+    """Run ``command``, its output into ``log_path``; the seconds it took (also in ``<log>.seconds``)."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
         subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    log_path.with_suffix(".seconds").write_text(f"{seconds:.1f}\n")
+    return seconds
+
+
+def finished(run_dir: Path, log_path: Path) -> bool:
+    """Whether a seed's run is complete: its log and its tables exist (``--reuse``)."""
+    return log_path.exists() and (run_dir / "eval" / "metrics.csv").exists() and (run_dir / "eval" / "metrics.md").exists()
+
+
+def recorded_seconds(run_dir: Path, log_path: Path) -> float:
+    """A finished run's wall seconds (``<log>.seconds``), else the sum of its methods' training seconds."""
+    path = log_path.with_suffix(".seconds")
+    if path.exists():
+        return float(path.read_text())
+    return float(sum(r.get("train_seconds") or 0.0 for r in read_metrics(run_dir).values()
+                     if isinstance(r.get("train_seconds"), float)))
+
+
+def run_seeds(application: str, out_dir: Path, extra: list[str], seeds: list[int],
+              reuse: bool = False) -> tuple[list, float, list[int]]:
+    """Run (or with ``reuse`` read back) each seed's compare into ``out_dir/seed<S>`` (log
+    ``out_dir/seed<S>.log``); ``(runs (seed, run_dir, log text), seconds, reused seeds)``."""
+    runs, seconds, reused = [], 0.0, []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        run_dir, log_path = out_dir / f"seed{seed}", out_dir / f"seed{seed}.log"
+        if reuse and finished(run_dir, log_path):
+            seconds += recorded_seconds(run_dir, log_path)
+            reused.append(seed)
+        else:
+            seconds += run_compare(compare_command(application, run_dir, seed, extra), log_path)
+        runs.append((seed, run_dir, log_path.read_text()))
+    return runs, seconds, reused
 
 
 def read_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
@@ -149,6 +192,17 @@ def _num(v: str):
         return float(v)
     except ValueError:
         return v
+
+
+def flag_values(flagfile: Path) -> dict[str, str]:
+    """``--name=value`` lines of a flagfile, following nested ``--flagfile=`` lines (later lines win)."""
+    values: dict[str, str] = {}
+    for name, value in re.findall(r"^--(\w+)=(.*)$", flagfile.read_text(), flags=re.M):
+        if name == "flagfile":
+            values.update(flag_values(ROOT / value))
+        else:
+            values[name] = value
+    return values
 
 
 def validation_curve(log_text: str, method: str = "ot_cyclegan") -> list[tuple[int, float, float]]:
@@ -167,9 +221,10 @@ def validation_curve(log_text: str, method: str = "ot_cyclegan") -> list[tuple[i
 
 
 def budget(flagfile: Path) -> str:
-    values = dict(re.findall(r"^--(\w+)=(.*)$", flagfile.read_text(), flags=re.M))
+    values = flag_values(flagfile)
     return ", ".join(f"{k}={values[k]}" for k in ("epochs", "steps_per_epoch", "crop_size", "patch_size", "base_filters",
-                                                   "depth", "learning_rate", "critic_learning_rate") if k in values)
+                                                   "depth", "learning_rate", "critic_learning_rate", "acceleration",
+                                                   "center_fraction") if k in values)
 
 
 def summary(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -179,15 +234,16 @@ def summary(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, 
         per_seed: one ``read_metrics`` table per seed.
 
     Returns:
-        ``{method: {"psnr", "ssim", "psnr_sd", "ssim_sd", "seeds"}}`` for the methods of the
-        first table (sd 0 for a single seed or a method without randomness).
+        ``{method: {"psnr", "ssim", "psnr_sd", "ssim_sd", "seeds"}}`` (and ``train_seconds``,
+        the mean training time, for learned methods) for the methods of the first table (sd 0
+        for a single seed or a method without randomness).
     """
     out = {}
     for method in per_seed[0]:
         rows = [m[method] for m in per_seed if method in m]
         stats = {"seeds": len(rows)}
-        for key in ("psnr", "ssim", "psnr_affine"):
-            if key not in rows[0]:
+        for key in ("psnr", "ssim", "psnr_affine", "train_seconds"):
+            if not all(isinstance(r.get(key), float) for r in rows):
                 continue
             values = np.array([r[key] for r in rows], np.float64)
             stats[key] = float(values.mean())
@@ -212,29 +268,31 @@ def target_lines(metrics: dict, targets=TARGETS) -> list[str]:
 
 
 def summary_table(stats: dict, per_seed: list[dict], seeds: list[int]) -> list[str]:
-    """Markdown: mean +- sd over the seeds, then each seed's PSNR."""
+    """Markdown: mean +- sd over the seeds, each learned method's mean training time, then each seed's PSNR."""
     fit = all("psnr_affine" in st for st in stats.values())
     lines = ["| method | psnr (mean +- sd) | ssim (mean +- sd) | " + ("psnr after affine fit | " if fit else "")
-             + " | ".join(f"psnr seed {s}" for s in seeds) + " |",
-             "|---|---|---|" + ("---|" if fit else "") + "---|" * len(seeds)]
+             + "training min | " + " | ".join(f"psnr seed {s}" for s in seeds) + " |",
+             "|---|---|---|" + ("---|" if fit else "") + "---|" + "---|" * len(seeds)]
     for method, st in stats.items():
         cells = [f"{m[method]['psnr']:.2f}" if method in m else "" for m in per_seed]
         fitted = f"{st['psnr_affine']:.2f} +- {st['psnr_affine_sd']:.2f} | " if fit else ""
+        minutes = f"{st['train_seconds'] / 60:.1f}" if "train_seconds" in st else ""
         lines.append(f"| {method} | {st['psnr']:.2f} +- {st['psnr_sd']:.2f} | {st['ssim']:.3f} +- {st['ssim_sd']:.3f} | "
-                     + fitted + " | ".join(cells) + " |")
+                     + fitted + minutes + " | " + " | ".join(cells) + " |")
     return lines
 
 
 def section(application: str, command: list[str], seconds: float, runs: list[tuple[int, Path, str]],
-            title: str | None = None) -> str:
+            title: str | None = None, reused: list[int] = ()) -> str:
     """The QUALITY.md section ``title`` (default the application) from its runs ``(seed, run_dir, log text)``."""
     seeds = [seed for seed, _, _ in runs]
     per_seed = [read_metrics(run_dir) for _, run_dir, _ in runs]
     stats = summary(per_seed)
-    targets, which = (TARGETS, "issue #9") if title in (None, application) else (SET_TARGETS, "issue #25")
+    targets, which = (TARGETS, "issues #9, #26") if title in (None, application) else (SET_TARGETS, "issue #25")
+    again = f"; seed {', '.join(map(str, reused))} read back from an earlier run (--reuse)" if reused else ""
     lines = [f"## {title or application}", "",
              f"Command, once per seed SEED in {', '.join(map(str, seeds))}: `{' '.join(command[1:])}` "
-             f"({seconds / 60:.1f} min in all)", "",
+             f"({seconds / 60:.1f} min in all{again})", "",
              f"Budget (every learned method): {budget(ROOT / 'benchmarks' / f'quality_{application}.flags')}", "",
              f"Mean over {len(seeds)} seed{'s' if len(seeds) > 1 else ''} (sample standard deviation):", "",
              *summary_table(stats, per_seed, seeds), "", f"Targets ({which}), on the means:", "",
@@ -306,8 +364,9 @@ def set_title(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--application", choices=["mri", "microscopy", "both", "sets"], default="both",
-                        help="sets: only the --microscopy_sets, not the demo data")
+    parser.add_argument("--application", choices=[*APPLICATIONS, "both", "sets"], default="both",
+                        help="both: mri, mri_x8 and microscopy (and the --microscopy_sets); "
+                             "sets: only the --microscopy_sets, not the demo data")
     parser.add_argument("--flags", default="", help="extra compare.py flags, comma-separated (e.g. data globs)")
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "quality"), help="where the demo data is written")
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
@@ -318,10 +377,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--microscopy_sets", default=",".join(microscopy_sets.SETS),
                         help="with the microscopy application, also these sets of benchmarks/microscopy_sets.py "
                              "(not the training simulator's), each its own section; 'none' for none")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read back the seeds whose run directories already hold their tables instead of training "
+                             "them again (finishing an interrupted benchmark; the code must not have changed since)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script runs")
     args = parser.parse_args(argv)
-    apps = {"both": ["mri", "microscopy"], "sets": []}.get(args.application, [args.application])
+    apps = {"both": list(APPLICATIONS), "sets": []}.get(args.application, [args.application])
     extra = [f for f in args.flags.split(",") if f]
     if args.smoke:  # nothing outside --run_dir is written
         args.seeds, args.data_dir, args.out = "0", str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")
@@ -346,16 +408,10 @@ def main(argv: list[str] | None = None) -> None:
             make_data(app, Path(args.data_dir), args.smoke)
         app_extra = extra
         if args.smoke:
-            app_extra = [*SMOKE_FLAGS, *SMOKE_APP_FLAGS[app], *data_flags(app, Path(args.data_dir)), *extra]
-        runs, seconds = [], 0.0
-        for seed in seeds:
-            run_dir = Path(args.run_dir) / app / f"seed{seed}"
-            log_path = Path(args.run_dir) / app / f"seed{seed}.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            seconds += run_compare(compare_command(app, run_dir, seed, app_extra), log_path)
-            runs.append((seed, run_dir, log_path.read_text()))
+            app_extra = [*SMOKE_FLAGS, *SMOKE_APP_FLAGS[DATA_OF[app]], *data_flags(app, Path(args.data_dir)), *extra]
+        runs, seconds, reused = run_seeds(app, Path(args.run_dir) / app, app_extra, seeds, args.reuse)
         shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", app_extra)
-        parts[app] = section(app, shown, seconds, runs)
+        parts[app] = section(app, shown, seconds, runs, reused=reused)
         print(parts[app], flush=True)
     for name in sets:
         root = Path(args.data_dir) / "sets" / name
@@ -366,18 +422,13 @@ def main(argv: list[str] | None = None) -> None:
             microscopy_sets.write_set(root.parent, name, spec, Path(args.cache))
         set_extra = [*(SMOKE_FLAGS + SMOKE_APP_FLAGS["microscopy"] if args.smoke else []),
                      *microscopy_sets.set_flags(root), *extra]
-        runs, seconds = [], 0.0
-        for seed in seeds:
-            run_dir = Path(args.run_dir) / "sets" / name / f"seed{seed}"
-            log_path = run_dir.parent / f"seed{seed}.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            seconds += run_compare(compare_command("microscopy", run_dir, seed, set_extra), log_path)
-            runs.append((seed, run_dir, log_path.read_text()))
-        shown = compare_command("microscopy", Path(args.run_dir) / "sets" / name / "seedSEED", "SEED", set_extra)
-        parts[set_title(name)] = section("microscopy", shown, seconds, runs, set_title(name))
+        set_dir = Path(args.run_dir) / "sets" / name
+        runs, seconds, reused = run_seeds("microscopy", set_dir, set_extra, seeds, args.reuse)
+        shown = compare_command("microscopy", set_dir / "seedSEED", "SEED", set_extra)
+        parts[set_title(name)] = section("microscopy", shown, seconds, runs, set_title(name), reused)
         print(parts[set_title(name)], flush=True)
     by_name = {**previous_sections(previous), **parts}
-    order = ["mri", "microscopy", *[set_title(n) for n in microscopy_sets.SETS]]
+    order = [*APPLICATIONS, *[set_title(n) for n in microscopy_sets.SETS]]
     parts = [by_name[a] for a in order if a in by_name] + [v for k, v in by_name.items() if k not in order]
     header = (f"# Quality benchmark\n\n`python benchmarks/quality.py` on {datetime.date.today().isoformat()}, "
               f"{platform.machine()} {os.cpu_count()} cores, no GPU ({platform.platform()}).\n\n")

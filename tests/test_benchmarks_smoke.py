@@ -37,13 +37,20 @@ def test_speed_smoke():
 
 
 def test_quality_smoke(tmp_path):
-    """MRI only (the microscopy path of the script differs in its data flags alone, which
-    tests/train/test_compare.py's microscopy run covers); the table and the targets are written."""
-    load_script("benchmarks/quality.py", "quality_smoke").main(["--smoke", "--application=mri",
-                                                                f"--run_dir={tmp_path}"])
+    """MRI at x8 only (its flagfile nests the x4 one; the microscopy path of the script differs in
+    its data flags alone, which tests/train/test_compare.py's microscopy run covers); the table,
+    the training times and the targets are written, and --reuse reads the run back."""
+    quality = load_script("benchmarks/quality.py", "quality_smoke")
+    quality.main(["--smoke", "--application=mri_x8", f"--run_dir={tmp_path}"])
     text = (tmp_path / "QUALITY.md").read_text()
-    assert "## mri" in text and "| ot_cyclegan |" in text and "Targets" in text
+    assert "## mri_x8" in text and "acceleration=8" in text and "| ot_cyclegan |" in text and "Targets" in text
     assert "| ssdu |" in text and "best self-supervised" in text  # issue #26: the methods without clean images
+    assert "training min" in text and (tmp_path / "mri_x8" / "seed0.seconds").exists()
+    log = tmp_path / "mri_x8" / "seed0.log"
+    stamp = log.stat().st_mtime_ns
+    quality.main(["--smoke", "--no-data", "--application=mri_x8", f"--run_dir={tmp_path}", "--reuse"])
+    assert log.stat().st_mtime_ns == stamp  # not trained again
+    assert "seed 0 read back from an earlier run (--reuse)" in (tmp_path / "QUALITY.md").read_text()
 
 
 @pytest.mark.parametrize("application,variant", [("mri", "A"), ("microscopy", "M3")])

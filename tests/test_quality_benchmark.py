@@ -93,3 +93,40 @@ def test_mri_targets_compare_with_the_best_self_supervised_row(quality):
     assert "- met: ot_cyclegan >= best self-supervised" in quality.target_lines(table)
     assert "- not checked (self-supervised not run): ot_cyclegan >= best self-supervised" in quality.target_lines(
         _table(input=14.0, ot_cyclegan=18.0))
+
+
+def test_training_time_is_averaged_and_shown_for_learned_methods(quality):
+    seeds = [_table(input=14.0, ot_cyclegan=18.7), _table(input=14.0, ot_cyclegan=19.0)]
+    seeds[0]["ot_cyclegan"]["train_seconds"], seeds[1]["ot_cyclegan"]["train_seconds"] = 540.0, 660.0
+    seeds[0]["input"]["train_seconds"] = seeds[1]["input"]["train_seconds"] = ""  # not a learned method
+    stats = quality.summary(seeds)
+    assert stats["ot_cyclegan"]["train_seconds"] == pytest.approx(600.0) and "train_seconds" not in stats["input"]
+    rows = {line.split(" | ")[0]: line for line in quality.summary_table(stats, seeds, [0, 1])}
+    assert "| 10.0 | 18.70 | 19.00 |" in rows["| ot_cyclegan"] and "| 0.200 +- 0.000 |  | 14.00" in rows["| input"]
+
+
+def test_the_x8_budget_follows_its_nested_flagfile(quality):
+    text = quality.budget(quality.ROOT / "benchmarks" / "quality_mri_x8.flags")
+    assert "epochs=20" in text and "steps_per_epoch=100" in text and "acceleration=8" in text
+
+
+def test_reuse_reads_finished_seeds_back_and_runs_the_others(quality, tmp_path, monkeypatch):
+    done = tmp_path / "mri" / "seed0"
+    (done / "eval").mkdir(parents=True)
+    (done / "eval" / "metrics.csv").write_text("method,psnr,ssim,train_seconds\ninput,14.0,0.2,\nmc,14.1,0.2,60\n")
+    (done / "eval" / "metrics.md").write_text("| method |\n")
+    (tmp_path / "mri" / "seed0.log").write_text("seed 0's log\n")
+    ran = []
+
+    def fake_run(command, log_path):
+        ran.append(command)
+        log_path.write_text("fresh\n")
+        return 5.0
+
+    monkeypatch.setattr(quality, "run_compare", fake_run)
+    runs, seconds, reused = quality.run_seeds("mri", tmp_path / "mri", [], [0, 1], reuse=True)
+    assert reused == [0] and [r[0] for r in runs] == [0, 1] and runs[0][2] == "seed 0's log\n"
+    assert len(ran) == 1 and "--seed=1" in ran[0]
+    assert seconds == pytest.approx(65.0)  # seed 0: no .seconds file, its training seconds
+    quality.run_seeds("mri", tmp_path / "mri", [], [0], reuse=False)
+    assert len(ran) == 2  # without --reuse every seed runs
