@@ -163,3 +163,25 @@ def test_help_groups_hold_every_flag_once_and_mark_the_required_ones():
         assert sorted(shown) == sorted({f.name for f in COMMON_FLAGS} | {f.name for f in task.flags})
         assert len(shown) == len(set(shown)) and groups[0][0] == f"{name}: data and physics"
         assert set(required_flags(task)) == {"run_dir", "test_files", *task.training_files}
+
+
+@pytest.mark.parametrize("writer", ["stack", "image"])
+def test_tiff_writers_keep_the_old_file_when_a_write_fails(tmp_path, monkeypatch, writer):
+    import numpy as np
+    import tifffile
+
+    from tf_otcycle.data import images, tiff
+
+    module, write = (tiff, tiff.write_stack) if writer == "stack" else (images, images.write_image)
+    shape = (2, 4, 4) if writer == "stack" else (4, 4)
+    path = tmp_path / "out.tif"
+    write(path, np.ones(shape, np.float32))
+
+    def half_write(target, *args, **kwargs):
+        open(target, "wb").write(b"II*\0half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.tifffile, "imwrite", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        write(path, np.zeros(shape, np.float32))
+    assert np.all(tifffile.imread(path) == 1) and [p.name for p in tmp_path.iterdir()] == ["out.tif"]

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_otcycle.io_utils import atomic_path
+
 
 def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, acceleration: float,
                      center_fraction: float, data_consistency: bool, batch_size: int = 8, progress=None) -> dict:
@@ -59,9 +61,7 @@ def write_reconstruction(path: Path, result: dict, source: str, settings: dict) 
     """Write a fastMRI-style reconstruction file atomically."""
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("reconstruction", data=result["reconstruction"])
         for key, value in result["attrs"].items():
             f.attrs[key] = value
@@ -71,7 +71,6 @@ def write_reconstruction(path: Path, result: dict, source: str, settings: dict) 
             f.attrs[key] = value
         if result["retrospective"]:
             f.create_dataset("mask", data=result["mask"])
-    os.replace(tmp, path)
 
 
 # Used when neither the command line nor the model's config.json gives a setting.

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tifffile
 
 from tf_otcycle.data.tiff import TiffFormatError, check_values, normalize, read_tiff_array
-from tf_otcycle.io_utils import atomic_write_bytes, open_binary, sibling
+from tf_otcycle.io_utils import atomic_path, atomic_write_bytes, open_binary, sibling
 
 EXTENSIONS = (".tif", ".tiff", ".png")
 
@@ -73,10 +73,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
             raise ValueError(f"{path}: PNG holds uint8 or uint16, got {image.dtype}")
         atomic_write_bytes(path, tf.io.encode_png(image[..., None]).numpy())
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, image, photometric="minisblack")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, image, photometric="minisblack")
 
 
 def gt_path_for(blurred_path: str | os.PathLike) -> str:

@@ -43,6 +43,8 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
+from tf_otcycle.io_utils import atomic_path
+
 # --- MRI ------------------------------------------------------------------------------------
 
 
@@ -209,10 +211,7 @@ def write_fastmri_file(
         name = "reconstruction_esc"
         acquisition = "CORPD_FBK"
     target = _crop(target, size).astype(np.float32)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".h5.tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("kspace", data=kspace)
         f.create_dataset(name, data=target)
         f.create_dataset("ismrmrd_header", data=_ismrmrd_header(kspace.shape, size))
@@ -220,7 +219,6 @@ def write_fastmri_file(
         f.attrs["max"] = float(target.max())
         f.attrs["norm"] = float(np.linalg.norm(target))
         f.attrs["patient_id"] = f"synthetic-{subject_seed:05d}"
-    os.replace(tmp, path)
 
 
 def write_mri_dataset(

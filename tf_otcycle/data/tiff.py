@@ -17,7 +17,7 @@ import tensorflow as tf
 import tifffile
 from scipy import ndimage
 
-from tf_otcycle.io_utils import open_binary, sibling
+from tf_otcycle.io_utils import atomic_path, open_binary, sibling
 
 SUPPORTED = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64)
 
@@ -114,17 +114,14 @@ def write_stack(path: str | os.PathLike, volume: np.ndarray, voxel_size: Sequenc
     (axes ZYX, ``spacing`` and resolution in µm, as Fiji reads them) when its dtype allows
     (uint8, uint16, float32); other dtypes are written as plain TIFF.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     volume = np.asarray(volume)
-    if voxel_size is not None and volume.ndim == 3 and volume.dtype in (np.uint8, np.uint16, np.float32):
-        dz, dy, dx = (float(v) for v in voxel_size)
-        tifffile.imwrite(tmp, volume, imagej=True, resolution=(1 / dx, 1 / dy),
-                         metadata={"spacing": dz, "unit": "um", "axes": "ZYX"})
-    else:
-        tifffile.imwrite(tmp, volume, photometric="minisblack")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if voxel_size is not None and volume.ndim == 3 and volume.dtype in (np.uint8, np.uint16, np.float32):
+            dz, dy, dx = (float(v) for v in voxel_size)
+            tifffile.imwrite(tmp, volume, imagej=True, resolution=(1 / dx, 1 / dy),
+                             metadata={"spacing": dz, "unit": "um", "axes": "ZYX"})
+        else:
+            tifffile.imwrite(tmp, volume, photometric="minisblack")
 
 
 _UNITS_UM = {"um": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3}
