@@ -314,7 +314,8 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
         selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
         if selected:
             lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
-            lines += [f"- {name}: {what})" if "(validation PSNR" in what else f"- {name}: {what}" for name, what in selected]
+            lines += [f"- {name}: {what})" if "(validation PSNR" in what and not what.endswith(")") else f"- {name}: {what}"
+                      for name, what in selected]
     curves = [validation_curve(log) for _, _, log in runs]
     sup_curves = [dict((e, p) for e, p, _ in validation_curve(log, "supervised")) for _, _, log in runs]
     if curves and all(curves):
