@@ -61,7 +61,7 @@ def triple(text: str, name: str) -> tuple[float, float, float]:
 
 
 # The blur tasks' objective: split cycle gradients and a light adversarial weight
-# (benchmarks/QUALITY.md, microscopy notes; README, "The objective").
+# (benchmarks/QUALITY.md, microscopy notes; docs/objective.md).
 BLUR_OBJECTIVE = dict(cycle_gradients="split", gan_weight=0.1)
 
 
