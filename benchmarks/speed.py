@@ -144,17 +144,15 @@ def time_calls(fn, repeats: int, warmup: int = 2) -> float:
 def train_step_row(name: str, method: str, repeats: int, precision: str = "none") -> dict:
     import tensorflow as tf
 
-    sys.path.insert(0, str(ROOT / "train"))
-    import compare  # noqa: E402  (train/compare.py builds every method from the task's parts)
-
     from tf_otcycle import tasks
+    from tf_otcycle.comparison import build_model
     from tf_otcycle.tasks.base import set_precision
 
     task_name, size, overrides = CONFIGS[name]
     task = tasks.get(task_name)
     config = _config(task, size, {**overrides, "mixed_precision": precision})
     set_precision(config)
-    model = compare.build_model(task, method, config, None)
+    model = build_model(task, method, config, None)
     batch = _batch(task_name, size, config["batch_size"])
     data = batch if method != "supervised" else (batch["y"], batch["x"])
     data = tf.nest.map_structure(tf.constant, data)

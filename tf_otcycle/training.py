@@ -103,7 +103,7 @@ def random_states(model) -> list:
 class TrainState:
     """Whole training state in one ``tf.train.Checkpoint``: networks, forward operator,
     optimizers (their iteration counters are the step counts), the random generators' states
-    (``rng``) and the epoch: with the input pipeline replayed to the step (``train/common.py``)
+    (``rng``) and the epoch: with the input pipeline replayed to the step (:mod:`tf_otcycle.run`)
     and op determinism, a resumed run continues exactly as an uninterrupted one.
 
     Checkpoints go to ``<run_dir>/checkpoints/`` through a ``CheckpointManager`` (TF writes
@@ -167,7 +167,7 @@ class TrainState:
 class CheckpointCallback(keras.callbacks.Callback):
     """Save the whole :class:`TrainState` at the end of every ``every`` epochs, at the end, and
     every ``every_steps`` generator steps (0: never mid-epoch; a mid-epoch checkpoint records
-    the epochs completed, and the run resumes inside the epoch, see ``train/common.py``).
+    the epochs completed, and the run resumes inside the epoch, see :mod:`tf_otcycle.run`).
 
     Weights with NaN or Inf are never saved (the last good checkpoint stays the latest).
     """

@@ -9,12 +9,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
-import sys
-sys.path.insert(0, {train!r})
 from absl import flags
-import compare, common, mri, microscopy, deblur2d
+from tests.scripts import load_script
+from tf_otcycle import run
+compare = load_script("train/compare.py", "compare")
+for name in ("mri", "microscopy", "deblur2d"):  # their flags are already defined: no clash
+    load_script(f"train/{{name}}.py", name)
 flags.FLAGS(["compare", "--application={app}", "--depth=2"])
-common.apply_defaults(compare.entry_point().common_defaults)
+run.apply_defaults(compare.entry_point().common_defaults)
 print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, flags.FLAGS.depth,
       flags.FLAGS.cycle_gradients, flags.FLAGS.gan_weight)
 """
@@ -23,7 +25,7 @@ print(flags.FLAGS.epochs, flags.FLAGS.base_filters, flags.FLAGS.critic_layers, f
 @pytest.mark.parametrize("app,expected", [("mri", "100 64 3 2 joint 1.0"), ("microscopy", "200 32 2 2 split 0.1"),
                                              ("deblur2d", "100 32 2 2 split 0.1")])
 def test_shared_flags_take_the_chosen_application_defaults(app, expected):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(train=str(ROOT / "train"), app=app)],
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(app=app)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[-2] == expected  # --depth given: kept

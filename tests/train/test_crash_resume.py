@@ -15,8 +15,7 @@ import pytest
 import tensorflow as tf
 from test_mri_entry_point import ROOT, SCRIPT, run, tiny_flags
 
-sys.path.insert(0, str(ROOT / "train"))
-from common import fit_plan  # noqa: E402  (train/common.py, as the entry points import it)
+from tf_otcycle.run import fit_plan
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 

@@ -37,7 +37,6 @@ def run(args, check=True):
 
 
 def load_entry_point():
-    sys.path.insert(0, str(SCRIPT.parent))  # train/common.py, as when the script runs
     return load_script("train/mri.py", "train_mri")
 
 

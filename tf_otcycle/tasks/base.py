@@ -3,7 +3,7 @@
 A *task* is one inverse problem: its flags, its data (unpaired for the OT-cycleGAN, paired for
 the supervised baseline), its networks and forward operator, its evaluation samples and
 reference methods, its validation panels and its export. The run flow (strategy, model in
-scope, resume, fit, evaluate, export) is written once, in ``train/common.py``, against this
+scope, resume, fit, evaluate, export) is written once, in :mod:`tf_otcycle.run`, against this
 interface; ``train/compare.py`` builds every baseline from the same parts.
 
 Configurations are plain dicts of flag values (``config["patch_size"]``); :class:`FlagSpec`
