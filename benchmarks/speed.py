@@ -271,12 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         repeats = 1 if args.smoke else args.repeats if "paper" not in name else 3
         for method in methods:
-            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes, precision=args.mixed_precision))
+            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes,
+                                  precision=args.mixed_precision))
             print(train_line(rows[-1]), flush=True)
         if not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
             rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
             print(train_line(rows[-1]), flush=True)
-        solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
+        solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy",
+                                                                              "richardson_lucy_skimage"])
         for method in solvers[: 1 if args.smoke else 0 if args.mixed_precision != "none" else None]:
             infer.append(run_child("infer", name, method, 1 if args.smoke else 3, "tensorflow", peak_sizes))
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)

@@ -76,7 +76,8 @@ def test_saved_models_run_in_a_process_without_our_package(exports):
         np.testing.assert_allclose(ks["reconstruction"].numpy(), io["ks_recon"], atol=1e-5)
         ri = mri.signatures["reconstruct_kspace_ri"](kspace_real=tf.constant(io["kspace"].real),
                                                      kspace_imag=tf.constant(io["kspace"].imag),
-                                                     mask=tf.constant(io["mask"]), data_consistency=tf.constant(io["dc"]))
+                                                     mask=tf.constant(io["mask"]),
+                                                     data_consistency=tf.constant(io["dc"]))
         np.testing.assert_allclose(ri["magnitude"].numpy(), io["ks_mag"], atol=1e-5)
         mic = tf.saved_model.load({str(exports['mic']['saved_model'])!r})
         d = mic.signatures["serving_default"](blurred=tf.constant(io["blurred"]))
@@ -205,7 +206,8 @@ def test_reconstruct_command(exports, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with h5py.File(tmp_path / "u_out.h5", "r") as f:
         assert not f.attrs["retrospective_undersampling"] and np.all(np.isfinite(f["reconstruction"][()]))
-    proc = subprocess.run([*cmd, f"--input={src}", f"--output={out_dir}"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    proc = subprocess.run([*cmd, f"--input={src}", f"--output={out_dir}"], capture_output=True, text=True, env=ENV,
+                          cwd=ROOT)
     assert proc.returncode != 0 and "exists" in proc.stderr
     (tmp_path / "bad.h5").write_bytes(b"garbage")
     proc = subprocess.run([*cmd, f"--input={tmp_path / 'bad.h5'}", f"--output={tmp_path / 'x.h5'}"],

@@ -40,7 +40,8 @@ def _data(bad_steps):
 
     spec = tf.TensorSpec((1, 16, 16, 2), tf.float32)
     mask = {"mask": tf.TensorSpec((1, 16), tf.float32)}
-    return tf.data.Dataset.from_generator(gen, output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
+    return tf.data.Dataset.from_generator(gen,
+                                          output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
 
 
 @pytest.mark.slow
@@ -222,7 +223,8 @@ def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
     assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99)) == ["--ema_momentum: 0.0 in the run, 0.99 now"]
     assert recorded_differences(tmp_path, dict(same, cycle_gradients="split")) == [
         "--cycle_gradients: 'joint' in the run, 'split' now"]
-    assert recorded_differences(tmp_path, dict(same, psf_fit_epochs="5")) == ["--psf_fit_epochs: None in the run, '5' now"]
+    assert recorded_differences(tmp_path,
+                                dict(same, psf_fit_epochs="5")) == ["--psf_fit_epochs: None in the run, '5' now"]
 
 
 def _ema_model(momentum):

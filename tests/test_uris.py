@@ -32,7 +32,8 @@ def test_tiff_stacks_and_images_by_uri(tmp_path):
     assert gt.startswith("file://") and gt.endswith("_gt.tif") and exists(gt)
     np.testing.assert_array_equal(tiff.read_stack(gt), tiff.read_stack(gt[len("file://"):]))
     images.write_image(tmp_path / "img.png", np.arange(256, dtype=np.uint8).reshape(16, 16))
-    np.testing.assert_array_equal(images.read_image(f"file://{tmp_path}/img.png"), images.read_image(tmp_path / "img.png"))
+    np.testing.assert_array_equal(images.read_image(f"file://{tmp_path}/img.png"),
+                                  images.read_image(tmp_path / "img.png"))
     assert sibling("gs://bucket/a/b_blurred.tif", "b_gt.tif") == "gs://bucket/a/b_gt.tif"
     assert not exists(f"file://{tmp_path}/missing.tif")
 

@@ -62,7 +62,8 @@ def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) ->
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
             task.critic(config, "x"), task.critic(config, "y"), **{**gan_kwargs(config), "cycle_gradients": "joint"},
-            **task.fake_pools(config, True))  # conventional: both generators learn from both cycles, whatever --cycle_gradients
+            # conventional: both generators learn from both cycles, whatever --cycle_gradients
+            **task.fake_pools(config, True))
         model.compile(g_optimizer, d_optimizer)
         return model
     return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
@@ -94,7 +95,8 @@ def train(task: tasks.Task, name: str, config: dict, data: dict, run_dir: Path) 
                                                     select_monitor(config, task)))
     start = time.perf_counter()
     callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,
+    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
+              verbose=2,
               shuffle=False)
     seconds = time.perf_counter() - start
     last = f"the last epoch ({config['epochs']})"

@@ -155,7 +155,8 @@ class OTCycleGAN(keras.Model):
         self.cycle_gradients = cycle_gradients
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss", "wasserstein",
+            for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss",
+                         "wasserstein",
                          "critic_gap", "gp", "g_grad_norm", "d_grad_norm")
         }
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -308,7 +309,8 @@ class OTCycleGAN(keras.Model):
     def fakes(self, real_x, real_y, x_params=None) -> tuple[tf.Tensor, tf.Tensor]:
         """``(G(y), Hx + n)``: the generated image and the simulated measurement (``n`` the
         measurement noise, none unless ``noise_gain`` or ``noise_floor`` is set)."""
-        simulated = poisson_gaussian(self._forward(real_x, x_params), self.noise_gain, self.noise_floor, self.seed_generator)
+        simulated = poisson_gaussian(self._forward(real_x, x_params), self.noise_gain, self.noise_floor,
+                                     self.seed_generator)
         return self.generator(real_y, training=True), simulated
 
     def critic_updates(self, real_x, fake_x, real_y, fake_y):

@@ -49,9 +49,9 @@ from tf_otcycle.training import (
     weights_finite,
 )
 
-__all__ = ["COMMON_KEYS", "Terminated", "apply_defaults", "check", "configure_runtime", "define_flags", "evaluate_model",
-           "fit_plan", "flags_text", "help_text", "launch", "main", "read_config", "run", "select_monitor",
-           "stop_on_sigterm"]
+__all__ = ["COMMON_KEYS", "Terminated", "apply_defaults", "check", "configure_runtime", "define_flags",
+           "evaluate_model", "fit_plan", "flags_text", "help_text", "launch", "main", "read_config", "run",
+           "select_monitor", "stop_on_sigterm"]
 
 _DEFINERS = {
     "string": flags.DEFINE_string, "integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
@@ -179,8 +179,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
         raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
     if config.get("fake_pool") and replicas > 1:
-        raise app.UsageError(f"--fake_pool keeps one pool per model and needs one replica; this strategy has {replicas} "
-                             "(use --fake_pool=0 or --strategy=one_device)")
+        raise app.UsageError("--fake_pool keeps one pool per model and needs one replica; this strategy has "
+                             f"{replicas} (use --fake_pool=0 or --strategy=one_device)")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
     record = {"task": task.name, **config}
     differences = recorded_differences(run_dir, record)
@@ -215,7 +215,8 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
             guard = NonFiniteGuard(state, config["on_nan"])
             callbacks = [
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
-                *task.callbacks(config, data, model, run_dir if chief else None),  # before the checkpoint holds their effect
+                *task.callbacks(config, data, model,
+                                run_dir if chief else None),  # before the checkpoint holds their effect
                 *([TrainScalars(run_dir / "logs")] if chief else []),  # only the chief writes logs, tables, exports
                 checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
                                                   every_steps=config["checkpoint_steps"]),

@@ -170,7 +170,8 @@ class SelfSupervised(keras.Model):
         return list(self.trackers.values())
 
     def _forward(self, x, params=None):
-        return self.forward_op(tf.cast(x, tf.float32)) if params is None else self.forward_op(tf.cast(x, tf.float32), params)
+        x = tf.cast(x, tf.float32)
+        return self.forward_op(x) if params is None else self.forward_op(x, params)
 
     def losses_of(self, y: tf.Tensor, params: dict | None = None) -> tuple[tf.Tensor, dict]:
         """The loss per sample ``(B,)`` and its parts (see the module docstring)."""

@@ -172,7 +172,8 @@ class CheckpointCallback(keras.callbacks.Callback):
     Weights with NaN or Inf are never saved (the last good checkpoint stays the latest).
     """
 
-    def __init__(self, state: TrainState, every: int = 1, write: bool = True, log: Callable[[str], None] = logging.warning,
+    def __init__(self, state: TrainState, every: int = 1, write: bool = True,
+                 log: Callable[[str], None] = logging.warning,
                  every_steps: int = 0):
         super().__init__()
         self.state, self.every, self.write, self.log = state, max(1, every), write, log
@@ -185,7 +186,8 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if not (self.write and self.every_steps and self.state.step % self.every_steps == 0):
             return
-        if bool(self.params) and batch + 1 == self.params.get("steps") and self._epoch_save_due(self.state.current_epoch):
+        epoch_end = bool(self.params) and batch + 1 == self.params.get("steps")
+        if epoch_end and self._epoch_save_due(self.state.current_epoch):
             return  # the epoch's last step: the end-of-epoch save follows (one checkpoint per step number)
         self._save(self.state.current_epoch, f"step {self.state.step}")
 
@@ -254,8 +256,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
             self.log(f"step {step}: non-finite {', '.join(bad)}; rolled back to {latest} and halved the learning "
                      f"rates (rollback {self.rollbacks} of {self.max_rollbacks})")
             return
+        exhausted = " (rollbacks exhausted)" if self.rollbacks else ""
         self.message = (f"step {step}: non-finite {', '.join(bad)}; training stopped, the last good checkpoint is "
-                        f"{latest or 'none (no checkpoint yet)'}" + (" (rollbacks exhausted)" if self.rollbacks else ""))
+                        f"{latest or 'none (no checkpoint yet)'}{exhausted}")
         self.log(self.message)
         self.model.stop_training = True
 
@@ -452,7 +455,8 @@ class AveragedWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.use_average()
-        if epoch == self.params["epochs"] - 1 and averaging_optimizer(getattr(self.model, "optimizer", None)) is self.optimizer:
+        compiled_optimizer = averaging_optimizer(getattr(self.model, "optimizer", None))
+        if epoch == self.params["epochs"] - 1 and compiled_optimizer is self.optimizer:
             # A compiled model's fit ends with finalize_variable_values (slots -> variables):
             # the slots must hold the averages then.
             for var, average in average_pairs(self.optimizer):
@@ -522,7 +526,8 @@ def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoc
     """
     recorded = best.restore_best() if best is not None and mode != "last" else None
     if recorded is None:
-        why = "--select=last" if mode == "last" else "no validation score was recorded (--select=best needs --val_files)"
+        why = ("--select=last" if mode == "last"
+               else "no validation score was recorded (--select=best needs --val_files)")
         return f"Evaluating {last}: {why}."
     epoch, value = recorded
     if last_epoch is not None and epoch == last_epoch:
@@ -581,7 +586,8 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         advice = "lower --critic_learning_rate or raise --gp_weight"
         if getattr(self, "_gp_steps", 0) and self._gp_min > self.gp_threshold:
             self.warn(f"epoch {epoch + 1}: the critic is diverging: its gradient penalty stayed above "
-                      f"{self.gp_threshold:g} at every one of {self._gp_steps} steps (lowest {self._gp_min:.3g}); {advice}")
+                      f"{self.gp_threshold:g} at every one of {self._gp_steps} steps (lowest {self._gp_min:.3g}); "
+                      f"{advice}")
         elif gp is not None and float(np.mean(gp)) > self.gp_threshold:
             self.warn(f"epoch {epoch + 1}: the critic is far from 1-Lipschitz (mean gradient penalty "
                       f"{float(np.mean(gp)):.3g} > {self.gp_threshold:g}); {advice}")
@@ -604,10 +610,11 @@ def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> Non
 # Flags that may differ when a run is resumed or re-evaluated; every other flag defines the model
 # (architecture, objective, data, optimiser, schedule, seed) and must match the recorded run.
 MAY_CHANGE_ON_RESUME = frozenset({
-    "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files", "val_slices",
-    "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf", "pls_lambda",
-    "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads", "deterministic", "resume_replay",
-    "checkpoint_steps", "select", "rl_iterations_grid", "rl_tv_weight", "rl_tv_weight_grid", "pls_lambda_grid",
+    "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files",
+    "val_slices", "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf",
+    "pls_lambda", "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads",
+    "deterministic", "resume_replay", "checkpoint_steps", "select", "rl_iterations_grid", "rl_tv_weight",
+    "rl_tv_weight_grid", "pls_lambda_grid",
 })
 
 
@@ -636,7 +643,8 @@ def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
             continue
         old, new = recorded.get(key, BEFORE_FLAG.get(key) if key in config else None), config.get(key)
         if old != new and not (isinstance(old, list) and isinstance(new, tuple) and list(new) == old):
-            out.append(f"--{key}: {old!r} in the run, {new!r} now" if key != "task" else f"task: {old!r} in the run, {new!r} now")
+            name = "task" if key == "task" else f"--{key}"
+            out.append(f"{name}: {old!r} in the run, {new!r} now")
     return out
 
 

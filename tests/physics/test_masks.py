@@ -79,7 +79,8 @@ def test_equispaced_offset_is_respected():
 
 @pytest.mark.parametrize(
     "args,match",
-    [((64, -4, 0.08), "acceleration"), ((64, 4, 1.5), "center_fraction"), ((1, 4, 0.1), "num_cols"), ((64, 4, 0.5), "center_fraction")],
+    [((64, -4, 0.08), "acceleration"), ((64, 4, 1.5), "center_fraction"), ((1, 4, 0.1), "num_cols"),
+     ((64, 4, 0.5), "center_fraction")],
 )
 def test_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):

@@ -31,9 +31,11 @@ def test_shared_flags_take_the_chosen_application_defaults(app, expected):
     assert proc.stdout.split("\n")[-2] == expected  # --depth given: kept
 
 
-@pytest.mark.parametrize("entry,flag", [("mri", "--crop_size"), ("microscopy", "--psf_init"), ("deblur2d", "--pixel_size")])
+@pytest.mark.parametrize("entry,flag",
+                         [("mri", "--crop_size"), ("microscopy", "--psf_init"), ("deblur2d", "--pixel_size")])
 def test_help_lists_the_entry_points_flags_and_exits_0(entry, flag):
-    proc = subprocess.run([sys.executable, str(ROOT / "train" / f"{entry}.py"), "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / f"{entry}.py"), "--help"], capture_output=True,
+                          text=True,
                           cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert flag in proc.stdout and "--learning_rate" in proc.stdout and "--on_nan" in proc.stdout
@@ -41,6 +43,7 @@ def test_help_lists_the_entry_points_flags_and_exits_0(entry, flag):
 
 def test_compare_checks_threads_before_any_work(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), "--application=mri", "--threads=many",
-                           f"--run_dir={tmp_path / 'r'}", "--test_files=x.h5", "--clean_files=a.h5", "--measured_files=b.h5"],
+                           f"--run_dir={tmp_path / 'r'}", "--test_files=x.h5", "--clean_files=a.h5",
+                           "--measured_files=b.h5"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "--threads: expected auto" in proc.stderr and not (tmp_path / "r").exists()

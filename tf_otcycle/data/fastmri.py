@@ -115,7 +115,8 @@ def _inspect_open(f: h5py.File, path: str, crop_size: int | None) -> FastMRIFile
             )
     multicoil = k.ndim == 4
     target_key = None
-    for key in ("reconstruction_rss", "reconstruction_esc") if multicoil else ("reconstruction_esc", "reconstruction_rss"):
+    preferred = ("reconstruction_rss", "reconstruction_esc")
+    for key in preferred if multicoil else preferred[::-1]:
         if key in f:
             target_key = key
             break
@@ -324,7 +325,8 @@ def image_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h
     return ds
 
 
-def _mask_from_seed(seed: tf.Tensor, mask_type: str, num_cols: int, acceleration: float, center_fraction: float) -> tf.Tensor:
+def _mask_from_seed(seed: tf.Tensor, mask_type: str, num_cols: int, acceleration: float,
+                    center_fraction: float) -> tf.Tensor:
     """fastMRI's mask algorithm with the integer ``seed`` (a scalar int64 tensor) -> ``(num_cols,)``."""
 
     def draw(s):
@@ -374,7 +376,8 @@ def unpaired_mri_dataset(
 
     def domain(infos, offset, key):
         return _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed + offset,
-                            shuffle_buffer, cache, flip, reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
+                            shuffle_buffer, cache, flip,
+                            reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
 
     ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
     ds = ds.map(lambda a, b: {**a, **b})
@@ -447,7 +450,8 @@ def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, see
             image = augment(image, s)
         x, y, _ = normalize_pair(image, mask)
         shape = [crop_size, crop_size, 2]
-        return {"x": tf.ensure_shape(complex_to_channels(x), shape), "y": tf.ensure_shape(complex_to_channels(y), shape),
+        return {"x": tf.ensure_shape(complex_to_channels(x), shape),
+                "y": tf.ensure_shape(complex_to_channels(y), shape),
                 "mask": mask}
 
     return tf.data.Dataset.zip(images, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

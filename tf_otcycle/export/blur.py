@@ -35,7 +35,8 @@ def microscopy_archive(generator: keras.Model, ndim: int = 3) -> keras.export.Ex
 
 
 def export_microscopy_generator(
-    generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model", settings: dict | None = None
+    generator: keras.Model, psf, export_dir: str | os.PathLike, model_name: str = "saved_model",
+    settings: dict | None = None
 ) -> dict[str, Path]:
     """Export G as ``generator.keras`` and a new SavedModel version (with ``settings`` as
     ``config.json`` in both), the learned PSF (3-D, or 2-D for images) as TIFF beside them."""

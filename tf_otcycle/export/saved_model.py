@@ -32,7 +32,9 @@ def export_keras(model: keras.Model, path: str | os.PathLike) -> Path:
 def next_version(model_dir: str | os.PathLike) -> int:
     """1 + the largest integer version folder in ``model_dir`` (1 when none)."""
     model_dir = Path(model_dir)
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    if not model_dir.is_dir():
+        return 1
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return max(versions, default=0) + 1
 
 
@@ -163,4 +165,5 @@ def rest_request(signature_name: str, inputs: dict, row_format: bool = False) ->
     if len(batch) != 1:
         raise ValueError(f"inputs: row format needs one batch size, got {sorted(batch)}")
     n = batch.pop()
-    return {"signature_name": signature_name, "instances": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(n)]}
+    return {"signature_name": signature_name,
+            "instances": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(n)]}

@@ -46,24 +46,29 @@ class FlagSpec:
 COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export."),
     FlagSpec("epochs", "integer", 100, "Training epochs."),
-    FlagSpec("steps_per_epoch", "integer", None, "Generator steps per epoch; default: one pass over the measurement domain."),
+    FlagSpec("steps_per_epoch", "integer", None,
+             "Generator steps per epoch; default: one pass over the measurement domain."),
     FlagSpec("batch_size", "integer", 1, "Global batch size (split over replicas); paper: 1."),
     FlagSpec("base_filters", "integer", 32, "Filters of the first U-Net level."),
     FlagSpec("depth", "integer", 3, "U-Net poolings; input sizes must be divisible by 2**depth."),
     FlagSpec("critic_filters", "integer", 32, "Filters of the first PatchGAN conv."),
     FlagSpec("critic_layers", "integer", 2, "Stride-2 conv layers of each PatchGAN."),
-    FlagSpec("critic_norm", "enum", "none", "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
+    FlagSpec("critic_norm", "enum", "none",
+             "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
              ("none", "layer", "instance")),
     FlagSpec("n_critic", "integer", 5, "Critic updates per generator update."),
     FlagSpec("rho", "float", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21)."),
     FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
     FlagSpec("cycle_gradients", "enum", "joint",
-             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image cycle "
-             "|x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS),
+             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image "
+             "cycle |x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS),
     FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
-    FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
-    FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
-    FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
+    FlagSpec("gan_weight", "float", 1.0,
+             "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
+    FlagSpec("gan_warmup_steps", "integer", 500,
+             "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
+    FlagSpec("cycle_warmup_steps", "integer", 500,
+             "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
     FlagSpec("fake_pool", "integer", 0,
              "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only."),
     FlagSpec("ema_momentum", "float", 0.99,
@@ -75,7 +80,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
              "Learning rates constant until this epoch, then linear to 0 at --epochs (every network, every method "
-             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper D.2.1)."),
+             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper "
+             "D.2.1)."),
     FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
     FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
     FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
@@ -86,7 +92,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("threads", "string", "auto",
              "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
              "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER."),
-    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
+    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.",
+             ("auto", "default", "mirrored", "multi_worker", "one_device")),
     FlagSpec("deterministic", "boolean", False,
              "Op determinism (tf.config.experimental.enable_op_determinism): the same --seed gives bit-identical "
              "runs, and a resumed run the weights of an uninterrupted one; some ops run slower."),
@@ -101,7 +108,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line."),
     FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
     FlagSpec("checkpoint_steps", "integer", 0,
-             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
+             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the "
+             "epoch."),
     FlagSpec("select", "enum", "best",
              "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
              "after an affine intensity fit, kept in RUN/best/; "
@@ -149,7 +157,8 @@ def validate_common(config: dict) -> list[str]:
     for name in ("rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
         if config[name] < 0:
             errors.append(f"--{name} must be >= 0, got {config[name]}")
-    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic", "checkpoint_every"):
+    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic",
+                 "checkpoint_every"):
         if config[name] < 1:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config["depth"] < 0:
@@ -191,7 +200,8 @@ def critic_learning_rate(config: dict) -> float:
 
 def gan_kwargs(config: dict) -> dict:
     """The :class:`OTCycleGAN` hyper-parameters from the flags."""
-    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps", "cycle_gradients", "seed")
+    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
+            "cycle_gradients", "seed")
     return {k: config[k] for k in keys}
 
 
@@ -373,7 +383,8 @@ class Task:
     def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
         """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
         # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
-        generator, forward_op, critic_x = self.generator(config, data), self.forward_op(config, data), self.critic(config, "x")
+        generator, forward_op = self.generator(config, data), self.forward_op(config, data)
+        critic_x = self.critic(config, "x")
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
         model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config), **self.noise(config, data),
                            **self.fake_pools(config, critic_y is not None))
@@ -394,7 +405,8 @@ class Task:
         """``(start, stop)`` of the measurement's always-sampled centre (MRI's ACS columns); none here."""
         return (0, 0)
 
-    def callbacks(self, config: dict, data: dict, model: keras.Model, out_dir: Path | None) -> list[keras.callbacks.Callback]:
+    def callbacks(self, config: dict, data: dict, model: keras.Model,
+                  out_dir: Path | None) -> list[keras.callbacks.Callback]:
         """What the task adds to the training of ``model`` (any method), placed before the
         checkpoint; ``out_dir``: where to write what they report (None on non-chief workers)."""
         return []
@@ -457,7 +469,8 @@ class Task:
             scores.append((float(psnr), settings))
         best_psnr, best = max(scores, key=lambda t: t[0])
         tried = "; ".join(f"{_settings_text(st)}: {p:.2f}" for p, st in scores)
-        edges = [k for k, v in best.items() if len(values := sorted({g[k] for g in grid})) > 2 and v in (values[0], values[-1])]
+        edges = [k for k, v in best.items()
+                 if len(values := sorted({g[k] for g in grid})) > 2 and v in (values[0], values[-1])]
         edge = f" (at the grid's edge of {', '.join('--' + k for k in edges)})" if edges else ""
         line = (f"{name}: {_settings_text(best)} chosen on {len(samples)} --val_files file(s), validation PSNR "
                 f"{best_psnr:.2f} dB{edge} (tried {tried})")

@@ -149,7 +149,8 @@ class BlurTask(Task):
 
     def unpaired_dataset(self, config, data, input_context=None):
         v = data["volumes"]
-        return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context), shard(v["blurred_files"], input_context),
+        return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context),
+                                            shard(v["blurred_files"], input_context),
                                             config["patch_size"], batch_size(config, input_context),
                                             pipeline_seed(config, input_context), scale_augment=config["scale_augment"])
 
@@ -159,7 +160,8 @@ class BlurTask(Task):
         if missing:
             raise ValueError(f"supervised: no ground truth {missing[0]} beside its blurred file")
         sharp = self.load_domain([str(g) for g in gts], config, "ground truth of --blurred_files")
-        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config["patch_size"], config["batch_size"],
+        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config["patch_size"],
+                                        config["batch_size"],
                                         config["seed"])
         return ds.map(lambda d: (d["y"], d["x"]))
 
@@ -174,7 +176,8 @@ class BlurTask(Task):
     def critic(self, config, domain):
         p = config["patch_size"]
         return build_multiscale_patchgan(self.ndim, 1, config["critic_filters"], config["critic_layers"],
-                                         spatial_shape=(p,) * self.ndim, seed=config["seed"] + (0 if domain == "x" else 10),
+                                         spatial_shape=(p,) * self.ndim,
+                                         seed=config["seed"] + (0 if domain == "x" else 10),
                                          norm=config["critic_norm"], name=f"critic_{domain}")
 
     def psf_layer(self, config):
@@ -209,7 +212,8 @@ class BlurTask(Task):
         PSF with the same schedule (None without --psf_learning_rate: G's optimizer updates it)."""
         g_optimizer, d_optimizer, _ = super().optimizers(config, steps_per_epoch)
         rate = config["psf_learning_rate"]
-        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config["beta_1"], config["beta_2"]) if rate else None
+        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config["beta_1"],
+                           config["beta_2"]) if rate else None
         return g_optimizer, d_optimizer, h_optimizer
 
     # --- evaluation --------------------------------------------------------------------------
@@ -297,7 +301,8 @@ class BlurTask(Task):
                        "val/consistency": -abs(float(np.log(max(chi2, 1e-12))))}
             panels = [views(blurred), views(out)]
             if gt is not None:
-                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0), "val/psnr_input": metrics.psnr(gt, blurred, 1.0),
+                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0),
+                                "val/psnr_input": metrics.psnr(gt, blurred, 1.0),
                                 "val/psnr_affine": metrics.psnr_affine(gt, out, 1.0)})
                 panels.append(views(gt))
             images = {"val/input_output_target": np.concatenate(panels, axis=1)[None, ..., None]}
@@ -335,8 +340,8 @@ class BlurTask(Task):
             def widths(kind):
                 return ",".join(f"{sim['fwhm_' + a + '_' + kind]:.3f}" for a in axes)
 
-            lines.append(f"PSF: NCC learned/true {sim['ncc']:.4f} (initial {sim['ncc_initial']:.4f}); FWHM {','.join(axes)} "
-                         f"learned {widths('learned')} true {widths('true')} um")
+            lines.append(f"PSF: NCC learned/true {sim['ncc']:.4f} (initial {sim['ncc_initial']:.4f}); FWHM "
+                         f"{','.join(axes)} learned {widths('learned')} true {widths('true')} um")
         write_psf_panel(psf_dir / "psf_sections.png", shown)
         if model.forward_op.learn_background:
             lines.append(f"H: gain {model.forward_op.gain:.4g}, background {model.forward_op.background:.4g} "
@@ -392,17 +397,21 @@ def mean_sharp(config, data, task) -> float:
 
 
 BLUR_FLAGS = (
-    FlagSpec("blurred_files", "string", None, "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
+    FlagSpec("blurred_files", "string", None,
+             "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
     FlagSpec("sharp_files", "string", None, "Glob(s): sharp files of *other* samples, the image domain X."),
-    FlagSpec("test_files", "string", None, "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them."),
-    FlagSpec("val_files", "string", None, "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels."),
+    FlagSpec("test_files", "string", None,
+             "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them."),
+    FlagSpec("val_files", "string", None,
+             "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels."),
     FlagSpec("patch_size", "integer", 64, "Training patch size (paper: 64); divisible by 2**depth."),
     FlagSpec("psf_size", "integer", 20, "Size of the learned PSF kernel per axis (paper: 20)."),
     FlagSpec("psf_init", "enum", "born_wolf", "Initial PSF.", ("born_wolf", "gaussian", "flat")),
     FlagSpec("wavelength", "float", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF."),
     FlagSpec("numerical_aperture", "float", 1.4, "NA for the Born & Wolf initial PSF."),
     FlagSpec("refractive_index", "float", 1.5, "Immersion refractive index for the Born & Wolf initial PSF."),
-    FlagSpec("true_psf", "string", None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's)."),
+    FlagSpec("true_psf", "string", None,
+             "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's)."),
     FlagSpec("psf_learning_rate", "float", None,
              "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
              "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
@@ -426,6 +435,7 @@ BLUR_FLAGS = (
     FlagSpec("rl_tv_weight_grid", "string", "0.001,0.002,0.005,0.01,0.02,0.05",
              "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
              "empty: --rl_tv_weight."),
-    FlagSpec("rl_psf", "enum", "true", "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
+    FlagSpec("rl_psf", "enum", "true",
+             "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
              ("true", "learned", "initial")),
 )

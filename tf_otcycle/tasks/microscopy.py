@@ -57,7 +57,8 @@ def fit_epochs(config: dict) -> list[int]:
     except ValueError:
         epochs = [0]
     if not 1 <= epochs[0] <= epochs[-1] <= config["epochs"]:
-        raise ValueError(f"--psf_fit_epochs: expected comma-separated epochs in [1, epochs={config['epochs']}], got {text!r}")
+        raise ValueError(f"--psf_fit_epochs: expected comma-separated epochs in [1, epochs={config['epochs']}], got "
+                         f"{text!r}")
     return epochs
 
 
@@ -79,20 +80,21 @@ class MicroscopyTask(BlurTask):
         FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
         FlagSpec("psf_fit_epochs", "string", None,
                  "Semi-blind PSF (not in the paper): after each of these epochs (comma-separated), fit the emission "
-                 "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the measurement "
-                 "cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a --psf_init=gaussian|flat "
-                 "start when the wavelength is unknown (benchmarks/QUALITY.md). A fit whose minimum lies on the grid's "
-                 "edge or is not significant (t < 3 over 16 blocks) is logged as UNRELIABLE and only replaces a "
-                 "non-physical start. Default: off."),
+                 "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the "
+                 "measurement cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a "
+                 "--psf_init=gaussian|flat start when the wavelength is unknown (benchmarks/QUALITY.md). A fit whose "
+                 "minimum lies on the grid's edge or is not significant (t < 3 over 16 blocks) is logged as UNRELIABLE "
+                 "and only replaces a non-physical start. Default: off."),
         FlagSpec("psf_fit_wavelengths", "string", "400,450,500,550,600,650,700",
-                 "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its neighbours."),
+                 "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its "
+                 "neighbours."),
         FlagSpec("psf_fit_size", "integer", 32,
                  "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit "
                  "toward wider PSFs). The learned PSF keeps --psf_size."),
         FlagSpec("psf_fit_files", "integer", 4, "How many of the --blurred_files volumes the wavelength fit uses."),
         FlagSpec("channel", "integer", None,
-                 "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); single-channel "
-                 "stacks and 2-D planes need none."),
+                 "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); "
+                 "single-channel stacks and 2-D planes need none."),
     )
 
     def validate(self, config):
@@ -181,7 +183,8 @@ class MicroscopyTask(BlurTask):
             layer = model.forward_op
             layer.set_psf(born_wolf_psf(layer.kernel_size, self.voxel_size(config), fit.wavelength, *optics))
             reset_average(model.g_optimizer, layer.kernel)  # --ema_momentum: the average starts from the new PSF
-            flag = "" if fit.reliable else f" (UNRELIABLE, wavelengths in micrometres: {fit.reason}; better than H's start)"
+            flag = "" if fit.reliable else \
+                f" (UNRELIABLE, wavelengths in micrometres: {fit.reason}; better than H's start)"
             print(f"{found}; the PSF goes on from it{flag}", flush=True)
         else:
             print(f"{found} is UNRELIABLE (wavelengths in micrometres): {fit.reason}; H keeps its PSF", flush=True)
@@ -197,7 +200,8 @@ class MicroscopyTask(BlurTask):
         return export_settings(
             "microscopy", tile=config["patch_size"], overlap=self.tile_overlap(config),
             voxel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
-            psf_init=config["psf_init"], psf_fit_epochs=config["psf_fit_epochs"],  # fitted wavelengths: psf/wavelength_fit.json
+            psf_init=config["psf_init"],
+            psf_fit_epochs=config["psf_fit_epochs"],  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
         )
 

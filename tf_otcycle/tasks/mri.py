@@ -106,18 +106,24 @@ class MRITask(Task):
     circular = True  # the FFT is circular: equivariant imaging also draws cyclic shifts
     splittable = True  # k-space columns under per-sample masks: SSDU applies
     flags = (
-        FlagSpec("clean_files", "string", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
-        FlagSpec("measured_files", "string", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
-        FlagSpec("val_files", "string", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels."),
+        FlagSpec("clean_files", "string", None,
+                 "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
+        FlagSpec("measured_files", "string", None,
+                 "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
+        FlagSpec("val_files", "string", None,
+                 "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels."),
         FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics)."),
         FlagSpec("acceleration", "float", 4.0, "Undersampling factor R."),
-        FlagSpec("center_fraction", "float", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
-        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).", ("random", "equispaced")),
+        FlagSpec("center_fraction", "float", 0.04,
+                 "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
+        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).",
+                 ("random", "equispaced")),
         FlagSpec("crop_size", "integer", 320, "Centre crop of the images (crop_size x crop_size)."),
         FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
         FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch."),
         FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end."),
-        FlagSpec("pls_lambda", "float", 0.02, "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
+        FlagSpec("pls_lambda", "float", 0.02,
+                 "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
                  "tuned."),
         FlagSpec("pls_lambda_grid", "string", "0.002,0.005,0.01,0.02,0.05,0.1",
                  "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical "
@@ -162,7 +168,8 @@ class MRITask(Task):
             clean = {os.path.realpath(i.path) for i in files["clean_files"]}
             shared = [i.path for i in files["measured_files"] if os.path.realpath(i.path) in clean]
             if shared:
-                raise ValueError(f"--clean_files and --measured_files must be disjoint (unpaired domains); both hold {shared[:3]}")
+                raise ValueError("--clean_files and --measured_files must be disjoint (unpaired domains); both hold "
+                                 f"{shared[:3]}")
         return {"files": files}
 
     def sample_voxels(self, config):
@@ -216,7 +223,8 @@ class MRITask(Task):
             scale = vol["scale"][:, None, None]
             yield Sample(
                 name=Path(info.path).name, group=Path(info.path).parent.name, inputs=(vol["y"], vol["mask"]),
-                target=vol["target"], to_target=lambda out, scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
+                target=vol["target"], to_target=lambda out,
+                scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
                 panel="slices", units=len(vol["y"]),
             )
 
@@ -236,7 +244,8 @@ class MRITask(Task):
 
     def classical_method(self, config, data, model=None, name=None):
         def pls(y, mask):
-            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"], config["pls_iterations"])
+            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"],
+                          config["pls_iterations"])
             return complex_to_channels(x).numpy()
 
         return pls
@@ -249,7 +258,8 @@ class MRITask(Task):
         generator = model.generator if hasattr(model, "generator") else model
         ys, targets = [], []
         for info in infos:
-            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"], config["center_fraction"])
+            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"],
+                                 config["center_fraction"])
             ys.append(vol["y"])
             targets.append(vol["target"] / vol["scale"][:, None, None])
             if sum(len(y) for y in ys) >= config["val_slices"]:
