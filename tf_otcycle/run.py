@@ -183,7 +183,7 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
                              f"{replicas} (use --fake_pool=0 or --strategy=one_device)")
     steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
     record = {"task": task.name, **config}
-    differences = recorded_differences(run_dir, record)
+    differences = recorded_differences(run_dir, record, task.all_flags)
     if differences:  # before anything is written: the run folder keeps describing its model
         raise app.UsageError(f"{run_dir} holds a run trained with other settings; use another --run_dir, or the same "
                              "flags (epochs, evaluation and export flags may change):\n  " + "\n  ".join(differences))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import keras
@@ -607,28 +607,13 @@ def save_flags(run_dir: str | os.PathLike, flags_text: str, config: dict) -> Non
     atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
-# Flags that may differ when a run is resumed or re-evaluated; every other flag defines the model
-# (architecture, objective, data, optimiser, schedule, seed) and must match the recorded run.
-MAY_CHANGE_ON_RESUME = frozenset({
-    "run_dir", "epochs", "eval_only", "num_panels", "checkpoint_every", "export", "test_files", "val_files",
-    "val_slices", "strategy", "on_nan", "mixed_precision", "tile_overlap", "true_psf", "rl_iterations", "rl_psf",
-    "pls_lambda", "pls_iterations", "cache_images", "methods", "supervised_loss", "verbose", "threads",
-    "deterministic", "resume_replay", "checkpoint_steps", "select", "rl_iterations_grid", "rl_tv_weight",
-    "rl_tv_weight_grid", "pls_lambda_grid",
-})
-
-
-# Model-defining flags added after runs were recorded: the value that gives a run recorded
-# without them its behaviour (no pool of past fakes, the paper's noise-free Hx, no weight average,
-# joint cycle gradients; the wavelength fit's settings, unused without --psf_fit_epochs).
-BEFORE_FLAG = {"fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0, "cycle_gradients": "joint",
-               "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32, "psf_fit_files": 4,
-               "scale_augment": "both", "learn_background": False}
-
-
-def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
+def recorded_differences(run_dir: str | os.PathLike, config: dict, specs: Iterable) -> list[str]:
     """``--flag: recorded -> now`` for each model-defining flag (and the task) that differs from
-    the run recorded in ``run_dir/config.json``; empty when there is no trained run there."""
+    the run recorded in ``run_dir/config.json``; empty when there is no trained run there.
+
+    ``specs``: the flags' declarations (:class:`tf_otcycle.tasks.base.FlagSpec`), whose
+    ``may_change`` flags may differ and whose ``before`` stands in for a flag the run was
+    recorded without. Keys of ``config`` no spec declares must match."""
     run_dir = Path(run_dir)
     record_path = run_dir / "config.json"
     if not record_path.exists() or not any((run_dir / "checkpoints").glob("*.index")):
@@ -637,11 +622,14 @@ def recorded_differences(run_dir: str | os.PathLike, config: dict) -> list[str]:
         recorded = json.loads(record_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         return [f"{record_path}: unreadable record of the run ({e})"]
+    specs = {spec.name: spec for spec in specs}
     out = []
     for key in sorted(set(config) | set(recorded)):
-        if key in MAY_CHANGE_ON_RESUME or key == "environment":
+        spec = specs.get(key)
+        if (spec is not None and spec.may_change) or key == "environment":
             continue
-        old, new = recorded.get(key, BEFORE_FLAG.get(key) if key in config else None), config.get(key)
+        before = spec.before if spec is not None else None
+        old, new = recorded.get(key, before if key in config else None), config.get(key)
         if old != new and not (isinstance(old, list) and isinstance(new, tuple) and list(new) == old):
             name = "task" if key == "task" else f"--{key}"
             out.append(f"{name}: {old!r} in the run, {new!r} now")

@@ -33,19 +33,30 @@ Method = Callable[..., np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class FlagSpec:
-    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list."""
+    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list.
+
+    What a resumed run may change follows from the flags themselves
+    (:func:`tf_otcycle.training.recorded_differences`): ``may_change`` flags (epochs, evaluation,
+    export, runtime) may differ from the recorded run; every other flag defines the model and
+    must match. ``before``: for a model-defining flag added after runs were recorded, the value
+    that gives a run recorded without it its behaviour (None: such a run resumes only where the
+    flag is None now, its "off"; otherwise it is refused, naming the flag).
+    """
 
     name: str
     kind: str
     default: object
     help: str
     choices: tuple[str, ...] = ()
+    may_change: bool = False
+    before: object = None
 
 
 # The training flags every task shares; a task's ``common_defaults`` override these defaults.
 COMMON_FLAGS: tuple[FlagSpec, ...] = (
-    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export."),
-    FlagSpec("epochs", "integer", 100, "Training epochs."),
+    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.",
+             may_change=True),
+    FlagSpec("epochs", "integer", 100, "Training epochs.", may_change=True),
     FlagSpec("steps_per_epoch", "integer", None,
              "Generator steps per epoch; default: one pass over the measurement domain."),
     FlagSpec("batch_size", "integer", 1, "Global batch size (split over replicas); paper: 1."),
@@ -61,7 +72,8 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
     FlagSpec("cycle_gradients", "enum", "joint",
              "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image "
-             "cycle |x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS),
+             "cycle |x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS,
+             before="joint"),
     FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
     FlagSpec("gan_weight", "float", 1.0,
              "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
@@ -70,12 +82,13 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("cycle_warmup_steps", "integer", 500,
              "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
     FlagSpec("fake_pool", "integer", 0,
-             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only."),
+             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only.",
+             before=0),
     FlagSpec("ema_momentum", "float", 0.99,
              "Momentum of an exponential moving average of the generator's weights (every learned method; not in "
              "the paper): validation, --select and the exports use the average, training goes on with the raw "
              "weights. It spans about 1/(1 - m) generator steps (100 at 0.99): for runs of a few hundred steps use "
-             "less or 0 (off; benchmarks/QUALITY.md)."),
+             "less or 0 (off; benchmarks/QUALITY.md).", before=0.0),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
@@ -88,35 +101,41 @@ COMMON_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("mixed_precision", "enum", "none",
              "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
              "physics, the critics' scores, G's output and the losses stay float32.",
-             ("none", "mixed_float16", "mixed_bfloat16")),
+             ("none", "mixed_float16", "mixed_bfloat16"), may_change=True),
     FlagSpec("threads", "string", "auto",
              "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
-             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER."),
+             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER.",
+             may_change=True),
     FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.",
-             ("auto", "default", "mirrored", "multi_worker", "one_device")),
+             ("auto", "default", "mirrored", "multi_worker", "one_device"), may_change=True),
     FlagSpec("deterministic", "boolean", False,
              "Op determinism (tf.config.experimental.enable_op_determinism): the same --seed gives bit-identical "
-             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower."),
+             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower.", may_change=True),
     FlagSpec("resume_replay", "boolean", True,
              "On resume, replay the input pipeline to the restored step, so the run sees the batches an "
-             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh."),
+             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh.",
+             may_change=True),
     FlagSpec("on_nan", "enum", "stop",
              "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
-             "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
-    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
-    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
-    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line."),
-    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
+             "learning rates (at most 3 times, then stop).", ("stop", "rollback"), may_change=True),
+    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export.",
+             may_change=True),
+    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel.", may_change=True),
+    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line.",
+             may_change=True),
+    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved).",
+             may_change=True),
     FlagSpec("checkpoint_steps", "integer", 0,
              "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the "
-             "epoch."),
+             "epoch.", may_change=True),
     FlagSpec("select", "enum", "best",
              "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
              "after an affine intensity fit, kept in RUN/best/; "
              "where the --val_files have no targets, of best measurement consistency, where the task has it; else "
              "the last), consistency (by measurement consistency even with targets) or last.",
-             ("best", "consistency", "last")),
-    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
+             ("best", "consistency", "last"), may_change=True),
+    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation.",
+             may_change=True),
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]
 
@@ -292,6 +311,11 @@ class Task:
     @property
     def config_keys(self) -> list[str]:
         return COMMON_KEYS + [f.name for f in self.flags]
+
+    @property
+    def all_flags(self) -> tuple[FlagSpec, ...]:
+        """The shared training flags and the task's own."""
+        return COMMON_FLAGS + tuple(self.flags)
 
     # --- configuration and data ----------------------------------------------------------
     def sample_voxels(self, config: dict) -> int:

@@ -401,9 +401,9 @@ BLUR_FLAGS = (
              "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
     FlagSpec("sharp_files", "string", None, "Glob(s): sharp files of *other* samples, the image domain X."),
     FlagSpec("test_files", "string", None,
-             "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them."),
+             "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them.", may_change=True),
     FlagSpec("val_files", "string", None,
-             "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels."),
+             "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels.", may_change=True),
     FlagSpec("patch_size", "integer", 64, "Training patch size (paper: 64); divisible by 2**depth."),
     FlagSpec("psf_size", "integer", 20, "Size of the learned PSF kernel per axis (paper: 20)."),
     FlagSpec("psf_init", "enum", "born_wolf", "Initial PSF.", ("born_wolf", "gaussian", "flat")),
@@ -411,31 +411,34 @@ BLUR_FLAGS = (
     FlagSpec("numerical_aperture", "float", 1.4, "NA for the Born & Wolf initial PSF."),
     FlagSpec("refractive_index", "float", 1.5, "Immersion refractive index for the Born & Wolf initial PSF."),
     FlagSpec("true_psf", "string", None,
-             "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's)."),
+             "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True),
     FlagSpec("psf_learning_rate", "float", None,
              "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
              "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
     FlagSpec("measurement_noise", "string", "auto",
              "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
-             "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE."),
+             "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.",
+             before="none"),
     FlagSpec("learn_background", "boolean", True,
              "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
              "widefield stacks, which no blur of a clean image reproduces; started from the blurred stacks' darkest "
-             "local mean. false: the paper's H x = h * x (with a gain)."),
+             "local mean. false: the paper's H x = h * x (with a gain).", before=False),
     FlagSpec("scale_augment", "enum", "both",
              "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
              "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
-             "the one H learns) or none.", tiff.SCALE_AUGMENT),
-    FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4."),
-    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned."),
+             "the one H learns) or none.", tiff.SCALE_AUGMENT, before="both"),
+    FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4.", may_change=True),
+    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned.",
+             may_change=True),
     FlagSpec("rl_iterations_grid", "string", "5,10,20,40,80,160",
              "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a "
-             "user tunes the classical baseline; empty: --rl_iterations."),
-    FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned."),
+             "user tunes the classical baseline; empty: --rl_iterations.", may_change=True),
+    FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned.",
+             may_change=True),
     FlagSpec("rl_tv_weight_grid", "string", "0.001,0.002,0.005,0.01,0.02,0.05",
              "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
-             "empty: --rl_tv_weight."),
+             "empty: --rl_tv_weight.", may_change=True),
     FlagSpec("rl_psf", "enum", "true",
              "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
-             ("true", "learned", "initial")),
+             ("true", "learned", "initial"), may_change=True),
 )

@@ -87,11 +87,12 @@ class MicroscopyTask(BlurTask):
                  "and only replaces a non-physical start. Default: off."),
         FlagSpec("psf_fit_wavelengths", "string", "400,450,500,550,600,650,700",
                  "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its "
-                 "neighbours."),
+                 "neighbours.", before="400,450,500,550,600,650,700"),
         FlagSpec("psf_fit_size", "integer", 32,
                  "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit "
-                 "toward wider PSFs). The learned PSF keeps --psf_size."),
-        FlagSpec("psf_fit_files", "integer", 4, "How many of the --blurred_files volumes the wavelength fit uses."),
+                 "toward wider PSFs). The learned PSF keeps --psf_size.", before=32),
+        FlagSpec("psf_fit_files", "integer", 4, "How many of the --blurred_files volumes the wavelength fit uses.",
+                 before=4),
         FlagSpec("channel", "integer", None,
                  "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); "
                  "single-channel stacks and 2-D planes need none."),

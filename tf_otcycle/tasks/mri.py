@@ -111,8 +111,10 @@ class MRITask(Task):
         FlagSpec("measured_files", "string", None,
                  "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
         FlagSpec("val_files", "string", None,
-                 "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels."),
-        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics)."),
+                 "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.",
+                 may_change=True),
+        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics).",
+                 may_change=True),
         FlagSpec("acceleration", "float", 4.0, "Undersampling factor R."),
         FlagSpec("center_fraction", "float", 0.04,
                  "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
@@ -120,15 +122,16 @@ class MRITask(Task):
                  ("random", "equispaced")),
         FlagSpec("crop_size", "integer", 320, "Centre crop of the images (crop_size x crop_size)."),
         FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
-        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch."),
-        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end."),
+        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch.",
+                 may_change=True),
+        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end.", may_change=True),
         FlagSpec("pls_lambda", "float", 0.02,
                  "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
-                 "tuned."),
+                 "tuned.", may_change=True),
         FlagSpec("pls_lambda_grid", "string", "0.002,0.005,0.01,0.02,0.05,0.1",
                  "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical "
-                 "baseline; empty: --pls_lambda."),
-        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline."),
+                 "baseline; empty: --pls_lambda.", may_change=True),
+        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline.", may_change=True),
     )
 
     # --- configuration and data ----------------------------------------------------------
