@@ -6,6 +6,7 @@ import pytest
 from tf_otcycle.data import fastmri, images, tiff
 from tf_otcycle.data.synthetic import write_fastmri_file, write_microscopy_dataset
 from tf_otcycle.io_utils import exists, expand_files, sibling
+from tf_otcycle.physics.masks import MaskSpec
 
 
 def test_fastmri_files_by_uri_are_globbed_inspected_read_and_streamed(tmp_path):
@@ -20,7 +21,8 @@ def test_fastmri_files_by_uri_are_globbed_inspected_read_and_streamed(tmp_path):
     images_local, target_local = fastmri.read_volume(local, 16)
     np.testing.assert_array_equal(images_uri, images_local)
     np.testing.assert_array_equal(target_uri, target_local)
-    batch = next(iter(fastmri.unpaired_mri_dataset(infos[:1], infos[1:], 16, 4, 0.25, batch_size=2)))
+    sampling = MaskSpec("random", 4, 0.25)
+    batch = next(iter(fastmri.unpaired_mri_dataset(infos[:1], infos[1:], 16, sampling, batch_size=2)))
     assert batch["x"].shape == (2, 16, 16, 2)
 
 

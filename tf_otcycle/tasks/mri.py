@@ -23,7 +23,7 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
-from tf_otcycle.physics.masks import acs_columns
+from tf_otcycle.physics.masks import MaskSpec, acs_columns
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Method,
@@ -37,10 +37,14 @@ from tf_otcycle.tasks.base import (
 from tf_otcycle.training import relative_change
 
 
-def prepare_volume(
-    info: fastmri.FastMRIFile, crop_size: int, mask_type: str, acceleration: float, center_fraction: float
-) -> dict[str, np.ndarray]:
-    """Undersample a test volume with its per-file mask; normalise each slice.
+def mask_spec(config: dict) -> MaskSpec:
+    """The masks of ``--mask_type``, ``--acceleration`` and ``--center_fraction``."""
+    return MaskSpec(config["mask_type"], config["acceleration"], config["center_fraction"])
+
+
+def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec) -> dict[str, np.ndarray]:
+    """Undersample a test volume with its per-file mask (``sampling`` drawn with the file's
+    seed); normalise each slice.
 
     A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
     undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
@@ -57,7 +61,7 @@ def prepare_volume(
         fastmri.check_scorable([info])
         mask = np.ones((crop_size,), np.float32)
     else:
-        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
+        mask = fastmri.eval_mask(info, sampling, crop_size)
     _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
     if target is None:
         target = np.abs(images).astype(np.float32)
@@ -187,8 +191,7 @@ class MRITask(Task):
         return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config["batch_size"])
 
     def _pipeline_args(self, config, input_context=None):
-        return dict(crop_size=config["crop_size"], acceleration=config["acceleration"],
-                    center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+        return dict(crop_size=config["crop_size"], sampling=mask_spec(config),
                     batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
                     cache=config["cache_images"])
 
@@ -221,8 +224,7 @@ class MRITask(Task):
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
         for info in data["files"][split]:
-            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"],
-                                 config["center_fraction"])
+            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
             scale = vol["scale"][:, None, None]
             yield Sample(
                 name=Path(info.path).name, group=Path(info.path).parent.name, inputs=(vol["y"], vol["mask"]),
@@ -261,8 +263,7 @@ class MRITask(Task):
         generator = model.generator if hasattr(model, "generator") else model
         ys, targets = [], []
         for info in infos:
-            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"],
-                                 config["center_fraction"])
+            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
             ys.append(vol["y"])
             targets.append(vol["target"] / vol["scale"][:, None, None])
             if sum(len(y) for y in ys) >= config["val_slices"]:
@@ -304,4 +305,4 @@ class MRITask(Task):
 
 
 TASK = MRITask()
-__all__ = ["TASK", "MRITask", "generator_method", "prepare_volume", "with_data_consistency", "zero_filled"]
+__all__ = ["TASK", "MRITask", "generator_method", "mask_spec", "prepare_volume", "with_data_consistency", "zero_filled"]
