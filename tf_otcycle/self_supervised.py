@@ -1,9 +1,8 @@
 """Self-supervised baselines: the generator learns from measurements alone (no clean images),
 with the same generator and operator objects (and per-sample masks) as the OT-cycleGAN.
 
-Squared errors, as Chen et al. and deepinv's ``MCLoss`` / ``EILoss`` (with the L1 error of the
-cycle losses, EI stayed at the identity on the MRI benchmark: 600 steps, +0.00 dB against
-+0.35 dB with squared errors; ``benchmarks/QUALITY.md``, Notes).
+Squared errors, as Chen et al. and deepinv's ``MCLoss`` / ``EILoss``: with the L1 error of the
+cycle losses EI stays at the identity (``benchmarks/QUALITY.md``, Notes).
 
 * ``mc``, measurement consistency: ``mean (H G(y) - y)^2``. The lower reference: any G with
   ``H G(y) = y`` minimises it (for MRI's zero-filled input, the identity does), so it learns
