@@ -110,19 +110,26 @@ def check(task: Task, config: dict) -> dict:
 
 
 def evaluate_model(task: Task, config: dict, data: dict, model, run_dir: Path) -> str:
-    """Input, the OT-cycleGAN and its variants on the test files; tables, panels, report."""
-    ours = task.generator_method(config, model.generator)
-    methods = {"input": task.input_method(config), "ot_cyclegan": ours, **task.variants("ot_cyclegan", ours)}
-    report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
-    table = write_report(report, run_dir / "eval", unit=task.unit)
+    """Input, the OT-cycleGAN and its variants on the test files (tables, panels, report), the
+    task's report of the model, the export."""
+    table = None
+    if data["files"]["test_files"]:
+        ours = task.generator_method(config, model.generator)
+        methods = {"input": task.input_method(config), "ot_cyclegan": ours, **task.variants("ot_cyclegan", ours)}
+        report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
+        table = write_report(report, run_dir / "eval", unit=task.unit)
     lines = task.report_model(model, config, data, run_dir)
     if config["export"]:
         paths = task.export(model, config, run_dir / "export")
         unchanged = paths.pop("unchanged", False)
         lines.append(("Export unchanged (identical weights and settings): " if unchanged else "Exported ")
                      + ", ".join(str(p) for p in paths.values()))
-    lines.append(f"\nTest metrics ({task.describe(config, data)}), {run_dir / 'eval' / 'metrics.csv'} "
-                 f"(per_group.csv, per_file.csv beside it):\n{table}")
+    if table is None:
+        lines.append("\nNo --test_files: nothing evaluated. Rerun the same command with --test_files and --eval_only "
+                     "to score this run.")
+    else:
+        lines.append(f"\nTest metrics ({task.describe(config, data)}), {run_dir / 'eval' / 'metrics.csv'} "
+                     f"(per_group.csv, per_file.csv beside it):\n{table}")
     return "\n".join(lines)
 
 

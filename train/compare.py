@@ -69,6 +69,8 @@ def main(argv):
     run.apply_defaults(task.common_defaults)
     config = run.read_config(task.config_keys + COMPARE_KEYS)
     check_methods(task, config["methods"])
+    if not config["test_files"]:
+        raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
     run.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
     data = run.check(task, config)
     table = compare(task, config, data)

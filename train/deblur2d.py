@@ -5,7 +5,7 @@
 Learns G (2-D U-Net) and the 2-D PSF from unpaired blurred (--blurred_files) and sharp
 (--sharp_files) TIFF or PNG images, evaluates on --test_files (``NAME_blurred`` beside
 ``NAME_gt``), exports G and the learned PSF. Everything specific is in
-:mod:`tf_otcycle.tasks.deblur2d`; the run flow in :mod:`tf_otcycle.run`.
+tf_otcycle/tasks/deblur2d.py; the run flow in tf_otcycle/run.py.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Learns the deconvolution network G (3-D U-Net) *and* the PSF h (``PSFConv3D``) f
 unpaired blurred (--blurred_files) and sharp (--sharp_files) TIFF stacks, with two
 multi-scale PatchGAN critics. Evaluates on --test_files (``NAME_blurred.tif`` beside
 ``NAME_gt.tif``), exports G and the learned PSF. Re-running the same command resumes.
-What is microscopy-specific lives in :mod:`tf_otcycle.tasks.microscopy`; the run flow in
-:mod:`tf_otcycle.run`.
+What is microscopy-specific lives in tf_otcycle/tasks/microscopy.py; the run flow in
+tf_otcycle/run.py.
 """
 
 from __future__ import annotations

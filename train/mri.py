@@ -5,7 +5,7 @@
 Trains G (2-D U-Net) on unpaired clean images (--clean_files) and undersampled
 acquisitions of other subjects (--measured_files), evaluates on --test_files, and exports
 G. Re-running the same command resumes from the last checkpoint. What is MRI-specific lives
-in :mod:`tf_otcycle.tasks.mri`; the run flow in :mod:`tf_otcycle.run`.
+in tf_otcycle/tasks/mri.py; the run flow in tf_otcycle/run.py.
 """
 
 from __future__ import annotations

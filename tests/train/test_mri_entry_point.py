@@ -140,6 +140,18 @@ def test_bad_flags_stop_before_any_work(mri_data, tmp_path, extra, message):
         assert "Unsupervised accelerated MRI" not in proc.stderr  # no module docstring before the message
 
 
+def test_training_needs_no_test_files_and_eval_only_scores_the_run_later(mri_data, tmp_path):
+    run_dir = tmp_path / "run"
+    flags = [f for f in tiny_flags(mri_data, run_dir, num_panels=0) if not f.startswith("--test_files")]
+    out = run(flags).stdout
+    assert "No --test_files: nothing evaluated" in out and (run_dir / "export" / "generator.keras").exists()
+    assert not (run_dir / "eval" / "metrics.csv").exists()
+    out = run([*flags, f"--test_files={mri_data}/test/*.h5", "--eval_only"]).stdout
+    assert "Test metrics" in out and (run_dir / "eval" / "metrics.csv").exists()
+    proc = run([*flags, "--eval_only"], check=False)
+    assert proc.returncode != 0 and "--test_files is required with --eval_only" in proc.stderr
+
+
 def test_domains_must_be_disjoint(mri_data, tmp_path):
     proc = run(tiny_flags(mri_data, tmp_path / "r", measured_files=f"{mri_data}/clean/*.h5"), check=False)
     assert proc.returncode != 0 and "disjoint" in proc.stderr

@@ -165,7 +165,7 @@ def flag_groups(task) -> list[tuple[str, list[FlagSpec]]]:
 def required_flags(task) -> dict[str, str]:
     """Flag name -> when it is required (shown by ``--help``)."""
     return {"run_dir": "required", **{n: "required to train" for n in task.training_files},
-            "test_files": "required"}
+            "test_files": "required to evaluate"}
 
 
 def validate_common(config: dict) -> list[str]:
@@ -336,8 +336,8 @@ class Task:
     def validate(self, config: dict) -> list[str]:
         """Every problem with the flag values, before any work (the task adds its own)."""
         errors = validate_common(config)
-        if not config["test_files"]:
-            errors.append("--test_files is required")
+        if not config["test_files"] and config["eval_only"]:
+            errors.append("--test_files is required with --eval_only")
         if not config["eval_only"]:
             for name in self.training_files:
                 if not config[name]:

@@ -104,7 +104,7 @@ class BlurTask(Task):
 
     def resolve_data(self, config):
         """Expand and check the file flags; read and normalise the training files."""
-        files = {"test_files": expand_files(config["test_files"], "--test_files")}
+        files = {"test_files": expand_files(config["test_files"], "--test_files") if config["test_files"] else []}
         for path in files["test_files"]:  # before training: evaluation needs every ground truth
             gt = self.gt_path(path)
             if not exists(gt):
@@ -281,6 +281,8 @@ class BlurTask(Task):
     def validation(self, config, data, model):
         """Panels of the first validation file (or test file) and, for the OT model, the PSF."""
         paths = data["files"].get("val_files") or data["files"]["test_files"]
+        if not paths:
+            return None
         blurred = tiff.normalize(self.read(paths[0], config))
         gt_path = self.gt_path(paths[0]) if str(paths[0]).rsplit(".", 1)[0].endswith("_blurred") else None
         gt = tiff.normalize(self.read(gt_path, config)) if gt_path is not None and exists(gt_path) else None

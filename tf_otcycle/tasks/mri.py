@@ -177,6 +177,7 @@ class MRITask(Task):
             if shared:
                 raise ValueError("--clean_files and --measured_files must be disjoint (unpaired domains); both hold "
                                  f"{shared[:3]}")
+        files.setdefault("test_files", [])  # training alone evaluates nothing
         return {"files": files}
 
     def sample_voxels(self, config):
