@@ -165,7 +165,6 @@ class Progress(keras.callbacks.ProgbarLogger):
         super().on_epoch_end(epoch, self._shown(logs))
 
 
-
 def relative_change(output: np.ndarray, inputs: np.ndarray) -> float:
     """``mean|output - input| / mean|input|``: 0 when G is the identity."""
     return float(np.mean(np.abs(output - inputs)) / (np.mean(np.abs(inputs)) + 1e-12))
