@@ -47,3 +47,10 @@ def test_compare_checks_threads_before_any_work(tmp_path):
                            "--measured_files=b.h5"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "--threads: expected auto" in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_entry_points_written_against_train_common_still_run():
+    """``import common`` from ``train/`` (the run flow before it moved to ``tf_otcycle.run``)."""
+    code = "import common, tf_otcycle.run as run; assert common.launch is run.launch and common.define_flags"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "train", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
