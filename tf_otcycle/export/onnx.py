@@ -37,8 +37,10 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
     graph takes any size a ``(B, *spatial, C)`` input the model takes. Each graph written is
     run by onnxruntime on a probe input and must give Keras' output: tf2onnx's optimiser was
     measured here to emit, now and then (1 of 12 exports in one process), a 2-D U-Net whose
-    output has an extra leading axis ``(1, 1, H, W, 1)``. Such a graph is exported again, up
-    to ``tries`` times; after that :class:`OnnxExportError` is raised and an existing file at
+    output has an extra leading axis ``(1, 1, H, W, 1)`` (and, in a long test session, a 3-D
+    one three times in a row from the same model object). Such a graph is exported again, up
+    to ``tries`` times, each time from a fresh copy of the model (its own traced functions,
+    the same weights); after that :class:`OnnxExportError` is raised and an existing file at
     ``path`` is kept. Needs the ``onnx`` extra (``pip install 'tf_otcycle[onnx]'``)."""
     if not onnx_available():
         raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' "
@@ -47,14 +49,22 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
     probe, expected = onnx_reference(model, input_spec)
     problems = []
     with atomic_path(path) as tmp:
-        for _ in range(max(1, tries)):
-            model.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
+        for attempt in range(max(1, tries)):
+            source = model if attempt == 0 else fresh_copy(model)
+            source.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
             problem = onnx_mismatch(tmp, probe, expected)
             if problem is None:
                 return path
             problems.append(problem)
         raise OnnxExportError(f"{path}: {len(problems)} ONNX exports did not reproduce the Keras model: "
                               + " | ".join(problems))
+
+
+def fresh_copy(model: keras.Model) -> keras.Model:
+    """A new model object of ``model``'s architecture (from its config) holding its weights."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def onnx_probe(model: keras.Model, input_spec: tf.TensorSpec, seed: int = 0) -> np.ndarray:
