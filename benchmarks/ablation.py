@@ -50,13 +50,17 @@ VARIANTS = {
     "mri": {
         "A": (["--gan_weight=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "both cycle terms, no critic"),
         "B": (["--gan_weight=0", "--sigma=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "image cycle alone"),
-        "F": (["--gan_weight=0", "--cycle_warmup_steps=500", "--gan_warmup_steps=0"], "A + sigma ramped over 500 steps"),
-        "G": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"], "critic on (RMS units), no warm-up"),
-        "H": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"], "G + both ramps over 500 steps"),
+        "F": (["--gan_weight=0", "--cycle_warmup_steps=500", "--gan_warmup_steps=0"],
+              "A + sigma ramped over 500 steps"),
+        "G": (["--gan_weight=1", "--cycle_warmup_steps=0", "--gan_warmup_steps=0"],
+              "critic on (RMS units), no warm-up"),
+        "H": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"],
+              "G + both ramps over 500 steps"),
         "I": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=0"], "G + sigma ramp only"),
         "P": (["--gan_weight=1", "--sigma=0", "--cycle_warmup_steps=0", "--gan_warmup_steps=500"],
               "image cycle + critic (no measurement cycle)"),
-        "Q": (["--gan_weight=1", "--sigma=0.1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"], "H with sigma 0.1"),
+        "Q": (["--gan_weight=1", "--sigma=0.1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"],
+              "H with sigma 0.1"),
         "R": (["--gan_weight=0.1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500"], "H with gan_weight 0.1"),
         "K": (["--gan_weight=1", "--cycle_warmup_steps=500", "--gan_warmup_steps=500", "--critic_norm=layer"],
               "H with layer norm in the critic"),
@@ -140,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--application", choices=sorted(VARIANTS), default="mri")
     parser.add_argument("--variants", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--data", default="", help="data folder (default: data/quality/<application>, written if missing)")
+    parser.add_argument("--data", default="",
+                        help="data folder (default: data/quality/<application>, written if missing)")
     parser.add_argument("--run_root", default="", help="default: runs/ablation/<application>")
     parser.add_argument("--collect", action="store_true", help="only build the table from existing runs")
     parser.add_argument("--smoke", action="store_true",

@@ -27,6 +27,7 @@ from tf_otcycle.data.synthetic import write_microscopy_dataset, write_mri_datase
 from tf_otcycle.layers import FFTMask, PSFConv3D
 from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.models import build_multiscale_patchgan, build_patchgan, build_unet
+from tf_otcycle.physics.masks import MaskSpec
 from tf_otcycle.training import adam
 
 HEADER = "| pipeline | HDF5 reader | TensorFlow | batches/s | train steps/s | ratio |\n|---|---|---|---|---|---|"
@@ -72,7 +73,8 @@ def mri_rows(root: Path, size: int, steps: int, filters: int = 16) -> list[str]:
     model.compile(adam(1e-4), adam(1e-4))
     out, train_rate = [], None
     for reader in readers():
-        ds = fastmri.unpaired_mri_dataset(clean, measured, size, 4, 0.04, batch_size=1, reader=reader)
+        ds = fastmri.unpaired_mri_dataset(clean, measured, size, MaskSpec("random", 4, 0.04), batch_size=1,
+                                          reader=reader)
         data_rate = rate(iter(ds), steps * 3)
         train_rate = train_rate or step_rate(model, next(iter(ds)), steps)
         out.append(row(f"MRI {size}x{size}", reader, data_rate, train_rate))

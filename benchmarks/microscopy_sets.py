@@ -101,7 +101,8 @@ def real_image(cache: Path) -> np.ndarray:
 def real_crops(image: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
     """The disjoint ``size x size`` crops of ``image`` in a seeded random order."""
     h, w = image.shape
-    crops = [image[i : i + size, j : j + size] for i in range(0, h - size + 1, size) for j in range(0, w - size + 1, size)]
+    corners = [(i, j) for i in range(0, h - size + 1, size) for j in range(0, w - size + 1, size)]
+    crops = [image[i : i + size, j : j + size] for i, j in corners]
     order = np.random.RandomState(seed).permutation(len(crops))
     return [crops[k] for k in order]
 

@@ -47,7 +47,8 @@ def main() -> None:
         results[impl] = time_step(layer, x, args.repeats)
         print(f"{impl:>6}: {results[impl] * 1e3:9.1f} ms per forward+backward")
     print(f"speed-up fft vs direct: {results['direct'] / results['fft']:.0f}x "
-          f"(patch {args.patch}^3, kernel {args.kernel}^3, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} threads)")
+          f"(patch {args.patch}^3, kernel {args.kernel}^3, "
+          f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'} threads)")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def candidates(sizes, wavelengths_nm, voxel_size, numerical_aperture, refractive
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blurred_files", required=True, help="glob of blurred stacks (NAME_gt.tif beside each: one more column)")
+    parser.add_argument("--blurred_files", required=True,
+                        help="glob of blurred stacks (NAME_gt.tif beside each: one more column)")
     parser.add_argument("--channel", type=int, help="channel (0-based) of multi-channel stacks")
     parser.add_argument("--generator", help="a trained generator.keras: x_hat = G(y) as well as the ground truth")
     parser.add_argument("--num_files", type=int, default=3)

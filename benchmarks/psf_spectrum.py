@@ -94,7 +94,8 @@ def read_optics(path: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", required=True, help="a benchmark set folder (train/blurred, train/sharp, optics.flags)")
+    parser.add_argument("--set", required=True,
+                        help="a benchmark set folder (train/blurred, train/sharp, optics.flags)")
     parser.add_argument("--wavelengths", default="400,450,500,550,600,650,700", help="candidates, nm")
     args = parser.parse_args(argv)
     root = Path(args.set)

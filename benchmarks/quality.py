@@ -153,7 +153,7 @@ def run_compare(command: list[str], log_path: Path) -> float:
 
 def finished(run_dir: Path, log_path: Path) -> bool:
     """Whether a seed's run is complete: its log and its tables exist (``--reuse``)."""
-    return log_path.exists() and (run_dir / "eval" / "metrics.csv").exists() and (run_dir / "eval" / "metrics.md").exists()
+    return log_path.exists() and all((run_dir / "eval" / name).exists() for name in ("metrics.csv", "metrics.md"))
 
 
 def recorded_seconds(run_dir: Path, log_path: Path) -> float:
@@ -222,9 +222,9 @@ def validation_curve(log_text: str, method: str = "ot_cyclegan") -> list[tuple[i
 
 def budget(flagfile: Path) -> str:
     values = flag_values(flagfile)
-    return ", ".join(f"{k}={values[k]}" for k in ("epochs", "steps_per_epoch", "crop_size", "patch_size", "base_filters",
-                                                   "depth", "learning_rate", "critic_learning_rate", "acceleration",
-                                                   "center_fraction") if k in values)
+    keys = ("epochs", "steps_per_epoch", "crop_size", "patch_size", "base_filters", "depth", "learning_rate",
+            "critic_learning_rate", "acceleration", "center_fraction")
+    return ", ".join(f"{k}={values[k]}" for k in keys if k in values)
 
 
 def summary(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -277,7 +277,8 @@ def summary_table(stats: dict, per_seed: list[dict], seeds: list[int]) -> list[s
         cells = [f"{m[method]['psnr']:.2f}" if method in m else "" for m in per_seed]
         fitted = f"{st['psnr_affine']:.2f} +- {st['psnr_affine_sd']:.2f} | " if fit else ""
         minutes = f"{st['train_seconds'] / 60:.1f}" if "train_seconds" in st else ""
-        lines.append(f"| {method} | {st['psnr']:.2f} +- {st['psnr_sd']:.2f} | {st['ssim']:.3f} +- {st['ssim_sd']:.3f} | "
+        lines.append(f"| {method} | {st['psnr']:.2f} +- {st['psnr_sd']:.2f} "
+                     f"| {st['ssim']:.3f} +- {st['ssim_sd']:.3f} | "
                      + fitted + minutes + " | " + " | ".join(cells) + " |")
     return lines
 
@@ -299,7 +300,8 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
              *target_lines(stats, targets)]
     groups = group_table(runs)
     if groups:
-        lines += ["", "Per test folder, mean PSNR after the affine fit (plain PSNR in tables without it) over the seeds "
+        lines += ["",
+                  "Per test folder, mean PSNR after the affine fit (plain PSNR in tables without it) over the seeds "
                   "(train on one structure, test on others):", "", *groups]
     if len(seeds) > 1 and "supervised" in stats and "ot_cyclegan" in stats:
         gaps = [m["ot_cyclegan"]["psnr"] - m["supervised"]["psnr"] for m in per_seed]
@@ -311,15 +313,17 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
                             flags=re.M)
         if chosen:
             lines += ["", "Classical settings chosen on the validation files:", "", *[f"- {c}" for c in chosen]]
-        selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text, flags=re.M)
+        selected = re.findall(r"^(\w+): (Evaluating .*?)(?:, kept in .*?\)|\.)?(?:, rather than .*)?$", log_text,
+                              flags=re.M)
         if selected:
             lines += ["", "Networks evaluated (`--select`, the same rule for every learned method):", ""]
-            lines += [f"- {name}: {what})" if "(validation PSNR" in what and not what.endswith(")") else f"- {name}: {what}"
+            lines += [f"- {name}: {what}" + (")" if "(validation PSNR" in what and not what.endswith(")") else "")
                       for name, what in selected]
     curves = [validation_curve(log) for _, _, log in runs]
     sup_curves = [dict((e, p) for e, p, _ in validation_curve(log, "supervised")) for _, _, log in runs]
     if curves and all(curves):
-        lines += ["", f"Validation PSNR (dB) against generator steps (100 per epoch), mean over the {len(seeds)} seed(s), "
+        lines += ["",
+                  f"Validation PSNR (dB) against generator steps (100 per epoch), mean over the {len(seeds)} seed(s), "
                   "the OT-cycleGAN's and supervised learning's:", "", "| epoch | ot_cyclegan | supervised | input |",
                   "|---|---|---|---|"]
         for rows in zip(*curves):
@@ -340,14 +344,16 @@ def group_table(runs: list[tuple[int, Path, str]]) -> list[str]:
             return []
         with open(path) as f:
             for row in csv.DictReader(f):
-                values.setdefault((row["method"], row["group"]), []).append(float(row.get("psnr_affine") or row["psnr"]))
+                values.setdefault((row["method"], row["group"]),
+                                  []).append(float(row.get("psnr_affine") or row["psnr"]))
     groups = sorted({g for _, g in values})
     if len(groups) < 2:
         return []
     methods = list(dict.fromkeys(m for m, _ in values))
     lines = ["| method | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(f"{np.mean(values[m, g]):.2f}" if (m, g) in values else "" for g in groups)
+        lines.append(f"| {m} | " + " | ".join(f"{np.mean(values[m, g]):.2f}" if (m,
+                                                                                 g) in values else "" for g in groups)
                      + " |")
     return lines
 
@@ -373,7 +379,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
     parser.add_argument("--run_dir", default=str(ROOT / "runs" / "quality"))
     parser.add_argument("--cache", default=str(ROOT / "data" / "cache"), help="fetched wheels (the real images)")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated --seed values; each method is averaged over them")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="comma-separated --seed values; each method is averaged over them")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "QUALITY.md"))
     parser.add_argument("--microscopy_sets", default=",".join(microscopy_sets.SETS),
                         help="with the microscopy application, also these sets of benchmarks/microscopy_sets.py "
@@ -382,12 +389,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="read back the seeds whose run directories already hold their tables instead of training "
                              "them again (finishing an interrupted benchmark; the code must not have changed since)")
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script runs")
+                        help="tiny data and networks, one seed, 1 epoch x 2 steps, under --run_dir: checks the script "
+                             "runs")
     args = parser.parse_args(argv)
     apps = {"both": list(APPLICATIONS), "sets": []}.get(args.application, [args.application])
     extra = [f for f in args.flags.split(",") if f]
     if args.smoke:  # nothing outside --run_dir is written
-        args.seeds, args.data_dir, args.out = "0", str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")
+        args.seeds = "0"
+        args.data_dir, args.out = str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")
     try:
         seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     except ValueError:

@@ -144,17 +144,15 @@ def time_calls(fn, repeats: int, warmup: int = 2) -> float:
 def train_step_row(name: str, method: str, repeats: int, precision: str = "none") -> dict:
     import tensorflow as tf
 
-    sys.path.insert(0, str(ROOT / "train"))
-    import compare  # noqa: E402  (train/compare.py builds every method from the task's parts)
-
     from tf_otcycle import tasks
+    from tf_otcycle.comparison import build_model
     from tf_otcycle.tasks.base import set_precision
 
     task_name, size, overrides = CONFIGS[name]
     task = tasks.get(task_name)
     config = _config(task, size, {**overrides, "mixed_precision": precision})
     set_precision(config)
-    model = compare.build_model(task, method, config, None)
+    model = build_model(task, method, config, None)
     batch = _batch(task_name, size, config["batch_size"])
     data = batch if method != "supervised" else (batch["y"], batch["x"])
     data = tf.nest.map_structure(tf.constant, data)
@@ -273,12 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         repeats = 1 if args.smoke else args.repeats if "paper" not in name else 3
         for method in methods:
-            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes, precision=args.mixed_precision))
+            rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes,
+                                  precision=args.mixed_precision))
             print(train_line(rows[-1]), flush=True)
         if not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
             rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
             print(train_line(rows[-1]), flush=True)
-        solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy", "richardson_lucy_skimage"])
+        solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy",
+                                                                              "richardson_lucy_skimage"])
         for method in solvers[: 1 if args.smoke else 0 if args.mixed_precision != "none" else None]:
             infer.append(run_child("infer", name, method, 1 if args.smoke else 3, "tensorflow", peak_sizes))
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)

@@ -66,7 +66,8 @@ def test_tv_solve_deblurs_with_any_linear_operator():
     x = np.zeros((1, 32, 32, 1), np.float32)
     x[0, 8:24, 10:20] = 1.0
     x[0, 4:10, 22:28] = 0.5
-    blur = Convolution(gaussian_psf((9, 9, 1), (2.0, 2.0, 1.0))[..., 0] / gaussian_psf((9, 9, 1), (2.0, 2.0, 1.0)).sum())
+    psf = gaussian_psf((9, 9, 1), (2.0, 2.0, 1.0))
+    blur = Convolution(psf[..., 0] / psf.sum())
     b = blur(tf.constant(x)) + 0.01 * tf.random.stateless_normal(x.shape, seed=[1, 2])
     rec, history = tv_solve(blur, b, b, lam=0.01, iterations=80, eps=0.01)
     assert np.all(np.diff(history, axis=0) <= 1e-6 * np.abs(history[:-1]))

@@ -68,7 +68,7 @@ def test_validation_logs_the_learned_psf_against_the_true_one(microscopy):
     PSF is watched epoch by epoch, not only at the end)."""
     from types import SimpleNamespace
 
-    from tf_otcycle.tasks.microscopy import psf_scalars
+    from tf_otcycle.tasks.blur import psf_scalars
 
     task, config, data = microscopy
     true = task.read_psf(config["true_psf"])

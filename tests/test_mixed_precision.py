@@ -35,7 +35,8 @@ SCRIPT = textwrap.dedent("""
         params = (batch["x_params"],) if "x_params" in batch else ()
         assert model.forward_op(batch["x"], *params).dtype == tf.float32
         if policy != "none":
-            assert model.generator.layers[1].compute_dtype == policy.split("_")[1], model.generator.layers[1].compute_dtype
+            dtype = model.generator.layers[1].compute_dtype
+            assert dtype == policy.split("_")[1], dtype
         return {k: float(np.ravel(v)[-1]) for k, v in history.history.items()}
 
     full, mixed = run("none"), run(sys.argv[2])
@@ -47,7 +48,9 @@ SCRIPT = textwrap.dedent("""
 
 
 # mixed_float16 with loss scaling on the 2-D task (TF's CPU kernels lack float16 MaxPool3D: 3-D float16 is GPU-only)
-@pytest.mark.parametrize("task,policy", [("mri", "mixed_bfloat16"), ("microscopy", "mixed_bfloat16"), ("mri", "mixed_float16")])
+@pytest.mark.parametrize("task,policy",
+                         [("mri", "mixed_bfloat16"), ("microscopy", "mixed_bfloat16"), ("mri", "mixed_float16")])
 def test_mixed_precision_steps_are_finite_and_close_to_float32(task, policy):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, task, policy], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, task, policy], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]

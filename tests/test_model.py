@@ -98,7 +98,8 @@ def test_separate_optimizer_for_the_learned_psf():
     assert len(model.g_optimizer.variables) - len(model.h_optimizer.variables) == 2 * (n_g - n_h)
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight"),
+@pytest.mark.parametrize("kwargs,match",
+                         [(dict(rho=-1), "rho"), (dict(n_critic=0), "n_critic"), (dict(gp_weight=-1), "gp_weight"),
                                           (dict(noise_gain=-0.1), "noise_gain")])
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -39,7 +39,8 @@ def _np_h(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """NumPy H: centred orthonormal FFT, mask the columns, inverse. v: (B, H, W, 2)."""
     c = v[..., 0] + 1j * v[..., 1]
     k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(c, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
-    c = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k * mask[:, None, :], axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    c = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k * mask[:, None, :], axes=(-2, -1)), norm="ortho"),
+                        axes=(-2, -1))
     return np.stack([c.real, c.imag], -1)
 
 
@@ -142,7 +143,8 @@ def test_split_cycle_gradients_train_each_map_on_its_own_cycle(batch, rho, sigma
         with tf.GradientTape() as tape:
             loss, _ = model.generator_losses(x, y)
             total = tf.reduce_mean(loss)
-        grads[mode] = [np.zeros(w.shape) if d is None else d.numpy() for d, w in zip(tape.gradient(total, weights), weights)]
+        grads[mode] = [np.zeros(w.shape) if d is None else d.numpy()
+                       for d, w in zip(tape.gradient(total, weights), weights)]
         losses[mode] = loss.numpy()
     np.testing.assert_allclose(losses["split"], losses["joint"], rtol=1e-6)
     assert min(np.abs(g).max() for g in grads["joint"]) > 1e-3  # the paper's: both maps learn from each cycle

@@ -50,7 +50,8 @@ def test_short_fit_leaves_the_identity_and_improves_psnr():
                        build_patchgan(2, 2, base_filters=8, n_layers=2), gan_weight=1.0,
                        gan_warmup_steps=100, cycle_warmup_steps=100, seed=0)
     model.compile(adam(1e-3), adam(1e-3))
-    ds = tf.data.Dataset.from_tensor_slices({"x": x, "x_params": {"mask": x_mask}, "y": y, "y_params": {"mask": y_mask}})
+    ds = tf.data.Dataset.from_tensor_slices({"x": x, "x_params": {"mask": x_mask}, "y": y,
+                                             "y_params": {"mask": y_mask}})
     model.fit(ds.shuffle(64, seed=0).repeat().batch(4), epochs=1, steps_per_epoch=300, verbose=0)
     out = model.generator(test_y, training=False).numpy()
     change = np.mean(np.abs(out - test_y)) / np.mean(np.abs(test_y))

@@ -111,7 +111,8 @@ def test_callbacks_only_for_the_ot_model_and_only_with_the_flag(setup):
 @pytest.mark.parametrize("bad,message", [
     (dict(psf_fit_epochs="0"), "--psf_fit_epochs"), (dict(psf_fit_epochs="5,201"), "--psf_fit_epochs"),
     (dict(psf_fit_epochs="five"), "--psf_fit_epochs"),
-    (dict(psf_fit_wavelengths="500,x"), "--psf_fit_wavelengths"), (dict(psf_fit_wavelengths="-5"), "--psf_fit_wavelengths"),
+    (dict(psf_fit_wavelengths="500,x"), "--psf_fit_wavelengths"),
+    (dict(psf_fit_wavelengths="-5"), "--psf_fit_wavelengths"),
     (dict(psf_fit_size=0), "--psf_fit_size"), (dict(psf_fit_files=0), "--psf_fit_files"),
 ])
 def test_bad_fit_flags_are_named(bad, message):

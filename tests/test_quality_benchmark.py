@@ -70,7 +70,8 @@ def test_group_table_and_sections_kept_by_name(quality, tmp_path):
     assert lines[0] == "| method | test_beads | test_nuclei |"
     assert lines[2] == "| richardson_lucy | 20.50 | 25.00 |"
     text = "# Q\n\n## mri\n\nm\n\n## microscopy: beads\n\nb\n\n## Notes\n\nkept\n"
-    assert quality.previous_sections(text) == {"mri": "## mri\n\nm\n", "microscopy: beads": "## microscopy: beads\n\nb\n"}
+    assert quality.previous_sections(text) == {"mri": "## mri\n\nm\n",
+                                               "microscopy: beads": "## microscopy: beads\n\nb\n"}
 
 
 def test_set_targets_use_the_psnr_after_the_affine_fit_when_reported(quality):

@@ -40,7 +40,8 @@ def _data(bad_steps):
 
     spec = tf.TensorSpec((1, 16, 16, 2), tf.float32)
     mask = {"mask": tf.TensorSpec((1, 16), tf.float32)}
-    return tf.data.Dataset.from_generator(gen, output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
+    return tf.data.Dataset.from_generator(gen,
+                                          output_signature={"x": spec, "y": spec, "x_params": mask, "y_params": mask})
 
 
 @pytest.mark.slow
@@ -207,22 +208,47 @@ def test_a_run_recorded_before_a_flag_existed_keeps_its_behaviour(tmp_path):
     """A run recorded without --fake_pool / --measurement_noise / --ema_momentum /
     --cycle_gradients had no pool, a noise-free Hx, no weight average and joint cycle
     gradients: resuming it with those values is the same run; with the new defaults it is not."""
+    from tf_otcycle.tasks.microscopy import TASK as MICROSCOPY
     from tf_otcycle.training import recorded_differences
 
+    flags = MICROSCOPY.all_flags
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
     save_flags(tmp_path, "", {"task": "microscopy", "seed": 0})
     same = {"task": "microscopy", "seed": 0, "fake_pool": 0, "measurement_noise": "none", "ema_momentum": 0.0,
             "cycle_gradients": "joint", "psf_fit_wavelengths": "400,450,500,550,600,650,700", "psf_fit_size": 32,
             "psf_fit_files": 4, "psf_fit_epochs": None}
-    assert recorded_differences(tmp_path, same) == []
-    assert recorded_differences(tmp_path, dict(same, measurement_noise="auto")) == [
+    assert recorded_differences(tmp_path, same, flags) == []
+    assert recorded_differences(tmp_path, dict(same, measurement_noise="auto"), flags) == [
         "--measurement_noise: 'none' in the run, 'auto' now"]
-    assert recorded_differences(tmp_path, dict(same, fake_pool=50)) == ["--fake_pool: 0 in the run, 50 now"]
-    assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99)) == ["--ema_momentum: 0.0 in the run, 0.99 now"]
-    assert recorded_differences(tmp_path, dict(same, cycle_gradients="split")) == [
+    assert recorded_differences(tmp_path, dict(same, fake_pool=50), flags) == ["--fake_pool: 0 in the run, 50 now"]
+    assert recorded_differences(tmp_path, dict(same, ema_momentum=0.99), flags) == [
+        "--ema_momentum: 0.0 in the run, 0.99 now"]
+    assert recorded_differences(tmp_path, dict(same, cycle_gradients="split"), flags) == [
         "--cycle_gradients: 'joint' in the run, 'split' now"]
-    assert recorded_differences(tmp_path, dict(same, psf_fit_epochs="5")) == ["--psf_fit_epochs: None in the run, '5' now"]
+    assert recorded_differences(tmp_path, dict(same, psf_fit_epochs="5"), flags) == [
+        "--psf_fit_epochs: None in the run, '5' now"]
+
+
+def test_the_resume_rule_follows_the_flag_declarations(tmp_path):
+    """A flag declared ``may_change`` may differ on resume; a model-defining flag added later
+    stands in for its ``before`` value in runs recorded without it; nothing else is listed."""
+    from tf_otcycle.tasks.base import FlagSpec
+    from tf_otcycle.training import recorded_differences
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
+    save_flags(tmp_path, "", {"task": "mri", "seed": 0, "epochs": 2})
+    flags = (FlagSpec("epochs", "integer", 1, "", may_change=True), FlagSpec("seed", "integer", 0, ""),
+             FlagSpec("new_weight", "float", 0.5, "", before=0.0))
+    now = {"task": "mri", "seed": 0, "epochs": 5, "new_weight": 0.0}
+    assert recorded_differences(tmp_path, now, flags) == []
+    assert recorded_differences(tmp_path, dict(now, new_weight=0.5), flags) == [
+        "--new_weight: 0.0 in the run, 0.5 now"]
+    assert recorded_differences(tmp_path, dict(now, seed=1, task="microscopy"), flags) == [
+        "--seed: 0 in the run, 1 now", "task: 'mri' in the run, 'microscopy' now"]
+    # without its declaration epochs defines the model like any other flag
+    assert recorded_differences(tmp_path, now, flags[1:]) == ["--epochs: 2 in the run, 5 now"]
 
 
 def _ema_model(momentum):

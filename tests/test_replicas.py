@@ -23,8 +23,8 @@ SCRIPT = textwrap.dedent("""
 
     task = get(sys.argv[1])
     config = task.default_config(base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=2, batch_size=2,
-                                 learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, crop_size=16, patch_size=16,
-                                 psf_size=5, decay_epoch=1, epochs=1)
+                                 learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, crop_size=16,
+                                 patch_size=16, psf_size=5, decay_epoch=1, epochs=1)
     batch = tiny_batch(task.name)
 
     def one_step(devices):

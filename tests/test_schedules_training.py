@@ -33,7 +33,8 @@ def test_task_optimizers_decay_after_decay_epoch(name, decay):
     assert [float(d_optimizer._learning_rate(t)) for t in (99, 150, 200)] == pytest.approx([1e-3, 5e-4, 0.0])
     if h_optimizer is not None:
         assert float(h_optimizer._learning_rate(30)) == pytest.approx(5e-3)
-    assert task.validate(dict(config, decay_epoch=5)) and "--decay_epoch" in " ".join(task.validate(dict(config, decay_epoch=5)))
+    errors = task.validate(dict(config, decay_epoch=5))
+    assert errors and "--decay_epoch" in " ".join(errors)
 
 
 def test_strategies():

@@ -6,6 +6,7 @@ import pytest
 from tf_otcycle.data import fastmri, images, tiff
 from tf_otcycle.data.synthetic import write_fastmri_file, write_microscopy_dataset
 from tf_otcycle.io_utils import exists, expand_files, sibling
+from tf_otcycle.physics.masks import MaskSpec
 
 
 def test_fastmri_files_by_uri_are_globbed_inspected_read_and_streamed(tmp_path):
@@ -20,7 +21,8 @@ def test_fastmri_files_by_uri_are_globbed_inspected_read_and_streamed(tmp_path):
     images_local, target_local = fastmri.read_volume(local, 16)
     np.testing.assert_array_equal(images_uri, images_local)
     np.testing.assert_array_equal(target_uri, target_local)
-    batch = next(iter(fastmri.unpaired_mri_dataset(infos[:1], infos[1:], 16, 4, 0.25, batch_size=2)))
+    sampling = MaskSpec("random", 4, 0.25)
+    batch = next(iter(fastmri.unpaired_mri_dataset(infos[:1], infos[1:], 16, sampling, batch_size=2)))
     assert batch["x"].shape == (2, 16, 16, 2)
 
 
@@ -32,7 +34,8 @@ def test_tiff_stacks_and_images_by_uri(tmp_path):
     assert gt.startswith("file://") and gt.endswith("_gt.tif") and exists(gt)
     np.testing.assert_array_equal(tiff.read_stack(gt), tiff.read_stack(gt[len("file://"):]))
     images.write_image(tmp_path / "img.png", np.arange(256, dtype=np.uint8).reshape(16, 16))
-    np.testing.assert_array_equal(images.read_image(f"file://{tmp_path}/img.png"), images.read_image(tmp_path / "img.png"))
+    np.testing.assert_array_equal(images.read_image(f"file://{tmp_path}/img.png"),
+                                  images.read_image(tmp_path / "img.png"))
     assert sibling("gs://bucket/a/b_blurred.tif", "b_gt.tif") == "gs://bucket/a/b_gt.tif"
     assert not exists(f"file://{tmp_path}/missing.tif")
 

@@ -11,4 +11,5 @@ def tiny_batch(task_name: str) -> dict:
         masks = (rng.random((2, 16)) < 0.5).astype("float32")
         return {"x": x, "y": x[::-1] * masks[:, None, :, None], "x_params": {"mask": masks},
                 "y_params": {"mask": masks[::-1]}}
-    return {"x": rng.random((2, 16, 16, 16, 1)).astype("float32"), "y": rng.random((2, 16, 16, 16, 1)).astype("float32")}
+    return {"x": rng.random((2, 16, 16, 16, 1)).astype("float32"),
+            "y": rng.random((2, 16, 16, 16, 1)).astype("float32")}

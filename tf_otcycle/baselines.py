@@ -14,7 +14,8 @@ import tensorflow as tf
 from tf_otcycle.model import OTCycleGAN
 
 
-def supervised(generator: keras.Model, loss: str = "l1", optimizer: keras.optimizers.Optimizer | None = None) -> keras.Model:
+def supervised(generator: keras.Model, loss: str = "l1",
+               optimizer: keras.optimizers.Optimizer | None = None) -> keras.Model:
     """Compile ``generator`` for supervised training on ``(y, x)`` batches; returns it."""
     losses = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}
     if loss not in losses:

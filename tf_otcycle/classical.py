@@ -144,7 +144,8 @@ _UNDERSAMPLING = undersampling()  # one operator object: its compiled MFISTA loo
 
 def pls_tv_objective(x, y, mask, lam: float, eps: float) -> tf.Tensor:
     """The MRI PLS-TV objective of complex ``(B, H, W)`` images, ``(B,)`` (see :func:`pls_tv`)."""
-    return tv_objective(undersampling(), complex_to_channels(x), complex_to_channels(y), {"mask": tf.cast(mask, tf.float32)},
+    return tv_objective(undersampling(), complex_to_channels(x), complex_to_channels(y),
+                        {"mask": tf.cast(mask, tf.float32)},
                         lam, eps)
 
 
@@ -166,7 +167,8 @@ def pls_tv(
         ``(iterations + 1, B)``.
     """
     b = complex_to_channels(tf.cast(y, tf.complex64))
-    x, history = tv_solve(_UNDERSAMPLING, b, b, {"mask": tf.cast(mask, tf.float32)}, lam, iterations, eps, lipschitz=1.0)
+    x, history = tv_solve(_UNDERSAMPLING, b, b, {"mask": tf.cast(mask, tf.float32)}, lam, iterations, eps,
+                          lipschitz=1.0)
     return channels_to_complex(x), history
 
 

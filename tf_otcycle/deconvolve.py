@@ -28,7 +28,8 @@ import sys
 import numpy as np
 
 
-def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: int = 16, batch_size: int = 1) -> np.ndarray:
+def deconvolve_volume(generator, volume: np.ndarray, tile: int = 64, overlap: int = 16,
+                      batch_size: int = 1) -> np.ndarray:
     """Normalise a raw stack ``(D, H, W)`` (or image ``(H, W)``) to [0, 1] and deconvolve it; float32."""
     from tf_otcycle.data.tiff import normalize
     from tf_otcycle.models import predictor
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="overlap between tiles; default: the model's config.json, else tile // 4")
     parser.add_argument("--batch_size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--channel", type=int, default=None,
-                        help="channel (0-based) of multi-channel stacks (axes ZCYX etc.); single-channel stacks need none")
+                        help="channel (0-based) of multi-channel stacks (axes ZCYX etc.); single-channel stacks need "
+                             "none")
     parser.add_argument("--output_dtype", choices=["float32", "input"], default="float32",
                         help="float32 in the normalised [0, 1] range, or the input's dtype and range")
     parser.add_argument("--block", type=int, default=256,

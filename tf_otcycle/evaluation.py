@@ -94,7 +94,8 @@ def evaluate(
             out = np.asarray(sample.to_target(np.asarray(method(*sample.inputs))), np.float32)
             seconds = time.perf_counter() - start
             if out.shape != sample.target.shape:
-                raise ValueError(f"method {name!r}: output shape {out.shape} on {sample.name}, expected {sample.target.shape}")
+                raise ValueError(f"method {name!r}: output shape {out.shape} on {sample.name}, expected "
+                                 f"{sample.target.shape}")
             outputs[name] = out
             row = {"method": name, "group": sample.group, "file": sample.name,
                    "seconds_per_unit": seconds / max(1, sample.units)}
@@ -105,7 +106,8 @@ def evaluate(
             _write_sample_panel(Path(panel_dir), sample, outputs, scores)
             panels += 1
     names = tuple(metric_names)
-    return Report(per_file, _aggregate(per_file, ("method", "group"), names), _aggregate(per_file, ("method",), names), names)
+    return Report(per_file, _aggregate(per_file, ("method", "group"), names), _aggregate(per_file, ("method",), names),
+                  names)
 
 
 def _aggregate(rows: Sequence[dict], keys: Sequence[str], metric_names: Sequence[str]) -> list[dict]:
@@ -174,7 +176,8 @@ def _write_sample_panel(panel_dir: Path, sample: Sample, outputs: Mapping[str, n
     return path
 
 
-def write_tables(rows: Sequence[dict], out_dir: str | os.PathLike, columns: Sequence[str], name: str = "metrics") -> str:
+def write_tables(rows: Sequence[dict], out_dir: str | os.PathLike, columns: Sequence[str],
+                 name: str = "metrics") -> str:
     """Write ``<name>.csv`` and ``<name>.md`` (atomically); return the Markdown table."""
     out_dir = Path(out_dir)
     buf = io.StringIO()

@@ -48,15 +48,15 @@ class OTCycleGAN(keras.Model):
     its gradient. ``ramp`` rises linearly from 0 to 1 over ``gan_warmup_steps`` generator
     steps (the cycle terms first pull G to a reconstruction, the critics then refine it).
     The authors' code (``CycleGAN_AccMRI_fft``) weights ``-mean D(G(y))`` by 1 without the
-    ``1/sqrt(N)``: measured, its critic then dominates and the reconstruction degrades.
+    ``1/sqrt(N)``, which lets its critic dominate G at these sizes (``docs/objective.md``).
 
     Critics minimise ``(φ(G(y)) - φ(x)) / sqrt(N_x) + gp_weight * gp`` (and the ψ side):
     the WGAN-GP loss of eq. (20) per potential with the gap in the same RMS units. This is
     what keeps them near 1-Lipschitz at every size: a critic of slope k gains about
     ``k * D`` in gap (D the distance of the two domains) and pays ``gp_weight * (k - 1)^2``,
     so its best slope is ``1 + D / (2 gp_weight)``. With the raw gap D is an L2 distance of
-    order sqrt(N) (~180 at 128^2 x 2) and the slope runs to ~10 (measured: gp 50); in RMS
-    units D is of order 1 and the slope stays near 1. A critic's score is the mean of its
+    order sqrt(N) (~180 at 128^2 x 2) and the slope runs to ~10; in RMS units D is of order 1
+    and the slope stays near 1. A critic's score is the mean of its
     PatchGAN map.
 
     One ``train_step`` = ``n_critic`` critic updates on the batch (fresh interpolation
@@ -86,10 +86,8 @@ class OTCycleGAN(keras.Model):
     trains G, ψ trains H). Why: with noisy measurements the measurement cycle's gradient
     into G rewards a G(y) whose blur reproduces the noise of y (noise fitting, the classic
     data-consistency failure), and the image cycle's gradient into H rewards a PSF that is
-    easy to invert. Measured on microscopy (``benchmarks/QUALITY.md``): with the PSF held
-    at its initial value, adding the measurement cycle's gradient to the image cycle costs
-    G 1.0 dB and 0.15 SSIM; ``split`` recovers it while H is still learned. With a fixed H
-    (MRI) ``split`` leaves the measurement cycle nothing to train.
+    easy to invert (``docs/objective.md`` has the ablations). With a fixed H (MRI) ``split``
+    leaves the measurement cycle nothing to train.
 
     Data: a dict with ``"x"`` (clean images) and ``"y"`` (measurements) of equal batch size,
     unpaired; optional ``"x_params"`` / ``"y_params"``, dicts of per-sample tensors, are
@@ -155,7 +153,8 @@ class OTCycleGAN(keras.Model):
         self.cycle_gradients = cycle_gradients
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss", "wasserstein",
+            for name in ("g_loss", "cycle_x", "cycle_y", "adversarial", "gan_weight", "sigma", "critic_loss",
+                         "wasserstein",
                          "critic_gap", "gp", "g_grad_norm", "d_grad_norm")
         }
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -308,7 +307,8 @@ class OTCycleGAN(keras.Model):
     def fakes(self, real_x, real_y, x_params=None) -> tuple[tf.Tensor, tf.Tensor]:
         """``(G(y), Hx + n)``: the generated image and the simulated measurement (``n`` the
         measurement noise, none unless ``noise_gain`` or ``noise_floor`` is set)."""
-        simulated = poisson_gaussian(self._forward(real_x, x_params), self.noise_gain, self.noise_floor, self.seed_generator)
+        simulated = poisson_gaussian(self._forward(real_x, x_params), self.noise_gain, self.noise_floor,
+                                     self.seed_generator)
         return self.generator(real_y, training=True), simulated
 
     def critic_updates(self, real_x, fake_x, real_y, fake_y):

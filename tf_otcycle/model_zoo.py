@@ -205,8 +205,8 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
     settings = read_export_config(model_path)
     task = settings.get("task")
     if task not in ("microscopy", "deblur2d"):
-        raise ModelZooError(f"{model_path}: exported by the {task!r} task; packages are made of microscopy and deblur2d "
-                            "generators")
+        raise ModelZooError(f"{model_path}: exported by the {task!r} task; packages are made of microscopy and "
+                            "deblur2d generators")
     generator = keras.saving.load_model(model_path, safe_mode=True)
     ndim = len(generator.input_shape) - 2
     multiple = input_multiple(generator)
@@ -230,7 +230,8 @@ def package(model_path: str | os.PathLike, output: str | os.PathLike, test_input
         np.save(folder / tensors[0], x[None, ..., None])
         np.save(folder / tensors[1], np.asarray(y, np.float32))
         onnx_path = model_path.with_name(ONNX_NAME)
-        if not onnx_path.is_file() or onnx_mismatch(onnx_path, *onnx_reference(generator, _input_spec(ndim))) is not None:
+        if not onnx_path.is_file() or onnx_mismatch(onnx_path,
+                                                    *onnx_reference(generator, _input_spec(ndim))) is not None:
             export_onnx(generator, onnx_path, _input_spec(ndim))  # checked; replaces a graph that is wrong
         onnx_bytes = onnx_path.read_bytes()
         weights = content_name("generator", ".onnx", onnx_bytes)  # unique, as the test tensors' names
@@ -303,7 +304,8 @@ def _check(zip_path: Path, shown_as: Path) -> None:
     if summary.status != "passed":
         failed = [f"{d.name}: {'; '.join(str(e.msg) for e in d.errors)[:300]}" for d in summary.details
                   if d.status == "failed"]
-        raise ModelZooError(f"{shown_as}: bioimageio.core's model test failed ({summary.status}): " + " | ".join(failed))
+        raise ModelZooError(f"{shown_as}: bioimageio.core's model test failed ({summary.status}): "
+                            + " | ".join(failed))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,13 @@ import numpy as np
 from tf_otcycle.io_utils import atomic_path
 
 
-def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, acceleration: float,
-                     center_fraction: float, data_consistency: bool, batch_size: int = 8, progress=None) -> dict:
-    """Reconstruct every slice of one file; returns ``{"reconstruction", "attrs", "retrospective"}``."""
+def reconstruct_file(generator, path: str, crop_size: int, sampling, data_consistency: bool, batch_size: int = 8,
+                     progress=None) -> dict:
+    """Reconstruct every slice of one file; returns ``{"reconstruction", "attrs", "retrospective"}``.
+
+    ``sampling`` (:class:`tf_otcycle.physics.masks.MaskSpec`): the masks of a fully sampled
+    file's retrospective undersampling, drawn with its file seed; a file holding its own
+    ``mask`` is reconstructed from its zero-filled image."""
     import tensorflow as tf
 
     from tf_otcycle.data import fastmri
@@ -42,7 +46,7 @@ def reconstruct_file(generator, path: str, crop_size: int, mask_type: str, accel
         mask = np.ones((crop_size,), np.float32)  # the zero-filled image is the measurement
         dc = False
     else:
-        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)  # applied in the graph
+        mask = fastmri.eval_mask(info, sampling, crop_size)  # applied in the graph
         dc = data_consistency
     out = []
     reconstruct = compiled_reconstruct_kspace(generator)
@@ -118,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
+    from tf_otcycle.physics.masks import MaskSpec
+
+    try:
+        sampling = MaskSpec(args.mask_type, args.acceleration, args.center_fraction)
+    except ValueError as e:
+        parser.error(f"--{e}")
+
     import tf_otcycle  # noqa: F401  (registers the custom objects)
     from tf_otcycle.data.fastmri import FastMRIFormatError, inspect_file
 
@@ -147,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"acceleration": args.acceleration, "center_fraction": args.center_fraction,
                 "mask_type": args.mask_type, "data_consistency": args.data_consistency, "crop_size": args.crop_size}
     for i, (inp, out) in enumerate(pairs, 1):
-        result = reconstruct_file(generator, str(inp), args.crop_size, args.mask_type, args.acceleration,
-                                  args.center_fraction, args.data_consistency, progress=lambda n: bar.add(n))
+        result = reconstruct_file(generator, str(inp), args.crop_size, sampling, args.data_consistency,
+                                  progress=lambda n: bar.add(n))
         write_reconstruction(out, result, str(inp), settings)
         print(f"\n[{i}/{len(pairs)}] {inp} -> {out} {result['reconstruction'].shape}", flush=True)
     return 0

@@ -1,9 +1,8 @@
 """Self-supervised baselines: the generator learns from measurements alone (no clean images),
 with the same generator and operator objects (and per-sample masks) as the OT-cycleGAN.
 
-Squared errors, as Chen et al. and deepinv's ``MCLoss`` / ``EILoss`` (with the L1 error of the
-cycle losses, EI stayed at the identity on the MRI benchmark: 600 steps, +0.00 dB against
-+0.35 dB with squared errors; ``benchmarks/QUALITY.md``, Notes).
+Squared errors, as Chen et al. and deepinv's ``MCLoss`` / ``EILoss``: with the L1 error of the
+cycle losses EI stays at the identity (``benchmarks/QUALITY.md``, Notes).
 
 * ``mc``, measurement consistency: ``mean (H G(y) - y)^2``. The lower reference: any G with
   ``H G(y) = y`` minimises it (for MRI's zero-filled input, the identity does), so it learns
@@ -170,7 +169,8 @@ class SelfSupervised(keras.Model):
         return list(self.trackers.values())
 
     def _forward(self, x, params=None):
-        return self.forward_op(tf.cast(x, tf.float32)) if params is None else self.forward_op(tf.cast(x, tf.float32), params)
+        x = tf.cast(x, tf.float32)
+        return self.forward_op(x) if params is None else self.forward_op(x, params)
 
     def losses_of(self, y: tf.Tensor, params: dict | None = None) -> tuple[tf.Tensor, dict]:
         """The loss per sample ``(B,)`` and its parts (see the module docstring)."""

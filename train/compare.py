@@ -19,38 +19,35 @@ clean images (:mod:`tf_otcycle.self_supervised`: ``mc`` measurement consistency,
 equivariant imaging, ``ssdu`` k-space splitting, MRI only), ``classical`` (the task's: PLS-TV for MRI,
 Richardson-Lucy with and without TV for the blur tasks, their settings chosen on the
 ``--val_files`` from the grid flags, the choice in the log), ``ot_cyclegan`` (the paper's), and the trivial
-references ``zeros`` / ``mean`` where the task offers them. Nothing here depends on the task.
+references ``zeros`` / ``mean`` where the task offers them. The library is :mod:`tf_otcycle.comparison`.
 """
 
 from __future__ import annotations
 
-import shutil
-import time
+import os
+import sys
 from pathlib import Path
 
-import common  # train/common.py
-import keras
-from absl import app, flags
+# TensorFlow's C++ logs only with --verbose: decided before the package imports TensorFlow
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tf_otcycle import baselines, tasks
-from tf_otcycle.data import tiff
-from tf_otcycle.evaluation import evaluate, write_report
-from tf_otcycle.export import export_keras
-from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
-from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
-from tf_otcycle.training import (
-    PROGRESS_KEYS,
-    AveragedWeights,
-    BestCheckpoint,
-    Progress,
-    TrainScalars,
-    ValidationCallback,
-    save_flags,
-    select_networks,
+from absl import app, flags  # noqa: E402
+
+from tf_otcycle import run, tasks  # noqa: E402
+from tf_otcycle.comparison import (  # noqa: E402, F401  (build_model, build, train, load: earlier public names)
+    KNOWN,
+    LEARNED,
+    build,
+    build_model,
+    check_methods,
+    compare,
+    load,
+    methods_for,
+    train,
 )
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
-    common.define_flags(tasks.get(_name))
+    run.define_flags(tasks.get(_name))
 flags.DEFINE_enum("application", "mri", list(tasks.NAMES), "Which inverse problem (the task).")
 flags.DEFINE_list("methods", ["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
                   "Methods to compare; 'classical' is the task's classical solver.")
@@ -58,8 +55,6 @@ flags.DEFINE_enum("supervised_loss", "l1", ["l1", "l2"], "Loss of the supervised
 
 FLAGS = flags.FLAGS
 COMPARE_KEYS = ["application", "methods", "supervised_loss"]
-LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
-KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
 
 
 def entry_point() -> tasks.Task:
@@ -67,155 +62,19 @@ def entry_point() -> tasks.Task:
     return tasks.get(FLAGS.application)
 
 
-def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) -> keras.Model:
-    """The compiled model of a learned method, built from the task's parts."""
-    steps = config["steps_per_epoch"]
-    if name == "ot_cyclegan":
-        return task.build_model(config, data, steps)
-    if name in SELF_SUPERVISED:
-        try:
-            return task.build_self_supervised(config, data, name, steps)
-        except ValueError as e:  # e.g. ssdu on a task without k-space columns
-            raise app.UsageError(f"--methods={name}: {e}") from None
-    g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
-    if name == "cyclegan":
-        model = baselines.conventional_cyclegan(
-            task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
-            task.critic(config, "x"), task.critic(config, "y"), **{**gan_kwargs(config), "cycle_gradients": "joint"},
-            **task.fake_pools(config, True))  # conventional: both generators learn from both cycles, whatever --cycle_gradients
-        model.compile(g_optimizer, d_optimizer)
-        return model
-    return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
-
-
-def build(task: tasks.Task, name: str, config: dict, data: dict):
-    """``(model, dataset)`` of a learned method: unpaired batches, or pairs for supervised."""
-    model = build_model(task, name, config, data)  # first: the seeded weights do not depend on the pipeline
-    return model, task.paired_dataset(config, data) if name == "supervised" else task.unpaired_dataset(config, data)
-
-
-def train(task, name, config, data, run_dir) -> tuple[keras.Model, float]:
-    """Fit a learned method with the shared budget, save it; return it and the seconds taken."""
-    keras.utils.set_random_seed(config["seed"])
-    model, dataset = build(task, name, config, data)
-    print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
-    callbacks = [*task.callbacks(config, data, model, run_dir / name),  # e.g. --psf_fit_epochs, before the average
-                 TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
-    averaged = AveragedWeights.of(getattr(model, "g_optimizer", None) or model.optimizer)
-    if averaged:  # --ema_momentum: validation, --select and the export see the average
-        callbacks.append(averaged)
-    validation = task.validation(config, data, model)
-    best = None
-    if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
-        callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
-        if config["select"] != "last":
-            shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
-            callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
-                                                    common.select_monitor(config, task)))
-    start = time.perf_counter()
-    callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks, verbose=2,
-              shuffle=False)
-    seconds = time.perf_counter() - start
-    last = f"the last epoch ({config['epochs']})"
-    print(f"{name}: {select_networks(best, config['select'], last, config['epochs'])}", flush=True)
-    generator = model.generator if hasattr(model, "generator") else model
-    export_keras(generator, run_dir / name / "generator.keras")
-    if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):
-        tiff.write_stack(run_dir / name / "learned_psf.tif", model.forward_op.psf)
-    return model, seconds
-
-
-def kept_networks(model: keras.Model) -> dict:
-    """What ``--select=best`` keeps of a learned method: its generator (and an OT model's H)."""
-    if not hasattr(model, "generator"):
-        return {"generator": model}
-    return {"generator": model.generator, "forward_op": model.forward_op}
-
-
-class _Restored:
-    """What ``--eval_only`` needs of a trained OT model: its generator and learned PSF."""
-
-    def __init__(self, generator, psf_path: Path):
-        self.generator = generator
-        if psf_path.exists():
-            self.forward_op = type("LearnedPSF", (), {"psf": tiff.read_stack(psf_path)})()
-
-
-def load(run_dir: Path, name: str):
-    path = run_dir / name / "generator.keras"
-    if not path.exists():
-        raise app.UsageError(f"--eval_only: {path} missing; train {name} first")
-    generator = keras.saving.load_model(path, safe_mode=True)
-    return _Restored(generator, run_dir / name / "learned_psf.tif") if name == "ot_cyclegan" else generator
-
-
-def methods_for(task, config, data, models) -> dict:
-    """Every requested method as ``inputs -> output``, in the order of ``--methods``."""
-    methods = {}
-    for name in config["methods"]:
-        if name == "input":
-            methods["input"] = task.input_method(config)
-        elif name in ("zeros", "mean"):
-            found = task.reference_methods(config, data, [name])
-            if not found:
-                raise app.UsageError(f"--methods: {name!r} is not offered by the {task.name} task")
-            methods.update(found)
-        elif name == "classical":  # every classical solver, its settings chosen on the validation files
-            for row in task.classical_rows():
-                try:
-                    methods[row], chosen = task.tuned_classical(config, data, models.get("ot_cyclegan"), row)
-                except ValueError as e:
-                    raise app.UsageError(str(e)) from None
-                print(f"classical {chosen}", flush=True)
-        else:
-            model = models[name]
-            generator = model.generator if hasattr(model, "generator") else model
-            methods[name] = task.generator_method(config, generator)
-            methods.update(task.variants(name, methods[name]))
-    return methods
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     task = entry_point()
-    common.apply_defaults(task.common_defaults)
-    config = common.read_config(task.config_keys + COMPARE_KEYS)
-    unknown = set(config["methods"]) - KNOWN
-    if unknown:
-        raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
-    if "ssdu" in config["methods"] and not task.splittable:
-        raise app.UsageError(f"bad flags:\n  --methods=ssdu splits k-space columns under per-sample masks (MRI); "
-                             f"the {task.name} task's measurements have none")
-    common.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
-    data = common.check(task, config)
-    run_dir = Path(config["run_dir"])
-    keras.utils.set_random_seed(config["seed"])
-    set_precision(config)
-    if config["steps_per_epoch"] is None and not config["eval_only"]:
-        config["steps_per_epoch"] = task.steps_per_epoch(config, data)
-    if not config["eval_only"]:  # the training run's flags.txt stays the record of training
-        save_flags(run_dir, common.flags_text(config), config)
-
-    learned = [m for m in LEARNED if m in config["methods"]]
-    models, train_seconds = {}, {}
-    for name in learned:
-        if config["eval_only"]:
-            models[name] = load(run_dir, name)
-        else:
-            models[name], train_seconds[name] = train(task, name, config, data, run_dir)
-
-    methods = methods_for(task, config, data, models)
-    report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
-    extra = {}
-    for name in methods:
-        generator = models.get(name)
-        generator = getattr(generator, "generator", generator)
-        extra[name] = {"params": int(generator.count_params()) if generator is not None else 0,
-                       "train_seconds": train_seconds.get(name)}
-    table = write_report(report, run_dir / "eval", extra, unit=task.unit)
-    print(f"\nComparison ({task.describe(config, data)}), {run_dir / 'eval' / 'metrics.csv'}:\n{table}")
+    run.apply_defaults(task.common_defaults)
+    config = run.read_config(task.config_keys + COMPARE_KEYS)
+    check_methods(task, config["methods"])
+    if not config["test_files"]:
+        raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
+    run.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
+    data = run.check(task, config)
+    table = compare(task, config, data)
+    print(f"\nComparison ({task.describe(config, data)}), {Path(config['run_dir']) / 'eval' / 'metrics.csv'}:\n{table}")
 
 
 if __name__ == "__main__":

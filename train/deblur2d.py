@@ -5,16 +5,22 @@
 Learns G (2-D U-Net) and the 2-D PSF from unpaired blurred (--blurred_files) and sharp
 (--sharp_files) TIFF or PNG images, evaluates on --test_files (``NAME_blurred`` beside
 ``NAME_gt``), exports G and the learned PSF. Everything specific is in
-:mod:`tf_otcycle.tasks.deblur2d`; the run flow in ``train/common.py``.
+tf_otcycle/tasks/deblur2d.py; the run flow in tf_otcycle/run.py.
 """
 
 from __future__ import annotations
 
-import common  # train/common.py: the shared run flow
+import os
+import sys
 
-from tf_otcycle.tasks.deblur2d import TASK
+# TensorFlow's C++ logs only with --verbose: decided before the package imports TensorFlow
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
 
-common.define_flags(TASK)
+
+from tf_otcycle import run  # noqa: E402
+from tf_otcycle.tasks.deblur2d import TASK  # noqa: E402
+
+run.define_flags(TASK)
 
 if __name__ == "__main__":
-    common.launch(TASK, __doc__)
+    run.launch(TASK, __doc__)

@@ -6,17 +6,24 @@ Learns the deconvolution network G (3-D U-Net) *and* the PSF h (``PSFConv3D``) f
 unpaired blurred (--blurred_files) and sharp (--sharp_files) TIFF stacks, with two
 multi-scale PatchGAN critics. Evaluates on --test_files (``NAME_blurred.tif`` beside
 ``NAME_gt.tif``), exports G and the learned PSF. Re-running the same command resumes.
-What is microscopy-specific lives in :mod:`tf_otcycle.tasks.microscopy`.
+What is microscopy-specific lives in tf_otcycle/tasks/microscopy.py; the run flow in
+tf_otcycle/run.py.
 """
 
 from __future__ import annotations
 
-import common  # train/common.py: the shared run flow
-from absl import flags
+import os
+import sys
 
-from tf_otcycle.tasks.microscopy import TASK
+# TensorFlow's C++ logs only with --verbose: decided before the package imports TensorFlow
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
 
-common.define_flags(TASK)
+from absl import flags  # noqa: E402
+
+from tf_otcycle import run  # noqa: E402
+from tf_otcycle.tasks.microscopy import TASK  # noqa: E402
+
+run.define_flags(TASK)
 FLAGS = flags.FLAGS
 CONFIG_KEYS = TASK.config_keys
 COMMON_DEFAULTS = TASK.common_defaults
@@ -28,4 +35,4 @@ def build_model(config: dict, steps_per_epoch: int = 1, data: dict | None = None
 
 
 if __name__ == "__main__":
-    common.launch(TASK, __doc__)
+    run.launch(TASK, __doc__)

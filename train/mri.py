@@ -5,17 +5,23 @@
 Trains G (2-D U-Net) on unpaired clean images (--clean_files) and undersampled
 acquisitions of other subjects (--measured_files), evaluates on --test_files, and exports
 G. Re-running the same command resumes from the last checkpoint. What is MRI-specific lives
-in :mod:`tf_otcycle.tasks.mri`; the run flow in ``train/common.py``.
+in tf_otcycle/tasks/mri.py; the run flow in tf_otcycle/run.py.
 """
 
 from __future__ import annotations
 
-import common  # train/common.py: the shared run flow
-from absl import flags
+import os
+import sys
 
-from tf_otcycle.tasks.mri import TASK
+# TensorFlow's C++ logs only with --verbose: decided before the package imports TensorFlow
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
 
-common.define_flags(TASK)
+from absl import flags  # noqa: E402
+
+from tf_otcycle import run  # noqa: E402
+from tf_otcycle.tasks.mri import TASK  # noqa: E402
+
+run.define_flags(TASK)
 FLAGS = flags.FLAGS
 CONFIG_KEYS = TASK.config_keys
 COMMON_DEFAULTS = TASK.common_defaults
@@ -27,4 +33,4 @@ def build_model(config: dict, steps_per_epoch: int = 1, data: dict | None = None
 
 
 if __name__ == "__main__":
-    common.launch(TASK, __doc__)
+    run.launch(TASK, __doc__)

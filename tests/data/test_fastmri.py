@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_otcycle.data import fastmri
 from tf_otcycle.data.synthetic import write_fastmri_file
+from tf_otcycle.physics.masks import MaskSpec
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_h5py_reader_gives_every_slice_of_every_file(files):
 def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
     infos = fastmri.inspect_files(map(str, files["single"]), 32)
     multi = fastmri.inspect_files([str(files["multi"])], 32)
-    ds = fastmri.unpaired_mri_dataset(infos, infos[:1] + multi, 32, 4, 0.08, batch_size=2, seed=1)
+    ds = fastmri.unpaired_mri_dataset(infos, infos[:1] + multi, 32, MaskSpec("random", 4, 0.08), batch_size=2, seed=1)
     batches = list(ds.take(4))
     b = batches[0]
     assert b["x"].shape == (2, 32, 32, 2) and b["y"].shape == (2, 32, 32, 2)
@@ -80,9 +81,9 @@ def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
 
 
 def test_eval_mask_is_reproducible_per_file(files):
-    a = fastmri.eval_mask(files["single"][0], "random", 32, 4, 0.08)
-    assert np.array_equal(a, fastmri.eval_mask(str(files["single"][0]), "random", 32, 4, 0.08))
-    assert not np.array_equal(a, fastmri.eval_mask(files["single"][1], "random", 32, 4, 0.08))
+    a = fastmri.eval_mask(files["single"][0], MaskSpec("random", 4, 0.08), 32)
+    assert np.array_equal(a, fastmri.eval_mask(str(files["single"][0]), MaskSpec("random", 4, 0.08), 32))
+    assert not np.array_equal(a, fastmri.eval_mask(files["single"][1], MaskSpec("random", 4, 0.08), 32))
 
 
 def _write(path, **datasets):
@@ -155,11 +156,11 @@ def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled
     with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*fully sampled"):
         fastmri.check_fully_sampled(infos)
     with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5"):
-        fastmri.unpaired_mri_dataset(infos[:1], infos[:1], 16, 4, 0.25)
+        fastmri.unpaired_mri_dataset(infos[:1], infos[:1], 16, MaskSpec("random", 4, 0.25))
     with pytest.raises(fastmri.FastMRIFormatError, match="unscored.h5.*nothing to score"):
-        prepare_volume(infos[1], 16, "random", 4, 0.25)
+        prepare_volume(infos[1], 16, MaskSpec("random", 4, 0.25))
     fastmri.check_scorable(infos[:1])
-    vol = prepare_volume(infos[0], 16, "random", 4, 0.25)
+    vol = prepare_volume(infos[0], 16, MaskSpec("random", 4, 0.25))
     images, target = fastmri.read_volume(infos[0], 16)
     np.testing.assert_array_equal(vol["mask"], 1)  # its own measurement, not undersampled again
     y = vol["y"][..., 0] + 1j * vol["y"][..., 1]

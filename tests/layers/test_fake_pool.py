@@ -66,4 +66,5 @@ def test_model_with_pools_trains_and_checkpoints_them(tmp_path):
     TrainState(restored, tmp_path / "ckpt").restore(log=lambda _: None)
     np.testing.assert_array_equal(restored.pool_x.images.numpy(), model.pool_x.images.numpy())
     assert int(restored.pool_x.count.numpy()) == 3
-    np.testing.assert_array_equal(restored.pool_x.seed_generator.state.numpy(), model.pool_x.seed_generator.state.numpy())
+    np.testing.assert_array_equal(restored.pool_x.seed_generator.state.numpy(),
+                                  model.pool_x.seed_generator.state.numpy())

@@ -19,7 +19,8 @@ def test_unet_2d_shapes_and_linear_output():
 def test_unet_3d_kappa_7_sigmoid():
     g = build_unet(ndim=3, in_channels=1, depth=3, base_filters=2, activation="relu",
                    output_activation="sigmoid", bottleneck_convs=1)
-    convs = [layer for layer in g.layers if isinstance(layer, keras.layers.Conv3D) and not isinstance(layer, keras.layers.Conv3DTranspose)]
+    convs = [layer for layer in g.layers
+             if isinstance(layer, keras.layers.Conv3D) and not isinstance(layer, keras.layers.Conv3DTranspose)]
     down = [c for c in convs if c.name.startswith(("down", "bottom"))]
     up = [c for c in convs if c.name.startswith(("dec", "output"))]
     assert len(down) == 7 and len(up) == 7

@@ -79,8 +79,21 @@ def test_equispaced_offset_is_respected():
 
 @pytest.mark.parametrize(
     "args,match",
-    [((64, -4, 0.08), "acceleration"), ((64, 4, 1.5), "center_fraction"), ((1, 4, 0.1), "num_cols"), ((64, 4, 0.5), "center_fraction")],
+    [((64, -4, 0.08), "acceleration"), ((64, 4, 1.5), "center_fraction"), ((1, 4, 0.1), "num_cols"),
+     ((64, 4, 0.5), "center_fraction")],
 )
 def test_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         random_mask(*args, seed=0)
+
+
+def test_mask_spec_draws_what_make_mask_draws_and_refuses_bad_parameters():
+    from tf_otcycle.physics.masks import MaskSpec, make_mask
+
+    spec = MaskSpec("equispaced", 8, 0.04)
+    np.testing.assert_array_equal(spec(64, seed=3), make_mask("equispaced", 64, 8, 0.04, seed=3))
+    assert spec == MaskSpec("equispaced", 8.0, 0.04) and hash(spec) == hash(MaskSpec("equispaced", 8.0, 0.04))
+    for args, match in [(("radial", 4, 0.08), "mask_type"), (("random", 0.5, 0.08), "acceleration"),
+                        (("random", 4, 1.0), "center_fraction"), (("random", 8, 0.2), "center_fraction")]:
+        with pytest.raises(ValueError, match=match):
+            MaskSpec(*args)

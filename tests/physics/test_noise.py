@@ -54,7 +54,8 @@ def test_poisson_gaussian_statistics_and_gradient():
 
 
 def test_parse_noise():
-    assert parse_noise("auto") is None and parse_noise("none") == (0.0, 0.0) and parse_noise("0.01,1e-4") == (0.01, 1e-4)
+    assert parse_noise("auto") is None and parse_noise("none") == (0.0, 0.0)
+    assert parse_noise("0.01,1e-4") == (0.01, 1e-4)
     for bad in ("loud", "1,2,3", "-1,0", "nan,0"):
         with pytest.raises(ValueError, match="--measurement_noise"):
             parse_noise(bad)
@@ -68,7 +69,8 @@ def test_the_microscopy_task_estimates_the_noise_of_its_measurements(tmp_path):
                              test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
     task = tasks.get("microscopy")
     config = task.default_config(run_dir=str(tmp_path / "run"), blurred_files=f"{tmp_path}/train/blurred/*_blurred.tif",
-                                 sharp_files=f"{tmp_path}/train/sharp/*.tif", test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
+                                 sharp_files=f"{tmp_path}/train/sharp/*.tif",
+                                 test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
                                  patch_size=16, psf_size=6)
     data = task.resolve_data(config)
     estimated = estimate_poisson_gaussian(data["volumes"]["blurred_files"])
@@ -76,7 +78,8 @@ def test_the_microscopy_task_estimates_the_noise_of_its_measurements(tmp_path):
     none = dict(config, measurement_noise="none")
     assert task.noise(none, task.resolve_data(none)) == {"noise_gain": 0.0, "noise_floor": 0.0}
     assert task.noise(dict(config, measurement_noise="0.1,0.2"), None) == {"noise_gain": 0.1, "noise_floor": 0.2}
-    assert tasks.get("mri").noise(tasks.get("mri").default_config(), None) == {}  # MRI's clean images carry noise already
+    assert tasks.get("mri").noise(tasks.get("mri").default_config(),
+                                  None) == {}  # MRI's clean images carry noise already
 
 
 def test_chi_square_is_one_for_the_truth_and_tells_smooth_from_overfitted():
@@ -132,12 +135,14 @@ def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_p
                              test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
     task = tasks.get("microscopy")
     config = task.default_config(blurred_files=f"{tmp_path}/train/blurred/*_blurred.tif",
-                                 sharp_files=f"{tmp_path}/train/sharp/*.tif", test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
+                                 sharp_files=f"{tmp_path}/train/sharp/*.tif",
+                                 test_files=f"{tmp_path}/test_500nm/*_blurred.tif",
                                  patch_size=16, psf_size=6)
     data = task.resolve_data(config)
     stats = data["stats"]
     layer = task.forward_op(config, data)
-    assert layer.background == pytest.approx(stats["background"]) and layer.gain == pytest.approx(stats["gain_above_background"])
+    assert layer.background == pytest.approx(stats["background"])
+    assert layer.gain == pytest.approx(stats["gain_above_background"])
     assert stats["background"] == pytest.approx(estimate_background(data["volumes"]["blurred_files"]))
     paper = task.forward_op(dict(config, learn_background=False), data)
     assert not paper.learn_background and paper.gain == pytest.approx(stats["gain"])

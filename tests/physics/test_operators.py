@@ -59,10 +59,12 @@ CASES = [
     ("convolution_3d_fft", Convolution(_asym_psf((4, 5, 6))), (2, 9, 10, 11, 1), (2, 9, 10, 11, 1), None),
     ("convolution_3d_direct", Convolution(_asym_psf((3, 4, 4)), "direct"), (1, 7, 8, 9, 2), (1, 7, 8, 9, 2), None),
     ("convolution_psf_param", Convolution(), (2, 10, 10, 1), (2, 10, 10, 1), {"psf": _asym_psf((6, 6))}),
-    ("composition", Convolution(_asym_psf((3, 3))) @ Convolution(_asym_psf((4, 2))), (1, 10, 9, 1), (1, 10, 9, 1), None),
+    ("composition", Convolution(_asym_psf((3, 3))) @ Convolution(_asym_psf((4, 2))), (1, 10, 9, 1), (1, 10, 9, 1),
+     None),
     ("adjoint_of_blur", Convolution(_asym_psf((4, 4))).H, (1, 8, 8, 1), (1, 8, 8, 1), None),
     ("fft_mask_layer", _LayerOp(FFTMask(), True), (3, 12, 16, 2), (3, 12, 16, 2), _masks(3, 16)),
-    ("learned_psf_3d_layer", _LayerOp(_psf_layer(PSFConv3D, (6, 5, 4)), False), (2, 10, 9, 8, 1), (2, 10, 9, 8, 1), None),
+    ("learned_psf_3d_layer", _LayerOp(_psf_layer(PSFConv3D, (6, 5, 4)), False), (2, 10, 9, 8, 1), (2, 10, 9, 8, 1),
+     None),
     ("learned_psf_2d_layer", _LayerOp(_psf_layer(PSFConv2D, (6, 7)), False), (2, 12, 11, 1), (2, 12, 11, 1), None),
 ]
 

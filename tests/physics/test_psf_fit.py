@@ -102,8 +102,10 @@ def test_a_fit_is_reliable_only_inside_the_grid_and_above_the_noise(beads):
 
 def test_paired_t_counts_standard_errors_of_the_blockwise_difference():
     best = np.array([1.0, 2.0, 3.0, 4.0])
-    assert paired_t(best + np.array([0.9, 1.1, 0.9, 1.1]), best) == pytest.approx(1.0 / (np.std([0.9, 1.1] * 2, ddof=1) / 2))
-    assert paired_t(best + 1, best) == np.inf and paired_t(best, best) == 0.0 and paired_t(best[:1] + 1, best[:1]) == 0.0
+    assert paired_t(best + np.array([0.9, 1.1, 0.9, 1.1]),
+                    best) == pytest.approx(1.0 / (np.std([0.9, 1.1] * 2, ddof=1) / 2))
+    assert paired_t(best + 1, best) == np.inf and paired_t(best, best) == 0.0
+    assert paired_t(best[:1] + 1, best[:1]) == 0.0
     assert block_means(np.arange(8.0), 4).tolist() == [0.5, 2.5, 4.5, 6.5]
     assert block_means(np.arange(3.0), 16).tolist() == [0, 1, 2]  # fewer values than blocks
 

@@ -26,6 +26,5 @@ def update_then_maybe_die(*args, **kwargs):
 
 
 checkpoint_management.update_checkpoint_state_internal = update_then_maybe_die
-sys.path.insert(0, str(ROOT / "train"))
 sys.argv = [str(ROOT / "train" / "mri.py"), *sys.argv[1:]]
 runpy.run_path(sys.argv[0], run_name="__main__")

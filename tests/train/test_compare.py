@@ -39,7 +39,8 @@ def test_compare_mri(tmp_path):
             f"--val_files={data}/val/*.h5", "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2",
             "--methods=input,supervised,cyclegan,mc,ei,ssdu,classical,ot_cyclegan", *TRAIN]
     out = run(args)
-    for name in ("supervised", "cyclegan", "mc", "ei", "ssdu", "ot_cyclegan"):  # --select=best: each kept its best validation epoch
+    for name in ("supervised", "cyclegan", "mc", "ei", "ssdu",
+                 "ot_cyclegan"):  # --select=best: each kept its best validation epoch
         assert f"{name}: Evaluating the best validation epoch, 1, the last one (validation PSNR" in out
         assert (run_dir / name / "best" / "checkpoint").exists()
     table = rows(run_dir)
@@ -59,7 +60,8 @@ def test_compare_microscopy(tmp_path):
     write_microscopy_dataset(data, shape=(12, 24, 24), num_blurred=2, num_sharp=2, num_val=1, num_test=1,
                              test_wavelengths_nm=(500.0,), psf_shape=(8, 8, 8))
     run_dir = tmp_path / "run"
-    out = run([f"--run_dir={run_dir}", "--application=microscopy", f"--blurred_files={data}/train/blurred/*_blurred.tif",
+    out = run([f"--run_dir={run_dir}", "--application=microscopy",
+               f"--blurred_files={data}/train/blurred/*_blurred.tif",
          f"--sharp_files={data}/train/sharp/*.tif", f"--test_files={data}/test_500nm/*_blurred.tif",
          f"--true_psf={data}/psf_500nm.tif", "--patch_size=16", "--psf_size=6", "--decay_epoch=1",
          "--rl_iterations=3", "--methods=input,zeros,mean,supervised,cyclegan,ei,classical,ot_cyclegan",

@@ -15,8 +15,7 @@ import pytest
 import tensorflow as tf
 from test_mri_entry_point import ROOT, SCRIPT, run, tiny_flags
 
-sys.path.insert(0, str(ROOT / "train"))
-from common import fit_plan  # noqa: E402  (train/common.py, as the entry points import it)
+from tf_otcycle.run import fit_plan
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
@@ -81,7 +80,8 @@ def test_sigkill_at_a_random_moment_then_rerun(mri_data, tmp_path, uninterrupted
 
 def test_sigkill_in_a_checkpoint_write_keeps_the_last_complete_one(mri_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "kill_in_save.py"), *flags(mri_data, run_dir)],
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "kill_in_save.py"),
+                           *flags(mri_data, run_dir)],
                           capture_output=True, text=True, env={**ENV, "KILL_IN_SAVE": "2"}, cwd=ROOT, timeout=600)
     assert proc.returncode == -signal.SIGKILL and "KILLED in checkpoint write 2" in proc.stdout
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-4")  # the complete one

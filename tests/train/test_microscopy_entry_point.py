@@ -28,12 +28,14 @@ def data(tmp_path_factory):
 
 def flags(data, run_dir, **extra):
     f = {
-        "run_dir": run_dir, "blurred_files": f"{data}/train/blurred/*_blurred.tif", "sharp_files": f"{data}/train/sharp/*.tif",
+        "run_dir": run_dir, "blurred_files": f"{data}/train/blurred/*_blurred.tif",
+        "sharp_files": f"{data}/train/sharp/*.tif",
         "test_files": f"{data}/test_400nm/*_blurred.tif,{data}/test_600nm/*_blurred.tif",
         "val_files": f"{data}/val/*_blurred.tif", "true_psf": f"{data}/psf_500nm.tif", "patch_size": 16,
         "psf_size": 6, "epochs": 2, "decay_epoch": 1, "steps_per_epoch": 2, "base_filters": 2, "depth": 1,
         "critic_filters": 2, "critic_layers": 1, "n_critic": 2, "learning_rate": 1e-3, "num_panels": 1,
-        "psf_fit_epochs": 1, "psf_fit_size": 8, "psf_fit_wavelengths": "400,500,600",  # the semi-blind PSF after epoch 1
+        "psf_fit_epochs": 1, "psf_fit_size": 8,
+        "psf_fit_wavelengths": "400,500,600",  # the semi-blind PSF after epoch 1
     }
     f.update(extra)
     return [f"--{k}={v}" for k, v in f.items()]
@@ -52,7 +54,8 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     proc = run(flags(data, run_dir))
     out = proc.stdout
     assert "PSF: NCC" in out
-    assert "--psf_fit_epochs, epoch 1: emission wavelength" in out and (run_dir / "psf" / "wavelength_fit.json").exists()
+    assert "--psf_fit_epochs, epoch 1: emission wavelength" in out
+    assert (run_dir / "psf" / "wavelength_fit.json").exists()
     assert "Measurement noise estimated from the 2 --blurred_files: Var(y) = " in out  # --measurement_noise=auto
     assert "--voxel_size=0.2,0.1,0.1 (from " in out  # read from the stacks' ImageJ metadata
     for rel in ("flags.txt", "eval/metrics.csv", "eval/per_group.md", "eval/per_file.csv", "export/generator.keras",
@@ -78,12 +81,14 @@ def test_train_evaluate_export_and_deconvolve(data, tmp_path):
     test_in = next((data / "test_400nm").glob("*_blurred.tif"))
     target = tmp_path / "out.tif"
     model = run_dir / "export" / "generator.keras"
-    run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16", "--overlap=4"], "tf_otcycle.deconvolve")
+    run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16", "--overlap=4"],
+        "tf_otcycle.deconvolve")
     result = tifffile.imread(target)
     assert result.dtype == np.float32 and result.shape == tifffile.imread(test_in).shape
     assert tiff.read_voxel_size(target) == tiff.read_voxel_size(test_in) == (0.2, 0.1, 0.1)  # metadata carried
     assert 0 <= result.min() and result.max() <= 1
-    proc = run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16"], "tf_otcycle.deconvolve", check=False)
+    proc = run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16"], "tf_otcycle.deconvolve",
+               check=False)
     assert proc.returncode != 0 and "exists" in proc.stderr
     run([f"--model={model}", f"--input={test_in}", f"--output={target}", "--tile=16", "--overwrite",
          "--output_dtype=input"], "tf_otcycle.deconvolve")

@@ -30,14 +30,14 @@ def tiny_flags(data, run_dir, **extra):
 
 def run(args, check=True):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
 
 
 def load_entry_point():
-    sys.path.insert(0, str(SCRIPT.parent))  # train/common.py, as when the script runs
     return load_script("train/mri.py", "train_mri")
 
 
@@ -67,12 +67,14 @@ def test_train_evaluate_export_then_resume(mri_data, tmp_path):
     reader = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
     entry = load_entry_point()
     config = {k: entry.FLAGS[k].default for k in entry.CONFIG_KEYS}
-    config.update(crop_size=32, base_filters=4, depth=2, critic_filters=4, critic_layers=2, n_critic=2, learning_rate=1e-3)
+    config.update(crop_size=32, base_filters=4, depth=2, critic_filters=4, critic_layers=2, n_critic=2,
+                  learning_rate=1e-3)
     model = entry.build_model(config)
     state = TrainState(model, run_dir / "checkpoints")
     assert state.restore(log=lambda s: None) == 1
     assert state.step == 3 and int(model.d_optimizer.iterations) == 6
-    names = {name for name in reader.get_variable_to_shape_map() if name.startswith(("generator/", "g_optimizer/", "d_optimizer/", "critic_x/"))}
+    names = {name for name in reader.get_variable_to_shape_map() if name.startswith(("generator/", "g_optimizer/",
+                                                                                     "d_optimizer/", "critic_x/"))}
     assert any(n.startswith("g_optimizer/") for n in names)
     ckpt = state.checkpoint
     for var_name, value in _checkpoint_values(ckpt, reader).items():
@@ -81,7 +83,8 @@ def test_train_evaluate_export_then_resume(mri_data, tmp_path):
     # A rerun with a model-defining flag changed is refused before anything is written.
     flags_before = (run_dir / "flags.txt").read_text()
     proc = run(tiny_flags(mri_data, run_dir, base_filters=8, rho=2.0), check=False)
-    assert proc.returncode != 0 and "--base_filters: 4 in the run, 8 now" in proc.stderr and "--rho: 0.5 in the run, 2.0 now" in proc.stderr
+    assert proc.returncode != 0 and "--base_filters: 4 in the run, 8 now" in proc.stderr
+    assert "--rho: 0.5 in the run, 2.0 now" in proc.stderr
     assert (run_dir / "flags.txt").read_text() == flags_before
 
     # Re-running the same command with more epochs resumes where it stopped.
@@ -135,6 +138,18 @@ def test_bad_flags_stop_before_any_work(mri_data, tmp_path, extra, message):
     if "--threads" not in message:  # checked by absl's own flag parser before the entry point runs
         assert proc.stderr.rstrip().endswith("Run with --help for the flags.")
         assert "Unsupervised accelerated MRI" not in proc.stderr  # no module docstring before the message
+
+
+def test_training_needs_no_test_files_and_eval_only_scores_the_run_later(mri_data, tmp_path):
+    run_dir = tmp_path / "run"
+    flags = [f for f in tiny_flags(mri_data, run_dir, num_panels=0) if not f.startswith("--test_files")]
+    out = run(flags).stdout
+    assert "No --test_files: nothing evaluated" in out and (run_dir / "export" / "generator.keras").exists()
+    assert not (run_dir / "eval" / "metrics.csv").exists()
+    out = run([*flags, f"--test_files={mri_data}/test/*.h5", "--eval_only"]).stdout
+    assert "Test metrics" in out and (run_dir / "eval" / "metrics.csv").exists()
+    proc = run([*flags, "--eval_only"], check=False)
+    assert proc.returncode != 0 and "--test_files is required with --eval_only" in proc.stderr
 
 
 def test_domains_must_be_disjoint(mri_data, tmp_path):

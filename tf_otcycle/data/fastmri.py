@@ -35,7 +35,7 @@ from tf_otcycle.io_utils import (
     open_binary,
 )
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
-from tf_otcycle.physics.masks import file_seed, make_mask
+from tf_otcycle.physics.masks import MaskSpec, file_seed
 from tf_otcycle.physics.operators import undersampling
 
 _UNDERSAMPLING = undersampling()
@@ -115,7 +115,8 @@ def _inspect_open(f: h5py.File, path: str, crop_size: int | None) -> FastMRIFile
             )
     multicoil = k.ndim == 4
     target_key = None
-    for key in ("reconstruction_rss", "reconstruction_esc") if multicoil else ("reconstruction_esc", "reconstruction_rss"):
+    preferred = ("reconstruction_rss", "reconstruction_esc")
+    for key in preferred if multicoil else preferred[::-1]:
         if key in f:
             target_key = key
             break
@@ -258,10 +259,11 @@ def read_volume(info: FastMRIFile, crop_size: int) -> tuple[np.ndarray, np.ndarr
     return images, target
 
 
-def eval_mask(info_or_path, mask_type: str, num_cols: int, acceleration: float, center_fraction: float) -> np.ndarray:
-    """The reproducible test mask of a file: fastMRI's seed ``tuple(map(ord, fname))``."""
+def eval_mask(info_or_path, sampling: MaskSpec, num_cols: int) -> np.ndarray:
+    """The reproducible test mask ``(num_cols,)`` of a file: ``sampling`` drawn with fastMRI's
+    seed ``tuple(map(ord, fname))``."""
     path = info_or_path.path if isinstance(info_or_path, FastMRIFile) else str(info_or_path)
-    return make_mask(mask_type, num_cols, acceleration, center_fraction, seed=file_seed(Path(path).name))
+    return sampling(num_cols, seed=file_seed(Path(path).name))
 
 
 # --- training pipelines -----------------------------------------------------------------------
@@ -324,11 +326,11 @@ def image_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h
     return ds
 
 
-def _mask_from_seed(seed: tf.Tensor, mask_type: str, num_cols: int, acceleration: float, center_fraction: float) -> tf.Tensor:
-    """fastMRI's mask algorithm with the integer ``seed`` (a scalar int64 tensor) -> ``(num_cols,)``."""
+def _mask_from_seed(seed: tf.Tensor, sampling: MaskSpec, num_cols: int) -> tf.Tensor:
+    """``sampling`` drawn with the integer ``seed`` (a scalar int64 tensor) -> ``(num_cols,)``."""
 
     def draw(s):
-        return make_mask(mask_type, num_cols, acceleration, center_fraction, seed=int(s) % (2**32))
+        return sampling(num_cols, seed=int(s) % (2**32))
 
     m = tf.numpy_function(draw, [seed], tf.float32, stateful=False)
     return tf.ensure_shape(m, [num_cols])
@@ -348,9 +350,7 @@ def unpaired_mri_dataset(
     clean: Sequence[FastMRIFile],
     measured: Sequence[FastMRIFile],
     crop_size: int,
-    acceleration: float,
-    center_fraction: float,
-    mask_type: str = "random",
+    sampling: MaskSpec,
     batch_size: int = 1,
     seed: int = 0,
     shuffle_buffer: int = 256,
@@ -365,7 +365,7 @@ def unpaired_mri_dataset(
     * ``y``: retrospectively undersampled images of the *other* files, ``(B, crop, crop, 2)``,
       divided by ``std(|y|)``, with their mask ``y_params["mask"]`` ``(B, crop)``.
 
-    Masks are drawn per sample (fastMRI's algorithm, seeds from a ``seed``-ed stream);
+    Masks are drawn per sample from ``sampling`` (fastMRI's algorithms, seeds from a ``seed``-ed stream);
     with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`);
     slices are shuffled with a buffer, mapped in parallel and prefetched. ``cache`` keeps
     the cropped images in memory after the first pass (``crop^2 * 8`` bytes a slice).
@@ -373,8 +373,8 @@ def unpaired_mri_dataset(
     """
 
     def domain(infos, offset, key):
-        return _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed + offset,
-                            shuffle_buffer, cache, flip, reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
+        return _slice_pairs(infos, crop_size, sampling, seed + offset, shuffle_buffer, cache, flip,
+                            reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
 
     ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
     ds = ds.map(lambda a, b: {**a, **b})
@@ -384,9 +384,7 @@ def unpaired_mri_dataset(
 def paired_mri_dataset(
     infos: Sequence[FastMRIFile],
     crop_size: int,
-    acceleration: float,
-    center_fraction: float,
-    mask_type: str = "random",
+    sampling: MaskSpec,
     batch_size: int = 1,
     seed: int = 0,
     shuffle_buffer: int = 256,
@@ -396,8 +394,7 @@ def paired_mri_dataset(
 ) -> tf.data.Dataset:
     """Infinite *matched* batches ``{"x", "y", "x_params", "y_params"}`` of the same slices, for
     the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
-    ds = _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip,
-                      reader)
+    ds = _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader)
     ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_params": {"mask": d["mask"]}, "y_params": {"mask": d["mask"]}})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -431,8 +428,7 @@ def check_scorable(infos: Sequence[FastMRIFile], what: str = "evaluation") -> No
             )
 
 
-def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, seed, shuffle_buffer, cache, flip,
-                 reader="h5py"):
+def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py"):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
     check_fully_sampled(infos)
     images = image_dataset(infos, crop_size, reader)
@@ -442,12 +438,13 @@ def _slice_pairs(infos, crop_size, acceleration, center_fraction, mask_type, see
     seeds = tf.data.Dataset.random(seed=seed + 1000)
 
     def prepare(image, s):
-        mask = _mask_from_seed(s, mask_type, crop_size, acceleration, center_fraction)
+        mask = _mask_from_seed(s, sampling, crop_size)
         if flip:
             image = augment(image, s)
         x, y, _ = normalize_pair(image, mask)
         shape = [crop_size, crop_size, 2]
-        return {"x": tf.ensure_shape(complex_to_channels(x), shape), "y": tf.ensure_shape(complex_to_channels(y), shape),
+        return {"x": tf.ensure_shape(complex_to_channels(x), shape),
+                "y": tf.ensure_shape(complex_to_channels(y), shape),
                 "mask": mask}
 
     return tf.data.Dataset.zip(images, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

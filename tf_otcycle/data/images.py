@@ -39,7 +39,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageFormatError(f"{path}: expected one of {EXTENSIONS}")
     try:
         if ext == ".png":
-            data = tf.io.decode_png(tf.io.read_file(path), dtype=tf.uint16 if _png_bit_depth(path) == 16 else tf.uint8).numpy()
+            data = tf.io.decode_png(tf.io.read_file(path),
+                                    dtype=tf.uint16 if _png_bit_depth(path) == 16 else tf.uint8).numpy()
         else:
             data = read_tiff_array(path, ImageFormatError)
     except ImageFormatError:

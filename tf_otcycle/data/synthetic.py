@@ -152,7 +152,8 @@ def _ismrmrd_header(kspace_shape, size: int) -> bytes:
     <reconSpace><matrixSize><x>{size}</x><y>{size}</y><z>1</z></matrixSize>
       <fieldOfView_mm><x>{size * 0.5}</x><y>{size * 0.5}</y><z>3</z></fieldOfView_mm></reconSpace>
     <encodingLimits>
-      <kspace_encoding_step_1><minimum>0</minimum><maximum>{w - 1}</maximum><center>{w // 2}</center></kspace_encoding_step_1>
+      <kspace_encoding_step_1><minimum>0</minimum><maximum>{w - 1}</maximum>
+        <center>{w // 2}</center></kspace_encoding_step_1>
     </encodingLimits>
   </encoding>
 </ismrmrdHeader>""".encode()
@@ -309,7 +310,8 @@ def write_microscopy_dataset(
             write_stack(out / split / f"{name}_gt.tif", sim["gt"], voxel_size)
             written[split].append(out / split / f"{name}_blurred.tif")
     for wavelength in sorted({train_wavelength_nm, *test_wavelengths_nm}):
-        write_stack(out / f"psf_{wavelength:g}nm.tif", born_wolf_psf(psf_shape, voxel_size, wavelength / 1000), voxel_size)
+        write_stack(out / f"psf_{wavelength:g}nm.tif", born_wolf_psf(psf_shape, voxel_size, wavelength / 1000),
+                    voxel_size)
     return written
 
 
@@ -378,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="kind", required=True)
     mri = sub.add_parser("mri", help="fastMRI-format knee files")
     mri.add_argument("--out", required=True, help="output folder")
-    mri.add_argument("--size", type=int, default=128, help="crop size S (reconstruction is S x S); 128 leaves 5 ACS lines at 4 %%")
+    mri.add_argument("--size", type=int, default=128,
+                     help="crop size S (reconstruction is S x S); 128 leaves 5 ACS lines at 4 %%")
     mri.add_argument("--slices", type=int, default=4, help="slices per file")
     mri.add_argument("--num_clean", type=int, default=32, help="subjects in clean/")
     mri.add_argument("--num_measured", type=int, default=32, help="subjects in measured/")
@@ -412,7 +415,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "deblur2d":
         if args.size < 32:
             parser.error("--size must be >= 32")
-        written = write_deblur2d_dataset(args.out, (args.size, args.size), args.num_blurred, args.num_sharp, args.num_val,
+        written = write_deblur2d_dataset(args.out, (args.size, args.size), args.num_blurred, args.num_sharp,
+                                         args.num_val,
                                          args.num_test, args.wavelength, seed=args.seed)
         for split, paths in written.items():
             print(f"{split:>8}: {len(paths)} images")

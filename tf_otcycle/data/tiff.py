@@ -202,7 +202,8 @@ def load_domain(
         if dtype is None:
             dtype = v.dtype
         elif v.dtype != dtype:
-            raise TiffFormatError(f"{path}: dtype {v.dtype} differs from {dtype} of {paths[0]} ({what} must share one dtype)")
+            raise TiffFormatError(f"{path}: dtype {v.dtype} differs from {dtype} of {paths[0]} ({what} must share one "
+                                  "dtype)")
         need = max(patch_size, min_size)
         if v.shape[1] < need or v.shape[2] < need:
             raise TiffFormatError(f"{path}: lateral size {v.shape[1:]} is smaller than the patch/kernel size {need}")

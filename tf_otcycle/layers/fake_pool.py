@@ -68,6 +68,7 @@ class FakePool(keras.layers.Layer):
         slot = tf.where(filling, count, keras.random.randint((), 0, self.size, seed=self.seed_generator))
         stored = tf.gather(tf.convert_to_tensor(self.images), slot)
         keep = tf.logical_or(filling, coin)  # write the new sample into the slot
-        self.images.assign(tf.tensor_scatter_nd_update(self.images, slot[None, None], tf.where(keep, fake, stored)[None]))
+        self.images.assign(tf.tensor_scatter_nd_update(self.images, slot[None, None],
+                                                       tf.where(keep, fake, stored)[None]))
         self.count.assign(tf.minimum(count + 1, self.size))
         return tf.where(tf.logical_and(tf.logical_not(filling), coin), stored, fake)

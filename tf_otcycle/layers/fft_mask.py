@@ -20,8 +20,9 @@ class FFTMask(keras.layers.Layer):
 
     The layer is the physics operator :func:`tf_otcycle.physics.operators.undersampling`.
     The mask is either given per call, ``layer(x, sampling_mask)`` with shape ``(W,)`` or
-    ``(B, W)`` (or the batch's params dict ``{"mask": ...}``), or fixed at construction, ``FFTMask(sampling_mask=m)``. A fixed mask is kept
-    as a non-trainable weight (saved with the weights, not as a JSON list in the config).
+    ``(B, W)`` (or the batch's params dict ``{"mask": ...}``), or fixed at construction,
+    ``FFTMask(sampling_mask=m)``. A fixed mask is kept as a non-trainable weight (saved with
+    the weights, not as a JSON list in the config).
 
     Args:
         sampling_mask: optional fixed mask, float array ``(W,)`` of 0/1.

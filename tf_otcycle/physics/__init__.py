@@ -17,7 +17,7 @@ from tf_otcycle.physics.fft import (
     ifft2c,
     ifft2c_channels,
 )
-from tf_otcycle.physics.masks import equispaced_mask, file_seed, make_mask, random_mask
+from tf_otcycle.physics.masks import MaskSpec, equispaced_mask, file_seed, make_mask, random_mask
 from tf_otcycle.physics.noise import estimate_poisson_gaussian, poisson_gaussian
 from tf_otcycle.physics.operators import (
     Adjoint,
@@ -69,5 +69,6 @@ __all__ = [
     "ifft2c",
     "ifft2c_channels",
     "make_mask",
+    "MaskSpec",
     "random_mask",
 ]

@@ -57,7 +57,8 @@ def _correlate(x: tf.Tensor, kernel: tf.Tensor, before: Sequence[int], implement
     if ndim not in (2, 3):
         raise ValueError(f"psf: expected a 2-D or 3-D kernel, got shape {kernel.shape}")
     if x.shape.rank != ndim + 2:
-        raise ValueError(f"x: expected shape (B, {'D, ' if ndim == 3 else ''}H, W, C) for a {ndim}-D PSF, got {x.shape}")
+        axes = "B, D, H, W, C" if ndim == 3 else "B, H, W, C"
+        raise ValueError(f"x: expected shape ({axes}) for a {ndim}-D PSF, got {x.shape}")
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation: expected one of {IMPLEMENTATIONS}, got {implementation!r}")
     sizes = list(kernel.shape)

@@ -15,6 +15,7 @@ fastMRI's default for x4 is ``0.08``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -137,6 +138,36 @@ def make_mask(
     if mask_type == "equispaced":
         return equispaced_mask(num_cols, acceleration, center_fraction, seed=seed)
     raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {mask_type!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskSpec:
+    """A mask family and its parameters, what fastMRI's ``MaskFunc`` holds: ``spec(num_cols, seed)``
+    draws one float32 mask ``(num_cols,)`` (:func:`make_mask`). The MRI pipelines, the test
+    masks and ``reconstruct`` take one ``MaskSpec`` instead of its three numbers.
+
+    Args:
+        mask_type: ``"random"`` or ``"equispaced"`` (fastMRI's two 1-D Cartesian algorithms).
+        acceleration: undersampling factor R >= 1.
+        center_fraction: fraction of fully sampled centre (ACS) columns, in [0, 1), with
+            ``center_fraction * acceleration <= 1``.
+    """
+
+    mask_type: str = "random"
+    acceleration: float = 4.0
+    center_fraction: float = 0.08
+
+    def __post_init__(self):
+        if self.mask_type not in ("random", "equispaced"):
+            raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {self.mask_type!r}")
+        if not self.acceleration >= 1:
+            raise ValueError(f"acceleration: expected >= 1, got {self.acceleration}")
+        if not 0 <= self.center_fraction < 1 or self.center_fraction * self.acceleration > 1:
+            raise ValueError(f"center_fraction: expected in [0, 1) with center_fraction * acceleration <= 1, got "
+                             f"{self.center_fraction} at x{self.acceleration:g}")
+
+    def __call__(self, num_cols: int, seed: Seed = None) -> np.ndarray:
+        return make_mask(self.mask_type, num_cols, self.acceleration, self.center_fraction, seed=seed)
 
 
 def file_seed(name: str) -> tuple[int, ...]:

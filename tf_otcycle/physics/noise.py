@@ -155,7 +155,8 @@ def parse_noise(value: str) -> tuple[float, float] | None:
     try:
         a, b = (float(p) for p in parts)
     except ValueError:
-        raise ValueError(f"--measurement_noise: expected auto, none or GAIN,VARIANCE (two numbers >= 0), got {value!r}") from None
+        raise ValueError("--measurement_noise: expected auto, none or GAIN,VARIANCE (two numbers >= 0), "
+                         f"got {value!r}") from None
     if a < 0 or b < 0 or not np.isfinite(a + b):
         raise ValueError(f"--measurement_noise: GAIN and VARIANCE must be finite and >= 0, got {value!r}")
     return a, b

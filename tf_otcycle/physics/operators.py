@@ -57,7 +57,8 @@ class LinearOperator:
 
     def _param(self, params: Params, key: str) -> tf.Tensor:
         if params is None or key not in params:
-            raise ValueError(f"{type(self).__name__}: needs params[{key!r}] (its per-sample parameters: {self.param_keys})")
+            raise ValueError(f"{type(self).__name__}: needs params[{key!r}] (its per-sample parameters: "
+                             f"{self.param_keys})")
         return params[key]
 
 

@@ -65,7 +65,8 @@ def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray
         psf: ``(kd, kh, kw)`` non-negative, optical axis at ``shape // 2``.
     """
     if len(measurements) != len(estimates) or not measurements:
-        raise ValueError(f"expected as many estimates as measurements (>= 1), got {len(estimates)} and {len(measurements)}")
+        raise ValueError(f"expected as many estimates as measurements (>= 1), got {len(estimates)} and "
+                         f"{len(measurements)}")
     predicted, target = [], []
     for y, x in zip(measurements, estimates):
         if np.shape(y) != np.shape(x):

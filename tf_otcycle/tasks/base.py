@@ -3,7 +3,7 @@
 A *task* is one inverse problem: its flags, its data (unpaired for the OT-cycleGAN, paired for
 the supervised baseline), its networks and forward operator, its evaluation samples and
 reference methods, its validation panels and its export. The run flow (strategy, model in
-scope, resume, fit, evaluate, export) is written once, in ``train/common.py``, against this
+scope, resume, fit, evaluate, export) is written once, in :mod:`tf_otcycle.run`, against this
 interface; ``train/compare.py`` builds every baseline from the same parts.
 
 Configurations are plain dicts of flag values (``config["patch_size"]``); :class:`FlagSpec`
@@ -33,82 +33,109 @@ Method = Callable[..., np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class FlagSpec:
-    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list."""
+    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list.
+
+    What a resumed run may change follows from the flags themselves
+    (:func:`tf_otcycle.training.recorded_differences`): ``may_change`` flags (epochs, evaluation,
+    export, runtime) may differ from the recorded run; every other flag defines the model and
+    must match. ``before``: for a model-defining flag added after runs were recorded, the value
+    that gives a run recorded without it its behaviour (None: such a run resumes only where the
+    flag is None now, its "off"; otherwise it is refused, naming the flag).
+    """
 
     name: str
     kind: str
     default: object
     help: str
     choices: tuple[str, ...] = ()
+    may_change: bool = False
+    before: object = None
 
 
 # The training flags every task shares; a task's ``common_defaults`` override these defaults.
 COMMON_FLAGS: tuple[FlagSpec, ...] = (
-    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export."),
-    FlagSpec("epochs", "integer", 100, "Training epochs."),
-    FlagSpec("steps_per_epoch", "integer", None, "Generator steps per epoch; default: one pass over the measurement domain."),
+    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.",
+             may_change=True),
+    FlagSpec("epochs", "integer", 100, "Training epochs.", may_change=True),
+    FlagSpec("steps_per_epoch", "integer", None,
+             "Generator steps per epoch; default: one pass over the measurement domain."),
     FlagSpec("batch_size", "integer", 1, "Global batch size (split over replicas); paper: 1."),
     FlagSpec("base_filters", "integer", 32, "Filters of the first U-Net level."),
     FlagSpec("depth", "integer", 3, "U-Net poolings; input sizes must be divisible by 2**depth."),
     FlagSpec("critic_filters", "integer", 32, "Filters of the first PatchGAN conv."),
     FlagSpec("critic_layers", "integer", 2, "Stride-2 conv layers of each PatchGAN."),
-    FlagSpec("critic_norm", "enum", "none", "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
+    FlagSpec("critic_norm", "enum", "none",
+             "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
              ("none", "layer", "instance")),
     FlagSpec("n_critic", "integer", 5, "Critic updates per generator update."),
     FlagSpec("rho", "float", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21)."),
     FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
     FlagSpec("cycle_gradients", "enum", "joint",
-             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image cycle "
-             "|x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS),
+             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image "
+             "cycle |x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS,
+             before="joint"),
     FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
-    FlagSpec("gan_weight", "float", 1.0, "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
-    FlagSpec("gan_warmup_steps", "integer", 500, "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
-    FlagSpec("cycle_warmup_steps", "integer", 500, "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
+    FlagSpec("gan_weight", "float", 1.0,
+             "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
+    FlagSpec("gan_warmup_steps", "integer", 500,
+             "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
+    FlagSpec("cycle_warmup_steps", "integer", 500,
+             "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
     FlagSpec("fake_pool", "integer", 0,
-             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only."),
+             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only.",
+             before=0),
     FlagSpec("ema_momentum", "float", 0.99,
              "Momentum of an exponential moving average of the generator's weights (every learned method; not in "
              "the paper): validation, --select and the exports use the average, training goes on with the raw "
              "weights. It spans about 1/(1 - m) generator steps (100 at 0.99): for runs of a few hundred steps use "
-             "less or 0 (off; benchmarks/QUALITY.md)."),
+             "less or 0 (off; benchmarks/QUALITY.md).", before=0.0),
     FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
     FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
     FlagSpec("decay_epoch", "integer", None,
              "Learning rates constant until this epoch, then linear to 0 at --epochs (every network, every method "
-             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper D.2.1)."),
+             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper "
+             "D.2.1)."),
     FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
     FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
     FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
     FlagSpec("mixed_precision", "enum", "none",
              "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
              "physics, the critics' scores, G's output and the losses stay float32.",
-             ("none", "mixed_float16", "mixed_bfloat16")),
+             ("none", "mixed_float16", "mixed_bfloat16"), may_change=True),
     FlagSpec("threads", "string", "auto",
              "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
-             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER."),
-    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.", ("auto", "default", "mirrored", "multi_worker", "one_device")),
+             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER.",
+             may_change=True),
+    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.",
+             ("auto", "default", "mirrored", "multi_worker", "one_device"), may_change=True),
     FlagSpec("deterministic", "boolean", False,
              "Op determinism (tf.config.experimental.enable_op_determinism): the same --seed gives bit-identical "
-             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower."),
+             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower.", may_change=True),
     FlagSpec("resume_replay", "boolean", True,
              "On resume, replay the input pipeline to the restored step, so the run sees the batches an "
-             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh."),
+             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh.",
+             may_change=True),
     FlagSpec("on_nan", "enum", "stop",
              "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
-             "learning rates (at most 3 times, then stop).", ("stop", "rollback")),
-    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export."),
-    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel."),
-    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line."),
-    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved)."),
+             "learning rates (at most 3 times, then stop).", ("stop", "rollback"), may_change=True),
+    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export.",
+             may_change=True),
+    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel.", may_change=True),
+    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line.",
+             may_change=True),
+    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved).",
+             may_change=True),
     FlagSpec("checkpoint_steps", "integer", 0,
-             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the epoch."),
+             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the "
+             "epoch.", may_change=True),
     FlagSpec("select", "enum", "best",
              "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
              "after an affine intensity fit, kept in RUN/best/; "
              "where the --val_files have no targets, of best measurement consistency, where the task has it; else "
              "the last), consistency (by measurement consistency even with targets) or last.",
-             ("best", "consistency", "last")),
-    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation."),
+             ("best", "consistency", "last"), may_change=True),
+    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation.",
+             may_change=True),
 )
 COMMON_KEYS = [f.name for f in COMMON_FLAGS]
 
@@ -138,7 +165,7 @@ def flag_groups(task) -> list[tuple[str, list[FlagSpec]]]:
 def required_flags(task) -> dict[str, str]:
     """Flag name -> when it is required (shown by ``--help``)."""
     return {"run_dir": "required", **{n: "required to train" for n in task.training_files},
-            "test_files": "required"}
+            "test_files": "required to evaluate"}
 
 
 def validate_common(config: dict) -> list[str]:
@@ -149,7 +176,8 @@ def validate_common(config: dict) -> list[str]:
     for name in ("rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
         if config[name] < 0:
             errors.append(f"--{name} must be >= 0, got {config[name]}")
-    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic", "checkpoint_every"):
+    for name in ("epochs", "batch_size", "base_filters", "critic_filters", "critic_layers", "n_critic",
+                 "checkpoint_every"):
         if config[name] < 1:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config["depth"] < 0:
@@ -191,7 +219,8 @@ def critic_learning_rate(config: dict) -> float:
 
 def gan_kwargs(config: dict) -> dict:
     """The :class:`OTCycleGAN` hyper-parameters from the flags."""
-    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps", "cycle_gradients", "seed")
+    keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
+            "cycle_gradients", "seed")
     return {k: config[k] for k in keys}
 
 
@@ -283,6 +312,11 @@ class Task:
     def config_keys(self) -> list[str]:
         return COMMON_KEYS + [f.name for f in self.flags]
 
+    @property
+    def all_flags(self) -> tuple[FlagSpec, ...]:
+        """The shared training flags and the task's own."""
+        return COMMON_FLAGS + tuple(self.flags)
+
     # --- configuration and data ----------------------------------------------------------
     def sample_voxels(self, config: dict) -> int:
         """Pixels or voxels of one training sample (sizes the work of a step, ``--threads=auto``)."""
@@ -302,8 +336,8 @@ class Task:
     def validate(self, config: dict) -> list[str]:
         """Every problem with the flag values, before any work (the task adds its own)."""
         errors = validate_common(config)
-        if not config["test_files"]:
-            errors.append("--test_files is required")
+        if not config["test_files"] and config["eval_only"]:
+            errors.append("--test_files is required with --eval_only")
         if not config["eval_only"]:
             for name in self.training_files:
                 if not config[name]:
@@ -373,7 +407,8 @@ class Task:
     def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
         """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
         # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
-        generator, forward_op, critic_x = self.generator(config, data), self.forward_op(config, data), self.critic(config, "x")
+        generator, forward_op = self.generator(config, data), self.forward_op(config, data)
+        critic_x = self.critic(config, "x")
         critic_y = self.critic(config, "y") if self.uses_critic_y else None
         model = OTCycleGAN(generator, forward_op, critic_x, critic_y, **gan_kwargs(config), **self.noise(config, data),
                            **self.fake_pools(config, critic_y is not None))
@@ -394,7 +429,8 @@ class Task:
         """``(start, stop)`` of the measurement's always-sampled centre (MRI's ACS columns); none here."""
         return (0, 0)
 
-    def callbacks(self, config: dict, data: dict, model: keras.Model, out_dir: Path | None) -> list[keras.callbacks.Callback]:
+    def callbacks(self, config: dict, data: dict, model: keras.Model,
+                  out_dir: Path | None) -> list[keras.callbacks.Callback]:
         """What the task adds to the training of ``model`` (any method), placed before the
         checkpoint; ``out_dir``: where to write what they report (None on non-chief workers)."""
         return []
@@ -457,7 +493,8 @@ class Task:
             scores.append((float(psnr), settings))
         best_psnr, best = max(scores, key=lambda t: t[0])
         tried = "; ".join(f"{_settings_text(st)}: {p:.2f}" for p, st in scores)
-        edges = [k for k, v in best.items() if len(values := sorted({g[k] for g in grid})) > 2 and v in (values[0], values[-1])]
+        edges = [k for k, v in best.items()
+                 if len(values := sorted({g[k] for g in grid})) > 2 and v in (values[0], values[-1])]
         edge = f" (at the grid's edge of {', '.join('--' + k for k in edges)})" if edges else ""
         line = (f"{name}: {_settings_text(best)} chosen on {len(samples)} --val_files file(s), validation PSNR "
                 f"{best_psnr:.2f} dB{edge} (tried {tried})")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from tf_otcycle.data import images
-from tf_otcycle.export import export_microscopy_generator, export_settings
+from tf_otcycle.export import export_settings
 from tf_otcycle.layers import PSFConv2D
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
 from tf_otcycle.tasks.base import FlagSpec, numbers
-from tf_otcycle.tasks.microscopy import BLUR_FLAGS, BLUR_OBJECTIVE, BlurTask
+from tf_otcycle.tasks.blur import BLUR_FLAGS, BLUR_OBJECTIVE, BlurTask
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
@@ -43,8 +43,6 @@ class Deblur2DTask(BlurTask):
                 _pair(config[name], name)
             except ValueError as e:
                 errors.append(str(e))
-        if not 0 < config["numerical_aperture"] < config["refractive_index"]:
-            errors.append("--numerical_aperture must be in (0, refractive_index)")
         return errors
 
     # --- data: 2-D images instead of stacks ------------------------------------------------
@@ -85,11 +83,6 @@ class Deblur2DTask(BlurTask):
             pixel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
             normalization="min-max per image to [0, 1]",
         )
-
-    def export(self, model, config, export_dir):
-        generator = model.generator if hasattr(model, "generator") else model
-        psf = model.forward_op.psf if hasattr(model, "forward_op") else self.initial_psf(config)
-        return export_microscopy_generator(generator, psf, export_dir, settings=self.inference_settings(config))
 
 
 TASK = Deblur2DTask()

@@ -23,7 +23,7 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
-from tf_otcycle.physics.masks import acs_columns
+from tf_otcycle.physics.masks import MaskSpec, acs_columns
 from tf_otcycle.tasks.base import (
     FlagSpec,
     Method,
@@ -37,10 +37,14 @@ from tf_otcycle.tasks.base import (
 from tf_otcycle.training import relative_change
 
 
-def prepare_volume(
-    info: fastmri.FastMRIFile, crop_size: int, mask_type: str, acceleration: float, center_fraction: float
-) -> dict[str, np.ndarray]:
-    """Undersample a test volume with its per-file mask; normalise each slice.
+def mask_spec(config: dict) -> MaskSpec:
+    """The masks of ``--mask_type``, ``--acceleration`` and ``--center_fraction``."""
+    return MaskSpec(config["mask_type"], config["acceleration"], config["center_fraction"])
+
+
+def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec) -> dict[str, np.ndarray]:
+    """Undersample a test volume with its per-file mask (``sampling`` drawn with the file's
+    seed); normalise each slice.
 
     A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
     undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
@@ -57,7 +61,7 @@ def prepare_volume(
         fastmri.check_scorable([info])
         mask = np.ones((crop_size,), np.float32)
     else:
-        mask = fastmri.eval_mask(info, mask_type, crop_size, acceleration, center_fraction)
+        mask = fastmri.eval_mask(info, sampling, crop_size)
     _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
     if target is None:
         target = np.abs(images).astype(np.float32)
@@ -106,23 +110,32 @@ class MRITask(Task):
     circular = True  # the FFT is circular: equivariant imaging also draws cyclic shifts
     splittable = True  # k-space columns under per-sample masks: SSDU applies
     flags = (
-        FlagSpec("clean_files", "string", None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
-        FlagSpec("measured_files", "string", None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
-        FlagSpec("val_files", "string", None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels."),
-        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics)."),
+        FlagSpec("clean_files", "string", None,
+                 "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
+        FlagSpec("measured_files", "string", None,
+                 "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
+        FlagSpec("val_files", "string", None,
+                 "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.",
+                 may_change=True),
+        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics).",
+                 may_change=True),
         FlagSpec("acceleration", "float", 4.0, "Undersampling factor R."),
-        FlagSpec("center_fraction", "float", 0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
-        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).", ("random", "equispaced")),
+        FlagSpec("center_fraction", "float", 0.04,
+                 "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
+        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).",
+                 ("random", "equispaced")),
         FlagSpec("crop_size", "integer", 320, "Centre crop of the images (crop_size x crop_size)."),
         FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
-        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch."),
-        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end."),
-        FlagSpec("pls_lambda", "float", 0.02, "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
-                 "tuned."),
+        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch.",
+                 may_change=True),
+        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end.", may_change=True),
+        FlagSpec("pls_lambda", "float", 0.02,
+                 "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
+                 "tuned.", may_change=True),
         FlagSpec("pls_lambda_grid", "string", "0.002,0.005,0.01,0.02,0.05,0.1",
                  "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical "
-                 "baseline; empty: --pls_lambda."),
-        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline."),
+                 "baseline; empty: --pls_lambda.", may_change=True),
+        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline.", may_change=True),
     )
 
     # --- configuration and data ----------------------------------------------------------
@@ -162,7 +175,9 @@ class MRITask(Task):
             clean = {os.path.realpath(i.path) for i in files["clean_files"]}
             shared = [i.path for i in files["measured_files"] if os.path.realpath(i.path) in clean]
             if shared:
-                raise ValueError(f"--clean_files and --measured_files must be disjoint (unpaired domains); both hold {shared[:3]}")
+                raise ValueError("--clean_files and --measured_files must be disjoint (unpaired domains); both hold "
+                                 f"{shared[:3]}")
+        files.setdefault("test_files", [])  # training alone evaluates nothing
         return {"files": files}
 
     def sample_voxels(self, config):
@@ -177,8 +192,7 @@ class MRITask(Task):
         return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config["batch_size"])
 
     def _pipeline_args(self, config, input_context=None):
-        return dict(crop_size=config["crop_size"], acceleration=config["acceleration"],
-                    center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+        return dict(crop_size=config["crop_size"], sampling=mask_spec(config),
                     batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
                     cache=config["cache_images"])
 
@@ -211,12 +225,12 @@ class MRITask(Task):
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
         for info in data["files"][split]:
-            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"],
-                                 config["center_fraction"])
+            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
             scale = vol["scale"][:, None, None]
             yield Sample(
                 name=Path(info.path).name, group=Path(info.path).parent.name, inputs=(vol["y"], vol["mask"]),
-                target=vol["target"], to_target=lambda out, scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
+                target=vol["target"], to_target=lambda out,
+                scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
                 panel="slices", units=len(vol["y"]),
             )
 
@@ -236,7 +250,8 @@ class MRITask(Task):
 
     def classical_method(self, config, data, model=None, name=None):
         def pls(y, mask):
-            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"], config["pls_iterations"])
+            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"],
+                          config["pls_iterations"])
             return complex_to_channels(x).numpy()
 
         return pls
@@ -249,7 +264,7 @@ class MRITask(Task):
         generator = model.generator if hasattr(model, "generator") else model
         ys, targets = [], []
         for info in infos:
-            vol = prepare_volume(info, config["crop_size"], config["mask_type"], config["acceleration"], config["center_fraction"])
+            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
             ys.append(vol["y"])
             targets.append(vol["target"] / vol["scale"][:, None, None])
             if sum(len(y) for y in ys) >= config["val_slices"]:
@@ -291,4 +306,4 @@ class MRITask(Task):
 
 
 TASK = MRITask()
-__all__ = ["TASK", "MRITask", "generator_method", "prepare_volume", "with_data_consistency", "zero_filled"]
+__all__ = ["TASK", "MRITask", "generator_method", "mask_spec", "prepare_volume", "with_data_consistency", "zero_filled"]

@@ -1,0 +1,199 @@
+"""The paper's comparisons as a library: every method trained with one budget, scored on one split.
+
+:func:`compare` trains each learned method of ``config["methods"]`` (``--epochs`` x
+``--steps_per_epoch`` generator steps, the task's optimizers and schedule, the epoch kept by
+``--select``), runs every method on the test files and writes the tables, panels and each
+learned model under ``<run_dir>/<method>/generator.keras``; ``--eval_only`` rebuilds the
+tables from those models. Nothing here depends on the task. ``train/compare.py`` is its
+command line.
+
+Methods: ``input``, ``supervised`` (the same generator on matched pairs), ``cyclegan``
+(conventional, two deep generators), the self-supervised methods of
+:mod:`tf_otcycle.self_supervised` (``mc``, ``ei``, ``ssdu``), ``classical`` (the task's
+solvers, their settings chosen on the validation files), ``ot_cyclegan`` and the trivial
+references ``zeros`` / ``mean`` where the task offers them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import keras
+from absl import app
+
+from tf_otcycle import baselines, tasks
+from tf_otcycle.data import tiff
+from tf_otcycle.evaluation import evaluate, write_report
+from tf_otcycle.export import export_keras
+from tf_otcycle.run import flags_text, select_monitor
+from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
+from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
+from tf_otcycle.training import (
+    PROGRESS_KEYS,
+    AveragedWeights,
+    BestCheckpoint,
+    Progress,
+    TrainScalars,
+    ValidationCallback,
+    save_flags,
+    select_networks,
+)
+
+__all__ = ["KNOWN", "LEARNED", "build", "build_model", "check_methods", "compare", "load", "methods_for", "train"]
+
+LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
+KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
+
+
+def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) -> keras.Model:
+    """The compiled model of a learned method, built from the task's parts."""
+    steps = config["steps_per_epoch"]
+    if name == "ot_cyclegan":
+        return task.build_model(config, data, steps)
+    if name in SELF_SUPERVISED:
+        try:
+            return task.build_self_supervised(config, data, name, steps)
+        except ValueError as e:  # e.g. ssdu on a task without k-space columns
+            raise app.UsageError(f"--methods={name}: {e}") from None
+    g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
+    if name == "cyclegan":
+        model = baselines.conventional_cyclegan(
+            task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
+            task.critic(config, "x"), task.critic(config, "y"), **{**gan_kwargs(config), "cycle_gradients": "joint"},
+            # conventional: both generators learn from both cycles, whatever --cycle_gradients
+            **task.fake_pools(config, True))
+        model.compile(g_optimizer, d_optimizer)
+        return model
+    return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
+
+
+def build(task: tasks.Task, name: str, config: dict, data: dict):
+    """``(model, dataset)`` of a learned method: unpaired batches, or pairs for supervised."""
+    model = build_model(task, name, config, data)  # first: the seeded weights do not depend on the pipeline
+    return model, task.paired_dataset(config, data) if name == "supervised" else task.unpaired_dataset(config, data)
+
+
+def train(task: tasks.Task, name: str, config: dict, data: dict, run_dir: Path) -> tuple[keras.Model, float]:
+    """Fit a learned method with the shared budget, save it; return it and the seconds taken."""
+    keras.utils.set_random_seed(config["seed"])
+    model, dataset = build(task, name, config, data)
+    print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
+    callbacks = [*task.callbacks(config, data, model, run_dir / name),  # e.g. --psf_fit_epochs, before the average
+                 TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
+    averaged = AveragedWeights.of(getattr(model, "g_optimizer", None) or model.optimizer)
+    if averaged:  # --ema_momentum: validation, --select and the export see the average
+        callbacks.append(averaged)
+    validation = task.validation(config, data, model)
+    best = None
+    if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
+        callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
+        if config["select"] != "last":
+            shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
+            callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
+                                                    select_monitor(config, task)))
+    start = time.perf_counter()
+    callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
+    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
+              verbose=2,
+              shuffle=False)
+    seconds = time.perf_counter() - start
+    last = f"the last epoch ({config['epochs']})"
+    print(f"{name}: {select_networks(best, config['select'], last, config['epochs'])}", flush=True)
+    generator = model.generator if hasattr(model, "generator") else model
+    export_keras(generator, run_dir / name / "generator.keras")
+    if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):
+        tiff.write_stack(run_dir / name / "learned_psf.tif", model.forward_op.psf)
+    return model, seconds
+
+
+def kept_networks(model: keras.Model) -> dict:
+    """What ``--select=best`` keeps of a learned method: its generator (and an OT model's H)."""
+    if not hasattr(model, "generator"):
+        return {"generator": model}
+    return {"generator": model.generator, "forward_op": model.forward_op}
+
+
+class _Restored:
+    """What ``--eval_only`` needs of a trained OT model: its generator and learned PSF."""
+
+    def __init__(self, generator, psf_path: Path):
+        self.generator = generator
+        if psf_path.exists():
+            self.forward_op = type("LearnedPSF", (), {"psf": tiff.read_stack(psf_path)})()
+
+
+def load(run_dir: Path, name: str):
+    """A learned method trained earlier (``--eval_only``): its generator (and an OT model's PSF)."""
+    path = run_dir / name / "generator.keras"
+    if not path.exists():
+        raise app.UsageError(f"--eval_only: {path} missing; train {name} first")
+    generator = keras.saving.load_model(path, safe_mode=True)
+    return _Restored(generator, run_dir / name / "learned_psf.tif") if name == "ot_cyclegan" else generator
+
+
+def methods_for(task: tasks.Task, config: dict, data: dict, models: dict) -> dict:
+    """Every requested method as ``inputs -> output``, in the order of ``--methods``."""
+    methods = {}
+    for name in config["methods"]:
+        if name == "input":
+            methods["input"] = task.input_method(config)
+        elif name in ("zeros", "mean"):
+            found = task.reference_methods(config, data, [name])
+            if not found:
+                raise app.UsageError(f"--methods: {name!r} is not offered by the {task.name} task")
+            methods.update(found)
+        elif name == "classical":  # every classical solver, its settings chosen on the validation files
+            for row in task.classical_rows():
+                try:
+                    methods[row], chosen = task.tuned_classical(config, data, models.get("ot_cyclegan"), row)
+                except ValueError as e:
+                    raise app.UsageError(str(e)) from None
+                print(f"classical {chosen}", flush=True)
+        else:
+            model = models[name]
+            generator = model.generator if hasattr(model, "generator") else model
+            methods[name] = task.generator_method(config, generator)
+            methods.update(task.variants(name, methods[name]))
+    return methods
+
+
+def check_methods(task: tasks.Task, methods: list[str]) -> None:
+    """``app.UsageError`` for a method that is unknown or that ``task`` cannot train."""
+    unknown = set(methods) - KNOWN
+    if unknown:
+        raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
+    if "ssdu" in methods and not task.splittable:
+        raise app.UsageError(f"bad flags:\n  --methods=ssdu splits k-space columns under per-sample masks (MRI); "
+                             f"the {task.name} task's measurements have none")
+
+
+def compare(task: tasks.Task, config: dict, data: dict) -> str:
+    """Train (or with ``--eval_only`` load) every learned method, score every method on the
+    test files, write ``<run_dir>/eval``; returns the table."""
+    run_dir = Path(config["run_dir"])
+    keras.utils.set_random_seed(config["seed"])
+    set_precision(config)
+    if config["steps_per_epoch"] is None and not config["eval_only"]:
+        config["steps_per_epoch"] = task.steps_per_epoch(config, data)
+    if not config["eval_only"]:  # the training run's flags.txt stays the record of training
+        save_flags(run_dir, flags_text(config), config)
+
+    learned = [m for m in LEARNED if m in config["methods"]]
+    models, train_seconds = {}, {}
+    for name in learned:
+        if config["eval_only"]:
+            models[name] = load(run_dir, name)
+        else:
+            models[name], train_seconds[name] = train(task, name, config, data, run_dir)
+
+    methods = methods_for(task, config, data, models)
+    report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
+    extra = {}
+    for name in methods:
+        generator = models.get(name)
+        generator = getattr(generator, "generator", generator)
+        extra[name] = {"params": int(generator.count_params()) if generator is not None else 0,
+                       "train_seconds": train_seconds.get(name)}
+    return write_report(report, run_dir / "eval", extra, unit=task.unit)

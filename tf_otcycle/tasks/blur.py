@@ -1,0 +1,446 @@
+"""What the blur tasks share (3-D microscopy, 2-D deblurring): ``H x = g (h * x) + b`` with a
+learned non-negative PSF, sigmoid U-Nets, multi-scale PatchGAN critics, images normalised to
+[0, 1], linear learning-rate decay, tiled inference, Richardson-Lucy (with and without TV) as
+the classical baseline, and the zeros / mean references. A subclass gives the dimension, the
+PSF layer and its start, the pixel size and, where not TIFF, the reader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tf_otcycle import metrics
+from tf_otcycle.classical import richardson_lucy
+from tf_otcycle.data import tiff
+from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_tables
+from tf_otcycle.export import export_microscopy_generator
+from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
+from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
+from tf_otcycle.physics.noise import (
+    affine_match,
+    chi_square,
+    estimate_background,
+    estimate_poisson_gaussian,
+    parse_noise,
+)
+from tf_otcycle.physics.psf import (
+    blur,
+    psf_similarity,
+)
+from tf_otcycle.tasks.base import (
+    FlagSpec,
+    Task,
+    batch_size,
+    divisible,
+    grid_values,
+    learning_rate,
+    logit,
+    pipeline_seed,
+    shard,
+)
+from tf_otcycle.tiling import predict_tiled
+from tf_otcycle.training import adam, relative_change
+
+# The blur tasks' objective: split cycle gradients and a light adversarial weight
+# (benchmarks/QUALITY.md, microscopy notes; docs/objective.md).
+BLUR_OBJECTIVE = dict(cycle_gradients="split", gan_weight=0.1)
+
+
+class BlurTask(Task):
+    """What the 3-D microscopy and 2-D deblurring tasks share: a learned PSF, sigmoid U-Nets,
+    multi-scale PatchGANs, [0, 1] images, linear learning-rate decay, tiled inference,
+    Richardson-Lucy, and the zeros / mean references. Subclasses set ``ndim`` and the data."""
+
+    ndim = 3
+    unit = "volume"
+    classical_name = "richardson_lucy"
+    classical_names = ("richardson_lucy", "richardson_lucy_tv")
+    training_files = ("blurred_files", "sharp_files")
+    # deconvolution is judged after an affine intensity fit: G's output scale drifts against
+    # H's learned gain, and the plain PSNR chose epochs by that drift (ABLATION_microscopy.md)
+    quality_key = "val_psnr_affine"
+    symmetry_axes = (2, 3)  # (B, D, H, W, C): the lateral plane, which a widefield PSF commutes with
+
+    # --- shared flag checks ------------------------------------------------------------------
+    def validate(self, config):
+        errors = super().validate(config)
+        if config["patch_size"] < 4:
+            errors.append(f"--patch_size must be >= 4, got {config['patch_size']}")
+        else:
+            errors += divisible("patch_size", config["patch_size"], config["depth"])
+        if config["psf_size"] < 1 or config["psf_size"] > config["patch_size"]:
+            errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
+        if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
+            errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
+        if config["tile_overlap"] is not None and not 0 <= config["tile_overlap"] <= config["patch_size"] // 2:
+            errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config['patch_size'] // 2}], "
+                          f"got {config['tile_overlap']}")
+        if not config["wavelength"] > 0:
+            errors.append(f"--wavelength must be > 0 (nm), got {config['wavelength']}")
+        if not 0 < config["numerical_aperture"] < config["refractive_index"]:
+            errors.append("--numerical_aperture must be in (0, refractive_index)")
+        for check in (lambda: parse_noise(config["measurement_noise"]), lambda: rl_grid(config),
+                      lambda: grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")):
+            try:
+                check()
+            except ValueError as e:
+                errors.append(str(e))
+        return errors
+
+    # --- data ----------------------------------------------------------------------------------
+    def read(self, path, config: dict | None = None) -> np.ndarray:
+        """One file of the task, checked, in its stored dtype (``config``: the data's
+        ``--channel`` for multi-channel stacks; PSFs are read without it)."""
+        return tiff.read_stack(path, (config or {}).get("channel"))
+
+    def gt_path(self, path) -> str:
+        return tiff.gt_path_for(path)
+
+    def load_domain(self, paths, config, what) -> list[np.ndarray]:
+        return tiff.load_domain(paths, config["patch_size"], config["psf_size"], what, config.get("channel"))
+
+    def resolve_data(self, config):
+        """Expand and check the file flags; read and normalise the training files."""
+        files = {"test_files": expand_files(config["test_files"], "--test_files") if config["test_files"] else []}
+        for path in files["test_files"]:  # before training: evaluation needs every ground truth
+            gt = self.gt_path(path)
+            if not exists(gt):
+                raise ValueError(f"{path}: no ground truth {Path(gt).name} beside it (--test_files need NAME_gt)")
+        if config["true_psf"]:
+            psf = self.read(config["true_psf"])  # names the file if it is not a PSF of this task's rank
+            if psf.min() < 0 or psf.sum() <= 0:
+                raise ValueError(f"{config['true_psf']}: a PSF must be non-negative with a positive sum")
+        if config["val_files"]:
+            files["val_files"] = expand_files(config["val_files"], "--val_files")
+        volumes = {}
+        if not config["eval_only"]:
+            for name in ("blurred_files", "sharp_files"):
+                files[name] = expand_files(config[name], f"--{name}")
+                volumes[name] = self.load_domain(files[name], config, f"--{name}")
+            overlap = set(map(str, files["blurred_files"])) & set(map(str, files["sharp_files"]))
+            if overlap:
+                raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
+        stats = data_statistics(volumes)
+        if volumes and parse_noise(config["measurement_noise"]) is None:
+            stats["noise"] = estimate_poisson_gaussian(volumes["blurred_files"])
+            print(f"Measurement noise estimated from the {len(volumes['blurred_files'])} --blurred_files: "
+                  f"Var(y) = {stats['noise'][0]:.4g} * E[y] {'-' if stats['noise'][1] < 0 else '+'} "
+                  f"{abs(stats['noise'][1]):.3g} (normalised units; a negative term: a camera offset; "
+                  "--measurement_noise=none for the paper's noise-free Hx)", flush=True)
+        if volumes and config["learn_background"]:
+            print(f"Background of the --blurred_files (start of H's learned background): {stats['background']:.4g} "
+                  "(normalised units; --nolearn_background for the paper's H x = h * x)", flush=True)
+        return {"files": files, "volumes": volumes, "stats": stats}
+
+    def sample_voxels(self, config):
+        return config["patch_size"] ** self.ndim
+
+    def sample_shape(self, config):
+        return (config["patch_size"],) * self.ndim + (1,)
+
+    def steps_per_epoch(self, config, data):
+        if config["steps_per_epoch"]:
+            return config["steps_per_epoch"]
+        voxels = sum(v.size for v in data["volumes"]["blurred_files"])
+        return max(1, voxels // config["patch_size"] ** self.ndim // config["batch_size"])
+
+    def unpaired_dataset(self, config, data, input_context=None):
+        v = data["volumes"]
+        return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context),
+                                            shard(v["blurred_files"], input_context),
+                                            config["patch_size"], batch_size(config, input_context),
+                                            pipeline_seed(config, input_context), scale_augment=config["scale_augment"])
+
+    def paired_dataset(self, config, data):
+        gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
+        missing = [g for g in gts if not exists(g)]
+        if missing:
+            raise ValueError(f"supervised: no ground truth {missing[0]} beside its blurred file")
+        sharp = self.load_domain([str(g) for g in gts], config, "ground truth of --blurred_files")
+        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config["patch_size"],
+                                        config["batch_size"],
+                                        config["seed"])
+        return ds.map(lambda d: (d["y"], d["x"]))
+
+    # --- networks and the physics ----------------------------------------------------------
+    def generator(self, config, data, name="generator", domain="x"):
+        stats = (data or {}).get("stats") or data_statistics(None)
+        bias = stats["output_bias"] if domain == "x" else stats["input_bias"]
+        return build_unet(ndim=self.ndim, in_channels=1, depth=config["depth"], base_filters=config["base_filters"],
+                          convs_per_level=2, bottleneck_convs=1, activation="relu", output_activation="sigmoid",
+                          output_bias=bias, name=name)
+
+    def critic(self, config, domain):
+        p = config["patch_size"]
+        return build_multiscale_patchgan(self.ndim, 1, config["critic_filters"], config["critic_layers"],
+                                         spatial_shape=(p,) * self.ndim,
+                                         seed=config["seed"] + (0 if domain == "x" else 10),
+                                         norm=config["critic_norm"], name=f"critic_{domain}")
+
+    def psf_layer(self, config):
+        """H's layer (``PSFConv2D`` / ``PSFConv3D``), before its PSF, gain and background are set."""
+        raise NotImplementedError
+
+    def forward_op(self, config, data):
+        """H: the initial PSF, the gain (and with --learn_background the background) from the
+        training data's statistics."""
+        stats = (data or {}).get("stats") or data_statistics(None)
+        layer = self.psf_layer(config)
+        layer.set_psf(self.initial_psf(config))
+        if config["learn_background"]:
+            layer.set_background(stats["background"])
+            layer.set_gain(stats["gain_above_background"])
+        else:
+            layer.set_gain(stats["gain"])
+        return layer
+
+    def initial_psf(self, config) -> np.ndarray:
+        raise NotImplementedError
+
+    def noise(self, config, data):
+        """``--measurement_noise``: given, none, or (auto) estimated from the normalised
+        ``--blurred_files`` (:func:`estimate_poisson_gaussian`, in ``data["stats"]``)."""
+        given = parse_noise(config["measurement_noise"])
+        gain, floor = given if given is not None else ((data or {}).get("stats") or {}).get("noise", (0.0, 0.0))
+        return {"noise_gain": gain, "noise_floor": floor}
+
+    def optimizers(self, config, steps_per_epoch):
+        """The shared optimizers (decaying after --decay_epoch, paper D.2.1) and Adam for the
+        PSF with the same schedule (None without --psf_learning_rate: G's optimizer updates it)."""
+        g_optimizer, d_optimizer, _ = super().optimizers(config, steps_per_epoch)
+        rate = config["psf_learning_rate"]
+        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config["beta_1"],
+                           config["beta_2"]) if rate else None
+        return g_optimizer, d_optimizer, h_optimizer
+
+    # --- evaluation --------------------------------------------------------------------------
+    def samples(self, config, data, split="test_files"):
+        for path in data["files"][split]:
+            blurred = tiff.normalize(self.read(path, config))
+            gt_path = self.gt_path(path)
+            if not exists(gt_path):
+                raise ValueError(f"{path}: no ground truth {Path(gt_path).name} beside it")
+            gt = tiff.normalize(self.read(gt_path, config))
+            if gt.shape != blurred.shape:
+                raise ValueError(f"{gt_path}: shape {gt.shape} differs from {path} {blurred.shape}")
+            yield Sample(name=Path(path).name, group=Path(path).parent.name, inputs=(blurred,), target=gt,
+                         panel="volume" if self.ndim == 3 else "image")
+
+    def tile_overlap(self, config) -> int:
+        return config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+
+    def generator_method(self, config, generator):
+        overlap = self.tile_overlap(config)
+        return lambda v: predict_tiled(predictor(generator), v, config["patch_size"], overlap)
+
+    def reference_methods(self, config, data, names):
+        methods = {}
+        if "zeros" in names:  # sparse ground truth scores well against an empty volume
+            methods["zeros"] = np.zeros_like
+        if "mean" in names:  # the clean domain's mean intensity everywhere
+            mean = mean_sharp(config, data, self)
+            methods["mean"] = lambda v: np.full_like(v, mean)
+        return methods
+
+    def classical_grid(self, config, name):
+        """Richardson-Lucy's iteration counts (and RL-TV's weights) of the grid flags."""
+        counts = [{"rl_iterations": n} for n in rl_grid(config)]
+        if name != "richardson_lucy_tv":
+            return counts
+        weights = grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")
+        if not counts and not weights:
+            return []
+        counts = counts or [{"rl_iterations": config["rl_iterations"]}]
+        return [{**c, "rl_tv_weight": w} for c in counts for w in (weights or [config["rl_tv_weight"]])]
+
+    def classical_method(self, config, data, model=None, name=None):
+        tv_weight = config["rl_tv_weight"] if name == "richardson_lucy_tv" else 0.0
+        if config["rl_psf"] == "true":
+            if not config["true_psf"]:
+                raise ValueError("--rl_psf=true needs --true_psf")
+            psf = self.read_psf(config["true_psf"])
+        elif config["rl_psf"] == "learned":
+            if model is None:
+                raise ValueError("--rl_psf=learned needs the ot_cyclegan method")
+            psf = model.forward_op.psf
+        else:
+            psf = self.initial_psf(config)
+        # RL preserves flux, not the [0, 1] range: rescale its output like every input.
+        return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"], tv_weight))
+
+    def write_psf(self, path, psf, config) -> None:
+        tiff.write_stack(path, psf, self.voxel_size(config) if psf.ndim == 3 else None)
+
+    def read_psf(self, path) -> np.ndarray:
+        psf = np.asarray(self.read(path), np.float32)
+        return psf / psf.sum()
+
+    def validation(self, config, data, model):
+        """Panels of the first validation file (or test file) and, for the OT model, the PSF."""
+        paths = data["files"].get("val_files") or data["files"]["test_files"]
+        if not paths:
+            return None
+        blurred = tiff.normalize(self.read(paths[0], config))
+        gt_path = self.gt_path(paths[0]) if str(paths[0]).rsplit(".", 1)[0].endswith("_blurred") else None
+        gt = tiff.normalize(self.read(gt_path, config)) if gt_path is not None and exists(gt_path) else None
+        generator = model.generator if hasattr(model, "generator") else model
+        predict = self.generator_method(config, generator)
+        views = volume_views if self.ndim == 3 else (lambda a: a)
+        forward_op = getattr(model, "forward_op", None)
+        noise = estimate_poisson_gaussian([blurred])  # of this file, in its normalised units
+        true_psf = self.read_psf(config["true_psf"]) if config["true_psf"] else None
+
+        def evaluate():
+            out = predict(blurred)
+            psf = getattr(forward_op, "psf", None)  # the OT model's learned PSF (a deep F has none)
+            h = psf if psf is not None else self.initial_psf(config)
+            # G's output is known up to an affine intensity map: its offset blurs to offset * (h * 1)
+            chi2 = chi_square(blurred, affine_match(blur(out, h), blurred, blur(np.ones_like(out), h)), *noise)
+            scalars = {"val/change": relative_change(out, blurred), "val/chi2": chi2,
+                       "val/consistency": -abs(float(np.log(max(chi2, 1e-12))))}
+            panels = [views(blurred), views(out)]
+            if gt is not None:
+                scalars.update({"val/psnr": metrics.psnr(gt, out, 1.0),
+                                "val/psnr_input": metrics.psnr(gt, blurred, 1.0),
+                                "val/psnr_affine": metrics.psnr_affine(gt, out, 1.0)})
+                panels.append(views(gt))
+            images = {"val/input_output_target": np.concatenate(panels, axis=1)[None, ..., None]}
+            if psf is not None and true_psf is not None:  # does the learned PSF stay (or become) correct?
+                scalars.update(psf_scalars(psf, true_psf, self.voxel_size(config)))
+            if psf is not None:
+                if psf.ndim == 3:
+                    c = [n // 2 for n in psf.shape]
+                    psf = np.concatenate([psf[c[0]], psf[:, c[1], :]], axis=1)
+                images["psf/sections"] = (psf / psf.max())[None, ..., None]
+            return scalars, images
+
+        return evaluate
+
+    # --- results and export --------------------------------------------------------------
+    def voxel_size(self, config) -> tuple[float, ...]:
+        """The pixel or voxel size per axis, micrometres."""
+        raise NotImplementedError
+
+    def report_model(self, model, config, data, run_dir):
+        """The learned PSF as TIFF, its sections, and its similarity to --true_psf."""
+        learned = model.forward_op.psf
+        psf_dir = Path(run_dir) / "psf"
+        self.write_psf(psf_dir / "learned_psf.tif", learned, config)
+        shown, lines = {"learned": learned}, []
+        if config["true_psf"]:
+            true = self.read_psf(config["true_psf"])
+            sim = psf_similarity(learned, true, self.voxel_size(config))
+            sim["ncc_initial"] = psf_similarity(self.initial_psf(config), true, self.voxel_size(config))["ncc"]
+            atomic_write_text(psf_dir / "similarity.json", json.dumps(sim, indent=2) + "\n")
+            write_tables([sim], psf_dir, list(sim), name="similarity")
+            shown["true"] = true
+            axes = "zyx"[-learned.ndim:]
+
+            def widths(kind):
+                return ",".join(f"{sim['fwhm_' + a + '_' + kind]:.3f}" for a in axes)
+
+            lines.append(f"PSF: NCC learned/true {sim['ncc']:.4f} (initial {sim['ncc_initial']:.4f}); FWHM "
+                         f"{','.join(axes)} learned {widths('learned')} true {widths('true')} um")
+        write_psf_panel(psf_dir / "psf_sections.png", shown)
+        if model.forward_op.learn_background:
+            lines.append(f"H: gain {model.forward_op.gain:.4g}, background {model.forward_op.background:.4g} "
+                         "(normalised units of the blurred stacks)")
+        return lines
+
+    def export(self, model, config, export_dir):
+        generator = model.generator if hasattr(model, "generator") else model
+        psf = model.forward_op.psf if hasattr(model, "forward_op") else self.initial_psf(config)
+        return export_microscopy_generator(generator, psf, export_dir, settings=self.inference_settings(config))
+
+    def describe(self, config, data):
+        return f"{len(data['files']['test_files'])} files"
+
+
+def psf_scalars(learned: np.ndarray, true: np.ndarray, voxel_size) -> dict[str, float]:
+    """``val/psf_ncc`` (normalised cross-correlation) and ``val/psf_fwhm_error`` (the largest
+    relative FWHM error over the axes) of a learned PSF against the true one."""
+    sim = psf_similarity(learned, true, voxel_size)
+    axes = "zyx"[-learned.ndim:]
+    errors = [abs(sim[f"fwhm_{a}_learned"] / sim[f"fwhm_{a}_true"] - 1) for a in axes if sim[f"fwhm_{a}_true"] > 0]
+    return {"val/psf_ncc": sim["ncc"], "val/psf_fwhm_error": max(errors, default=float("nan"))}
+
+
+def rl_grid(config: dict) -> list[int]:
+    """``--rl_iterations_grid`` as whole numbers; ``ValueError`` naming the flag."""
+    counts = grid_values(config["rl_iterations_grid"], "rl_iterations_grid")
+    if any(not float(n).is_integer() for n in counts):
+        raise ValueError(f"--rl_iterations_grid: expected whole numbers, got {config['rl_iterations_grid']!r}")
+    return [int(n) for n in counts]
+
+
+def data_statistics(volumes: dict | None) -> dict:
+    """Initial output biases (logits of the sharp and blurred domains' means), the blurred
+    domain's background (:func:`estimate_background`) and the gain of the learned PSF:
+    blurred mean / sharp mean, and the same above the background."""
+    if not volumes:
+        return {"output_bias": 0.0, "input_bias": 0.0, "gain": 1.0, "background": 0.0, "gain_above_background": 1.0}
+    mean_x = float(np.mean([v.mean() for v in volumes["sharp_files"]]))
+    mean_y = float(np.mean([v.mean() for v in volumes["blurred_files"]]))
+    background = min(estimate_background(volumes["blurred_files"]), 0.9 * mean_y)
+    clean = min(max(mean_x, 1e-3), 1 - 1e-3)
+    return {"output_bias": logit(mean_x), "input_bias": logit(mean_y), "gain": max(mean_y, 1e-3) / clean,
+            "background": background, "gain_above_background": max(mean_y - background, 1e-3) / clean}
+
+
+def mean_sharp(config, data, task) -> float:
+    """Mean intensity of the normalised clean (sharp) training files."""
+    sharp = data.get("volumes", {}).get("sharp_files")
+    if sharp is None:
+        sharp = [tiff.normalize(task.read(p)) for p in expand_files(config["sharp_files"], "--sharp_files")]
+    return float(np.mean([v.mean() for v in sharp]))
+
+
+BLUR_FLAGS = (
+    FlagSpec("blurred_files", "string", None,
+             "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
+    FlagSpec("sharp_files", "string", None, "Glob(s): sharp files of *other* samples, the image domain X."),
+    FlagSpec("test_files", "string", None,
+             "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them.", may_change=True),
+    FlagSpec("val_files", "string", None,
+             "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels.", may_change=True),
+    FlagSpec("patch_size", "integer", 64, "Training patch size (paper: 64); divisible by 2**depth."),
+    FlagSpec("psf_size", "integer", 20, "Size of the learned PSF kernel per axis (paper: 20)."),
+    FlagSpec("psf_init", "enum", "born_wolf", "Initial PSF.", ("born_wolf", "gaussian", "flat")),
+    FlagSpec("wavelength", "float", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF."),
+    FlagSpec("numerical_aperture", "float", 1.4, "NA for the Born & Wolf initial PSF."),
+    FlagSpec("refractive_index", "float", 1.5, "Immersion refractive index for the Born & Wolf initial PSF."),
+    FlagSpec("true_psf", "string", None,
+             "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True),
+    FlagSpec("psf_learning_rate", "float", None,
+             "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
+             "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
+    FlagSpec("measurement_noise", "string", "auto",
+             "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
+             "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.",
+             before="none"),
+    FlagSpec("learn_background", "boolean", True,
+             "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
+             "widefield stacks, which no blur of a clean image reproduces; started from the blurred stacks' darkest "
+             "local mean. false: the paper's H x = h * x (with a gain).", before=False),
+    FlagSpec("scale_augment", "enum", "both",
+             "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
+             "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
+             "the one H learns) or none.", tiff.SCALE_AUGMENT, before="both"),
+    FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4.", may_change=True),
+    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned.",
+             may_change=True),
+    FlagSpec("rl_iterations_grid", "string", "5,10,20,40,80,160",
+             "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a "
+             "user tunes the classical baseline; empty: --rl_iterations.", may_change=True),
+    FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned.",
+             may_change=True),
+    FlagSpec("rl_tv_weight_grid", "string", "0.001,0.002,0.005,0.01,0.02,0.05",
+             "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
+             "empty: --rl_tv_weight.", may_change=True),
+    FlagSpec("rl_psf", "enum", "true",
+             "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
+             ("true", "learned", "initial"), may_change=True),
+)
