@@ -41,7 +41,7 @@ from tf_otcycle.training import (
     select_networks,
 )
 
-__all__ = ["KNOWN", "LEARNED", "build", "build_model", "check_methods", "compare", "load", "methods_for", "train"]
+__all__ = ["KNOWN", "LEARNED", "build", "build_model", "check_flags", "compare", "load", "methods_for", "train"]
 
 LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
 KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
@@ -96,8 +96,7 @@ def train(task: tasks.Task, name: str, config: dict, data: dict, run_dir: Path) 
     start = time.perf_counter()
     callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
-              verbose=2,
-              shuffle=False)
+              verbose=2, shuffle=False)
     seconds = time.perf_counter() - start
     last = f"the last epoch ({config['epochs']})"
     print(f"{name}: {select_networks(best, config['select'], last, config['epochs'])}", flush=True)
@@ -159,14 +158,18 @@ def methods_for(task: tasks.Task, config: dict, data: dict, models: dict) -> dic
     return methods
 
 
-def check_methods(task: tasks.Task, methods: list[str]) -> None:
-    """``app.UsageError`` for a method that is unknown or that ``task`` cannot train."""
+def check_flags(task: tasks.Task, config: dict) -> None:
+    """``app.UsageError`` for a method that is unknown or that ``task`` cannot train, or no
+    ``--test_files`` (every method is scored on them)."""
+    methods = config["methods"]
     unknown = set(methods) - KNOWN
     if unknown:
         raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
     if "ssdu" in methods and not task.splittable:
         raise app.UsageError(f"bad flags:\n  --methods=ssdu splits k-space columns under per-sample masks (MRI); "
                              f"the {task.name} task's measurements have none")
+    if not config["test_files"]:
+        raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
 
 
 def compare(task: tasks.Task, config: dict, data: dict) -> str:

@@ -39,7 +39,7 @@ from tf_otcycle.comparison import (  # noqa: E402, F401  (build_model, build, tr
     LEARNED,
     build,
     build_model,
-    check_methods,
+    check_flags,
     compare,
     load,
     methods_for,
@@ -68,9 +68,7 @@ def main(argv):
     task = entry_point()
     run.apply_defaults(task.common_defaults)
     config = run.read_config(task.config_keys + COMPARE_KEYS)
-    check_methods(task, config["methods"])
-    if not config["test_files"]:
-        raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
+    check_flags(task, config)
     run.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
     data = run.check(task, config)
     table = compare(task, config, data)
