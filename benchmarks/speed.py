@@ -121,10 +121,13 @@ def _batch(task_name: str, size: int, batch: int):
             "y": rng.random((batch, size, size, size, 1)).astype("float32")}
 
 
-def _config(task, size: int, overrides: dict) -> dict:
+def _config(task, size: int, overrides: dict):
+    """The comparison configuration of ``task`` (every method of ``train/compare.py`` builds from it)."""
+    from tf_otcycle.comparison import comparison_config  # imports TensorFlow: after the thread settings
+
     size_key = "crop_size" if task.name == "mri" else "patch_size"
-    return task.default_config(run_dir="unused", test_files="unused", steps_per_epoch=100, supervised_loss="l1",
-                               **{size_key: size}, **overrides)
+    return comparison_config(task, run_dir="unused", test_files="unused", steps_per_epoch=100, supervised_loss="l1",
+                             **{size_key: size}, **overrides)
 
 
 def time_calls(fn, repeats: int, warmup: int = 2) -> float:
@@ -153,7 +156,7 @@ def train_step_row(name: str, method: str, repeats: int, precision: str = "none"
     config = _config(task, size, {**overrides, "mixed_precision": precision})
     set_precision(config)
     model = build_model(task, method, config, None)
-    batch = _batch(task_name, size, config["batch_size"])
+    batch = _batch(task_name, size, config.batch_size)
     data = batch if method != "supervised" else (batch["y"], batch["x"])
     data = tf.nest.map_structure(tf.constant, data)
     step = tf.function(model.train_step)

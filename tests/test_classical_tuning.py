@@ -28,13 +28,13 @@ def _val_psnr(task, config, data, method):
 def test_richardson_lucy_iterations_are_the_validation_argmax(microscopy):
     task, config, data = microscopy
     method, line = task.tuned_classical(config, data, None, "richardson_lucy")
-    scores = {n: _val_psnr(task, {**config, "rl_iterations": n}, data, task.classical_method(
-        {**config, "rl_iterations": n}, data)) for n in (1, 4, 16)}
+    scores = {n: _val_psnr(task, config.replace(rl_iterations=n), data, task.classical_method(
+        config.replace(rl_iterations=n), data)) for n in (1, 4, 16)}
     best = max(scores, key=scores.get)
     assert f"--rl_iterations={best} chosen on 1 --val_files" in line
     assert f"{scores[best]:.2f} dB" in line
     volume = next(iter(task.samples(config, data))).inputs[0]
-    expected = task.classical_method({**config, "rl_iterations": best}, data)(volume)
+    expected = task.classical_method(config.replace(rl_iterations=best), data)(volume)
     np.testing.assert_array_equal(method(volume), expected)
 
 
@@ -48,7 +48,7 @@ def test_richardson_lucy_tv_tunes_count_and_weight_and_plain_settings_without_va
     untuned = {**data, "files": {k: v for k, v in data["files"].items() if k != "val_files"}}
     _, line = task.tuned_classical(config, untuned, None, "richardson_lucy_tv")
     assert line == "richardson_lucy_tv: flag settings (not tuned: no --val_files)"
-    _, line = task.tuned_classical({**config, "rl_iterations_grid": "", "rl_tv_weight_grid": ""}, data, None,
+    _, line = task.tuned_classical(config.replace(rl_iterations_grid="", rl_tv_weight_grid=""), data, None,
                                    "richardson_lucy_tv")
     assert "no grid" in line
 

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     def run(policy):
         set_precision({"mixed_precision": policy})
         keras.utils.set_random_seed(3)
-        model = task.build_model({**config, "mixed_precision": policy}, None, 1)
+        model = task.build_model(config.replace(mixed_precision=policy), None, 1)
         history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=3, epochs=1, verbose=0)
         out = model.generator(batch["y"])
         assert out.dtype == tf.float32, out.dtype

@@ -53,13 +53,13 @@ def test_the_callback_applies_an_unreliable_fit_only_first(setup, monkeypatch, t
     config, data, model = setup
     seen = []
     monkeypatch.setattr(TASK, "fit_psf", lambda *args, physical=None, **kw: seen.append(physical))
-    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="1,2"), data, model, None)
+    (callback,) = TASK.callbacks(config.replace(psf_fit_epochs="1,2"), data, model, None)
     callback.on_epoch_end(0)
     callback.on_epoch_end(1)
     assert seen == [False, True]  # from the Gaussian start; then H's PSF is physical
     (tmp_path / "psf").mkdir()
     (tmp_path / "psf" / "wavelength_fit.json").write_text(json.dumps([{"epoch": 1, "applied": True}]))
-    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="2"), data, model, tmp_path)  # resumed after epoch 1
+    (callback,) = TASK.callbacks(config.replace(psf_fit_epochs="2"), data, model, tmp_path)  # resumed after epoch 1
     callback.on_epoch_end(1)
     assert seen[-1] is True
 
@@ -102,9 +102,9 @@ def test_fit_psf_sets_the_fitted_born_wolf_psf_and_records_it(setup, tmp_path, o
 
 def test_callbacks_only_for_the_ot_model_and_only_with_the_flag(setup):
     config, data, model = setup
-    (callback,) = TASK.callbacks(dict(config, psf_fit_epochs="5,2"), data, model, None)
+    (callback,) = TASK.callbacks(config.replace(psf_fit_epochs="5,2"), data, model, None)
     assert isinstance(callback, AtEpochEnd) and callback.epochs == [2, 5]
-    assert TASK.callbacks(dict(config, psf_fit_epochs=None), data, model, None) == []
+    assert TASK.callbacks(config.replace(psf_fit_epochs=None), data, model, None) == []
     assert TASK.callbacks(config, data, model.generator, None) == []  # a baseline: no learned PSF to fit
 
 

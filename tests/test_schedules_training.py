@@ -23,7 +23,8 @@ def test_task_optimizers_decay_after_decay_epoch(name, decay):
     from tf_otcycle import tasks
 
     task = tasks.get(name)
-    config = task.default_config(epochs=4, decay_epoch=decay, learning_rate=1e-3, n_critic=5, psf_learning_rate=1e-2)
+    psf = {"psf_learning_rate": 1e-2} if name == "microscopy" else {}
+    config = task.default_config(epochs=4, decay_epoch=decay, learning_rate=1e-3, n_critic=5, **psf)
     g_optimizer, d_optimizer, h_optimizer = task.optimizers(config, steps_per_epoch=10)
     if decay is None:  # MRI's default, as the authors' code: a constant rate
         assert float(g_optimizer.learning_rate) == pytest.approx(1e-3)
@@ -33,7 +34,7 @@ def test_task_optimizers_decay_after_decay_epoch(name, decay):
     assert [float(d_optimizer._learning_rate(t)) for t in (99, 150, 200)] == pytest.approx([1e-3, 5e-4, 0.0])
     if h_optimizer is not None:
         assert float(h_optimizer._learning_rate(30)) == pytest.approx(5e-3)
-    errors = task.validate(dict(config, decay_epoch=5))
+    errors = task.validate(config.replace(decay_epoch=5))
     assert errors and "--decay_epoch" in " ".join(errors)
 
 

@@ -1,6 +1,6 @@
 """The paper's comparisons as a library: every method trained with one budget, scored on one split.
 
-:func:`compare` trains each learned method of ``config["methods"]`` (``--epochs`` x
+:func:`compare` trains each learned method of ``config.methods`` (``--epochs`` x
 ``--steps_per_epoch`` generator steps, the task's optimizers and schedule, the epoch kept by
 ``--select``), runs every method on the test files and writes the tables, panels and each
 learned model under ``<run_dir>/<method>/generator.keras``; ``--eval_only`` rebuilds the
@@ -16,6 +16,8 @@ references ``zeros`` / ``mean`` where the task offers them.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from tf_otcycle.export import export_keras
 from tf_otcycle.run import flags_text, select_monitor
 from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
+from tf_otcycle.tasks.config import CommonConfig, Config, enum, flag_specs, strings
 from tf_otcycle.training import (
     PROGRESS_KEYS,
     AveragedWeights,
@@ -41,15 +44,47 @@ from tf_otcycle.training import (
     select_networks,
 )
 
-__all__ = ["KNOWN", "LEARNED", "build", "build_model", "check_flags", "compare", "load", "methods_for", "train"]
+__all__ = ["COMPARISON_FLAGS", "KNOWN", "LEARNED", "ComparisonConfig", "ComparisonFields", "build", "build_model",
+           "check_flags", "compare", "comparison_config", "config_class", "load", "methods_for", "train"]
 
 LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
 KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
 
 
-def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) -> keras.Model:
+@dataclasses.dataclass(frozen=True)
+class ComparisonFields(Config):
+    """The flags ``train/compare.py`` adds to the chosen task's."""
+
+    application: str = enum("mri", tasks.NAMES, "Which inverse problem (the task).")
+    methods: list[str] = strings(["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
+                                 "Methods to compare; 'classical' is the task's classical solver.")
+    supervised_loss: str = enum("l1", ("l1", "l2"), "Loss of the supervised baseline.")
+
+
+COMPARISON_FLAGS = flag_specs(ComparisonFields)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonConfig(ComparisonFields, CommonConfig):
+    """What a comparison reads: a task's configuration with :class:`ComparisonFields`
+    (the type of :func:`config_class`'s classes)."""
+
+
+@functools.cache
+def config_class(task: tasks.Task) -> type[ComparisonConfig]:
+    """``task``'s configuration class with the comparison's flags."""
+    name = task.config_class.__name__.removesuffix("Config") + "ComparisonConfig"
+    return dataclasses.make_dataclass(name, [], bases=(task.config_class, ComparisonConfig), frozen=True)
+
+
+def comparison_config(task: tasks.Task, **values) -> ComparisonConfig:
+    """A comparison's configuration of ``task``: every flag at its default but ``values``."""
+    return config_class(task).from_values(values)
+
+
+def build_model(task: tasks.Task, name: str, config: ComparisonConfig, data: dict | None) -> keras.Model:
     """The compiled model of a learned method, built from the task's parts."""
-    steps = config["steps_per_epoch"]
+    steps = config.steps_per_epoch
     if name == "ot_cyclegan":
         return task.build_model(config, data, steps)
     if name in SELF_SUPERVISED:
@@ -66,20 +101,21 @@ def build_model(task: tasks.Task, name: str, config: dict, data: dict | None) ->
             **task.fake_pools(config, True))
         model.compile(g_optimizer, d_optimizer)
         return model
-    return baselines.supervised(task.generator(config, data), config["supervised_loss"], g_optimizer)
+    return baselines.supervised(task.generator(config, data), config.supervised_loss, g_optimizer)
 
 
-def build(task: tasks.Task, name: str, config: dict, data: dict):
+def build(task: tasks.Task, name: str, config: ComparisonConfig, data: dict):
     """``(model, dataset)`` of a learned method: unpaired batches, or pairs for supervised."""
     model = build_model(task, name, config, data)  # first: the seeded weights do not depend on the pipeline
     return model, task.paired_dataset(config, data) if name == "supervised" else task.unpaired_dataset(config, data)
 
 
-def train(task: tasks.Task, name: str, config: dict, data: dict, run_dir: Path) -> tuple[keras.Model, float]:
+def train(task: tasks.Task, name: str, config: ComparisonConfig, data: dict, run_dir: Path
+          ) -> tuple[keras.Model, float]:
     """Fit a learned method with the shared budget, save it; return it and the seconds taken."""
-    keras.utils.set_random_seed(config["seed"])
+    keras.utils.set_random_seed(config.seed)
     model, dataset = build(task, name, config, data)
-    print(f"\n=== {name}: {config['epochs']} epochs x {config['steps_per_epoch']} steps", flush=True)
+    print(f"\n=== {name}: {config.epochs} epochs x {config.steps_per_epoch} steps", flush=True)
     callbacks = [*task.callbacks(config, data, model, run_dir / name),  # e.g. --psf_fit_epochs, before the average
                  TrainScalars(run_dir / name / "logs")]  # on the generator-step axis of the validation scalars
     averaged = AveragedWeights.of(getattr(model, "g_optimizer", None) or model.optimizer)
@@ -89,17 +125,17 @@ def train(task: tasks.Task, name: str, config: dict, data: dict, run_dir: Path) 
     best = None
     if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
         callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
-        if config["select"] != "last":
+        if config.select != "last":
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
                                                     select_monitor(config, task)))
     start = time.perf_counter()
-    callbacks.append(Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS))  # last: sees val_*
-    model.fit(dataset, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
+    callbacks.append(Progress(config.epochs, None if config.verbose else PROGRESS_KEYS))  # last: sees val_*
+    model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, callbacks=callbacks,
               verbose=2, shuffle=False)
     seconds = time.perf_counter() - start
-    last = f"the last epoch ({config['epochs']})"
-    print(f"{name}: {select_networks(best, config['select'], last, config['epochs'])}", flush=True)
+    last = f"the last epoch ({config.epochs})"
+    print(f"{name}: {select_networks(best, config.select, last, config.epochs)}", flush=True)
     generator = model.generator if hasattr(model, "generator") else model
     export_keras(generator, run_dir / name / "generator.keras")
     if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):
@@ -132,10 +168,10 @@ def load(run_dir: Path, name: str):
     return _Restored(generator, run_dir / name / "learned_psf.tif") if name == "ot_cyclegan" else generator
 
 
-def methods_for(task: tasks.Task, config: dict, data: dict, models: dict) -> dict:
+def methods_for(task: tasks.Task, config: ComparisonConfig, data: dict, models: dict) -> dict:
     """Every requested method as ``inputs -> output``, in the order of ``--methods``."""
     methods = {}
-    for name in config["methods"]:
+    for name in config.methods:
         if name == "input":
             methods["input"] = task.input_method(config)
         elif name in ("zeros", "mean"):
@@ -158,41 +194,41 @@ def methods_for(task: tasks.Task, config: dict, data: dict, models: dict) -> dic
     return methods
 
 
-def check_flags(task: tasks.Task, config: dict) -> None:
+def check_flags(task: tasks.Task, config: ComparisonConfig) -> None:
     """``app.UsageError`` for a method that is unknown or that ``task`` cannot train, or no
     ``--test_files`` (every method is scored on them)."""
-    methods = config["methods"]
+    methods = config.methods
     unknown = set(methods) - KNOWN
     if unknown:
         raise app.UsageError(f"bad flags:\n  --methods: unknown {sorted(unknown)}; choose from {sorted(KNOWN)}")
     if "ssdu" in methods and not task.splittable:
         raise app.UsageError(f"bad flags:\n  --methods=ssdu splits k-space columns under per-sample masks (MRI); "
                              f"the {task.name} task's measurements have none")
-    if not config["test_files"]:
+    if not config.test_files:
         raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
 
 
-def compare(task: tasks.Task, config: dict, data: dict) -> str:
+def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:
     """Train (or with ``--eval_only`` load) every learned method, score every method on the
     test files, write ``<run_dir>/eval``; returns the table."""
-    run_dir = Path(config["run_dir"])
-    keras.utils.set_random_seed(config["seed"])
+    run_dir = Path(config.run_dir)
+    keras.utils.set_random_seed(config.seed)
     set_precision(config)
-    if config["steps_per_epoch"] is None and not config["eval_only"]:
-        config["steps_per_epoch"] = task.steps_per_epoch(config, data)
-    if not config["eval_only"]:  # the training run's flags.txt stays the record of training
-        save_flags(run_dir, flags_text(config), config)
+    if config.steps_per_epoch is None and not config.eval_only:
+        config = config.replace(steps_per_epoch=task.steps_per_epoch(config, data))
+    if not config.eval_only:  # the training run's flags.txt stays the record of training
+        save_flags(run_dir, flags_text(config), config.to_dict())
 
-    learned = [m for m in LEARNED if m in config["methods"]]
+    learned = [m for m in LEARNED if m in config.methods]
     models, train_seconds = {}, {}
     for name in learned:
-        if config["eval_only"]:
+        if config.eval_only:
             models[name] = load(run_dir, name)
         else:
             models[name], train_seconds[name] = train(task, name, config, data, run_dir)
 
     methods = methods_for(task, config, data, models)
-    report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
+    report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config.num_panels)
     extra = {}
     for name in methods:
         generator = models.get(name)

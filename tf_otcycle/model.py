@@ -294,8 +294,9 @@ class OTCycleGAN(keras.Model):
         """
         fake_x, fake_y = fakes if fakes is not None else self.fakes(real_x, real_y, x_params)
         # split: each cycle trains only the map that ends it (G(Hx): G only; H G(y): H only)
-        into_g, into_h = (tf.stop_gradient(fake_y), tf.stop_gradient(fake_x)) if self.cycle_gradients == "split" \
-            else (fake_y, fake_x)
+        into_g, into_h = fake_y, fake_x
+        if self.cycle_gradients == "split":
+            into_g, into_h = tf.stop_gradient(fake_y), tf.stop_gradient(fake_x)
         cycled_x = self.generator(into_g, training=True)  # G(Hx)
         cycled_y = self._forward(into_h, y_params)  # H G(y)
         cyc_x, cyc_y = losses.cycle_l1(real_x, cycled_x, real_y, cycled_y, self.rho, self.current_sigma())

@@ -12,6 +12,7 @@ in ``train/``; ``train/common.py`` re-exports it for entry points written before
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.tasks.base import (
     COMMON_FLAGS,
     COMMON_KEYS,
+    CommonConfig,
     FlagSpec,
     Task,
     flag_groups,
@@ -49,8 +51,8 @@ from tf_otcycle.training import (
     weights_finite,
 )
 
-__all__ = ["COMMON_KEYS", "Terminated", "apply_defaults", "check", "configure_runtime", "define_flags",
-           "evaluate_model", "fit_plan", "flags_text", "help_text", "launch", "main", "read_config", "run",
+__all__ = ["COMMON_KEYS", "Terminated", "apply_defaults", "check", "configure_runtime", "define", "define_flags",
+           "evaluate_model", "fit_plan", "flags_text", "help_text", "launch", "main", "prepare", "read_config", "run",
            "select_monitor", "stop_on_sigterm"]
 
 _DEFINERS = {
@@ -59,8 +61,10 @@ _DEFINERS = {
 }
 
 
-def _define(spec: FlagSpec, default) -> None:
-    """Define one flag unless already defined (``train/compare.py`` defines every task's)."""
+def define(spec: FlagSpec, default=None) -> None:
+    """Define the absl flag of ``spec`` (its default, or ``default``) unless already defined
+    (``train/compare.py`` defines every task's)."""
+    default = spec.default if default is None else default
     if spec.name in flags.FLAGS:
         return
     if spec.kind == "enum":
@@ -72,9 +76,9 @@ def _define(spec: FlagSpec, default) -> None:
 def define_flags(task: Task) -> None:
     """The shared training flags (with ``task``'s defaults) and the task's own flags."""
     for spec in COMMON_FLAGS:
-        _define(spec, task.common_defaults.get(spec.name, spec.default))
+        define(spec, task.common_defaults.get(spec.name, spec.default))
     for spec in task.flags:
-        _define(spec, spec.default)
+        define(spec, spec.default)
 
 
 def apply_defaults(defaults: dict) -> None:
@@ -89,16 +93,17 @@ def apply_defaults(defaults: dict) -> None:
 
 
 def read_config(keys: list[str]) -> dict:
+    """The parsed values of the flags ``keys`` (flag name -> value)."""
     return {k: flags.FLAGS[k].value for k in keys}
 
 
-def flags_text(config: dict) -> str:
+def flags_text(config: Mapping) -> str:
     """A flagfile that reproduces ``config`` (lists comma-joined, unset values left out)."""
     return "".join(f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}\n"
                    for k, v in config.items() if v is not None)
 
 
-def check(task: Task, config: dict) -> dict:
+def check(task: Task, config: CommonConfig) -> dict:
     """Validate the flags and resolve the data; ``app.UsageError`` listing every problem."""
     errors = task.validate(config)
     if errors:
@@ -109,17 +114,23 @@ def check(task: Task, config: dict) -> dict:
         raise app.UsageError(str(e)) from None
 
 
-def evaluate_model(task: Task, config: dict, data: dict, model, run_dir: Path) -> str:
+def prepare(task: Task, config: CommonConfig) -> tuple[CommonConfig, dict]:
+    """:func:`check`, then the configuration completed from the data (:meth:`Task.settle`)."""
+    data = check(task, config)
+    return task.settle(config, data), data
+
+
+def evaluate_model(task: Task, config: CommonConfig, data: dict, model, run_dir: Path) -> str:
     """Input, the OT-cycleGAN and its variants on the test files (tables, panels, report), the
     task's report of the model, the export."""
     table = None
     if data["files"]["test_files"]:
         ours = task.generator_method(config, model.generator)
         methods = {"input": task.input_method(config), "ot_cyclegan": ours, **task.variants("ot_cyclegan", ours)}
-        report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config["num_panels"])
+        report = evaluate(methods, lambda: task.samples(config, data), run_dir / "eval", config.num_panels)
         table = write_report(report, run_dir / "eval", unit=task.unit)
     lines = task.report_model(model, config, data, run_dir)
-    if config["export"]:
+    if config.export:
         paths = task.export(model, config, run_dir / "export")
         unchanged = paths.pop("unchanged", False)
         lines.append(("Export unchanged (identical weights and settings): " if unchanged else "Exported ")
@@ -140,7 +151,7 @@ def progress(chief: bool) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def training_data(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy, skip: int = 0):
+def training_data(task: Task, config: CommonConfig, data: dict, strategy: tf.distribute.Strategy, skip: int = 0):
     """The task's unpaired batches; over several replicas, one input pipeline per worker
     (``distribute_datasets_from_function``): its share of the files, its own random
     stream, the per-replica batch of the global ``--batch_size``. ``skip``: batches to
@@ -162,34 +173,34 @@ def fit_plan(step: int, initial_epoch: int, steps: int, epochs: int) -> list[tup
     return plan + ([(initial_epoch + 1, epochs, steps)] if initial_epoch + 1 < epochs else [])
 
 
-def select_monitor(config: dict, task: Task) -> tuple[str, ...]:
+def select_monitor(config: CommonConfig, task: Task) -> tuple[str, ...]:
     """The validation log keys ``--select`` keeps an epoch by, in order of preference: the
     task's quality (``Task.quality_key``) where the validation files have targets, else the
     measurement consistency."""
-    return ("val_consistency",) if config["select"] == "consistency" else (task.quality_key, "val_consistency")
+    return ("val_consistency",) if config.select == "consistency" else (task.quality_key, "val_consistency")
 
 
-def select(config: dict, best: BestCheckpoint, state: TrainState) -> str:
+def select(config: CommonConfig, best: BestCheckpoint, state: TrainState) -> str:
     """Load the networks ``--select`` names (the best validation epoch, or the last); say which."""
-    return select_networks(best, config["select"], f"the last epoch ({state.current_epoch}, step {state.step})",
+    return select_networks(best, config.select, f"the last epoch ({state.current_epoch}, step {state.step})",
                            state.current_epoch)
 
 
-def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) -> None:
+def run(task: Task, config: CommonConfig, data: dict, strategy: tf.distribute.Strategy) -> None:
     """Model (inside the strategy's scope) -> resume -> fit -> evaluate -> export."""
-    keras.utils.set_random_seed(config["seed"])
+    keras.utils.set_random_seed(config.seed)
     tf.config.optimizer.set_experimental_options({"remapping": False})  # avoids a noisy grappler error
     chief = is_chief(strategy)
-    run_dir = Path(config["run_dir"])
+    run_dir = Path(config.run_dir)
     replicas = strategy.num_replicas_in_sync
-    if config["batch_size"] % replicas:
-        raise app.UsageError(f"--batch_size {config['batch_size']} (the global batch) must be divisible by the "
+    if config.batch_size % replicas:
+        raise app.UsageError(f"--batch_size {config.batch_size} (the global batch) must be divisible by the "
                              f"{replicas} replicas")
-    if config.get("fake_pool") and replicas > 1:
+    if config.fake_pool and replicas > 1:
         raise app.UsageError("--fake_pool keeps one pool per model and needs one replica; this strategy has "
                              f"{replicas} (use --fake_pool=0 or --strategy=one_device)")
-    steps = 1 if config["eval_only"] else task.steps_per_epoch(config, data)
-    record = {"task": task.name, **config}
+    steps = 1 if config.eval_only else task.steps_per_epoch(config, data)
+    record = {"task": task.name, **config.to_dict()}
     differences = recorded_differences(run_dir, record, task.all_flags)
     if differences:  # before anything is written: the run folder keeps describing its model
         raise app.UsageError(f"{run_dir} holds a run trained with other settings; use another --run_dir, or the same "
@@ -203,40 +214,40 @@ def run(task: Task, config: dict, data: dict, strategy: tf.distribute.Strategy) 
     with strategy.scope():
         model = task.build_model(config, data, steps)
         state = TrainState(model, run_dir / "checkpoints")
-    if chief and not config["eval_only"]:  # the training run's flags.txt stays the record of training
+    if chief and not config.eval_only:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
     best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best",
                           select_monitor(config, task))
     # --ema_momentum: validation, --select and the export see the averaged weights
     averaged = AveragedWeights.of(model.g_optimizer)
-    if config["eval_only"]:
+    if config.eval_only:
         if state.manager.latest_checkpoint is None:
             raise app.UsageError(f"--eval_only: no checkpoint in {run_dir / 'checkpoints'}")
         state.restore()
     else:
         initial_epoch = state.restore(log=print if chief else logging.info)
-        if initial_epoch >= config["epochs"]:
+        if initial_epoch >= config.epochs:
             print(f"Training already complete ({initial_epoch} epochs).")
         else:
             validation = task.validation(config, data, model) if chief else None
-            guard = NonFiniteGuard(state, config["on_nan"])
+            guard = NonFiniteGuard(state, config.on_nan)
             callbacks = [
                 guard,  # first: a NaN step stops (or rolls back) before anything else sees it
                 *task.callbacks(config, data, model,
                                 run_dir if chief else None),  # before the checkpoint holds their effect
                 *([TrainScalars(run_dir / "logs")] if chief else []),  # only the chief writes logs, tables, exports
-                checkpoints := CheckpointCallback(state, config["checkpoint_every"], write=chief,
-                                                  every_steps=config["checkpoint_steps"]),
+                checkpoints := CheckpointCallback(state, config.checkpoint_every, write=chief,
+                                                  every_steps=config.checkpoint_steps),
                 *([averaged] if averaged else []),  # after the checkpoint (raw weights), before validation
                 # validation adds val_* to the logs the diagnostics and the best-epoch record read
                 *([ValidationCallback(validation, run_dir / "logs"), best] if validation else []),
-                TrainingDiagnostics(after_step=max(config["cycle_warmup_steps"], config["gan_warmup_steps"])),
-                Progress(config["epochs"], None if config["verbose"] else PROGRESS_KEYS),  # last: sees val_* too
+                TrainingDiagnostics(after_step=max(config.cycle_warmup_steps, config.gan_warmup_steps)),
+                Progress(config.epochs, None if config.verbose else PROGRESS_KEYS),  # last: sees val_* too
             ]
             try:
                 stop_on_sigterm()
-                for start, end, steps_now in fit_plan(state.step, initial_epoch, steps, config["epochs"]):
-                    skip = state.step if config["resume_replay"] else 0
+                for start, end, steps_now in fit_plan(state.step, initial_epoch, steps, config.epochs):
+                    skip = state.step if config.resume_replay else 0
                     if skip and chief:
                         print(f"Replaying the input pipeline to step {skip} (--resume_replay) ...", flush=True)
                     model.fit(training_data(task, config, data, strategy, skip), epochs=end, initial_epoch=start,
@@ -299,18 +310,18 @@ def help_text(task: Task, doc: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def configure_runtime(task: Task, config: dict) -> None:
+def configure_runtime(task: Task, config: CommonConfig) -> None:
     """``--threads`` and ``--deterministic``, before TensorFlow's runtime starts (the thread
     pools are created with it; ``make_strategy`` lists devices, which starts it); TensorFlow's
     INFO lines (saver sharding, asset writes) only with ``--verbose``."""
-    if not config["verbose"]:
+    if not config.verbose:
         logging.set_verbosity(logging.WARNING)
     tf.config.optimizer.set_experimental_options({"remapping": False})  # avoids a noisy grappler error
     try:
-        set_threads(config["threads"], task.step_work(config))
+        set_threads(config.threads, task.step_work(config))
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    if config["deterministic"]:
+    if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
@@ -327,9 +338,9 @@ def main(task: Task):
     def _run_main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        config = read_config(task.config_keys)
+        config = task.make_config(read_config(task.config_keys))
         configure_runtime(task, config)
-        strategy = make_strategy(config["strategy"])  # first op: multi-worker needs it before any other
-        run(task, config, check(task, config), strategy)
+        strategy = make_strategy(config.strategy)  # first op: multi-worker needs it before any other
+        run(task, *prepare(task, config), strategy)
 
     return _main

@@ -35,12 +35,14 @@ from absl import app, flags  # noqa: E402
 
 from tf_otcycle import run, tasks  # noqa: E402
 from tf_otcycle.comparison import (  # noqa: E402, F401  (build_model, build, train, load: earlier public names)
+    COMPARISON_FLAGS,
     KNOWN,
     LEARNED,
     build,
     build_model,
     check_flags,
     compare,
+    comparison_config,
     load,
     methods_for,
     train,
@@ -48,13 +50,11 @@ from tf_otcycle.comparison import (  # noqa: E402, F401  (build_model, build, tr
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
     run.define_flags(tasks.get(_name))
-flags.DEFINE_enum("application", "mri", list(tasks.NAMES), "Which inverse problem (the task).")
-flags.DEFINE_list("methods", ["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
-                  "Methods to compare; 'classical' is the task's classical solver.")
-flags.DEFINE_enum("supervised_loss", "l1", ["l1", "l2"], "Loss of the supervised baseline.")
+for _spec in COMPARISON_FLAGS:  # --application, --methods, --supervised_loss
+    run.define(_spec)
 
 FLAGS = flags.FLAGS
-COMPARE_KEYS = ["application", "methods", "supervised_loss"]
+COMPARE_KEYS = [spec.name for spec in COMPARISON_FLAGS]
 
 
 def entry_point() -> tasks.Task:
@@ -67,12 +67,12 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     task = entry_point()
     run.apply_defaults(task.common_defaults)
-    config = run.read_config(task.config_keys + COMPARE_KEYS)
+    config = comparison_config(task, **run.read_config(task.config_keys + COMPARE_KEYS))
     check_flags(task, config)
     run.configure_runtime(task, config)  # --threads, --deterministic: before any TensorFlow op
-    data = run.check(task, config)
+    config, data = run.prepare(task, config)
     table = compare(task, config, data)
-    print(f"\nComparison ({task.describe(config, data)}), {Path(config['run_dir']) / 'eval' / 'metrics.csv'}:\n{table}")
+    print(f"\nComparison ({task.describe(config, data)}), {Path(config.run_dir) / 'eval' / 'metrics.csv'}:\n{table}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 # TensorFlow's C++ logs only with --verbose: decided before the package imports TensorFlow
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,9 +28,10 @@ CONFIG_KEYS = TASK.config_keys
 COMMON_DEFAULTS = TASK.common_defaults
 
 
-def build_model(config: dict, steps_per_epoch: int = 1, data: dict | None = None):
-    """The compiled OT-cycleGAN of this entry point (call inside a strategy scope)."""
-    return TASK.build_model(config, data, steps_per_epoch)
+def build_model(config: Mapping, steps_per_epoch: int = 1, data: dict | None = None):
+    """The compiled OT-cycleGAN of this entry point (call inside a strategy scope); ``config``:
+    the task's configuration, or a dict of every flag's value."""
+    return TASK.build_model(TASK.make_config(config), data, steps_per_epoch)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,16 @@ def test_mask_spec_draws_what_make_mask_draws_and_refuses_bad_parameters():
                         (("random", 4, 1.0), "center_fraction"), (("random", 8, 0.2), "center_fraction")]:
         with pytest.raises(ValueError, match=match):
             MaskSpec(*args)
+
+
+def test_the_mri_flags_and_mask_spec_share_one_rule():
+    from tf_otcycle import tasks
+    from tf_otcycle.physics.masks import MaskSpec, mask_problems
+
+    assert mask_problems("random", 4, 0.08) == []
+    problems = mask_problems("random", 8, 0.2)
+    assert problems == ["--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)"]
+    mri = tasks.get("mri")
+    assert problems[0] in mri.validate(mri.default_config(acceleration=8, center_fraction=0.2))
+    with pytest.raises(ValueError, match=r"--center_fraction \* --acceleration"):
+        MaskSpec("random", 8, 0.2)

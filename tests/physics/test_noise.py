@@ -75,9 +75,9 @@ def test_the_microscopy_task_estimates_the_noise_of_its_measurements(tmp_path):
     data = task.resolve_data(config)
     estimated = estimate_poisson_gaussian(data["volumes"]["blurred_files"])
     assert task.noise(config, data) == {"noise_gain": estimated[0], "noise_floor": estimated[1]} and estimated[0] > 0
-    none = dict(config, measurement_noise="none")
+    none = config.replace(measurement_noise="none")
     assert task.noise(none, task.resolve_data(none)) == {"noise_gain": 0.0, "noise_floor": 0.0}
-    assert task.noise(dict(config, measurement_noise="0.1,0.2"), None) == {"noise_gain": 0.1, "noise_floor": 0.2}
+    assert task.noise(config.replace(measurement_noise="0.1,0.2"), None) == {"noise_gain": 0.1, "noise_floor": 0.2}
     assert tasks.get("mri").noise(tasks.get("mri").default_config(),
                                   None) == {}  # MRI's clean images carry noise already
 
@@ -144,5 +144,5 @@ def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_p
     assert layer.background == pytest.approx(stats["background"])
     assert layer.gain == pytest.approx(stats["gain_above_background"])
     assert stats["background"] == pytest.approx(estimate_background(data["volumes"]["blurred_files"]))
-    paper = task.forward_op(dict(config, learn_background=False), data)
+    paper = task.forward_op(config.replace(learn_background=False), data)
     assert not paper.learn_background and paper.gain == pytest.approx(stats["gain"])

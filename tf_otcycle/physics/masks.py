@@ -140,6 +140,20 @@ def make_mask(
     raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {mask_type!r}")
 
 
+def mask_problems(mask_type: str, acceleration: float, center_fraction: float) -> list[str]:
+    """What is wrong with these mask parameters, each message naming its flag (empty: none)."""
+    problems = []
+    if mask_type not in ("random", "equispaced"):
+        problems.append(f"--mask_type must be random or equispaced, got {mask_type!r}")
+    if not acceleration >= 1:
+        problems.append(f"--acceleration must be >= 1, got {acceleration}")
+    if not 0 <= center_fraction < 1:
+        problems.append(f"--center_fraction must be in [0, 1), got {center_fraction}")
+    elif acceleration >= 1 and center_fraction * acceleration > 1:
+        problems.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
+    return problems
+
+
 @dataclasses.dataclass(frozen=True)
 class MaskSpec:
     """A mask family and its parameters, what fastMRI's ``MaskFunc`` holds: ``spec(num_cols, seed)``
@@ -158,13 +172,9 @@ class MaskSpec:
     center_fraction: float = 0.08
 
     def __post_init__(self):
-        if self.mask_type not in ("random", "equispaced"):
-            raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {self.mask_type!r}")
-        if not self.acceleration >= 1:
-            raise ValueError(f"acceleration: expected >= 1, got {self.acceleration}")
-        if not 0 <= self.center_fraction < 1 or self.center_fraction * self.acceleration > 1:
-            raise ValueError(f"center_fraction: expected in [0, 1) with center_fraction * acceleration <= 1, got "
-                             f"{self.center_fraction} at x{self.acceleration:g}")
+        problems = mask_problems(self.mask_type, self.acceleration, self.center_fraction)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def __call__(self, num_cols: int, seed: Seed = None) -> np.ndarray:
         return make_mask(self.mask_type, num_cols, self.acceleration, self.center_fraction, seed=seed)

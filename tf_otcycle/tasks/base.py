@@ -6,13 +6,12 @@ reference methods, its validation panels and its export. The run flow (strategy,
 scope, resume, fit, evaluate, export) is written once, in :mod:`tf_otcycle.run`, against this
 interface; ``train/compare.py`` builds every baseline from the same parts.
 
-Configurations are plain dicts of flag values (``config["patch_size"]``); :class:`FlagSpec`
-lists describe the flags, which the entry points define with absl.
+A task's configuration is a frozen dataclass of its flags (:mod:`tf_otcycle.tasks.config`,
+``config.patch_size``), from which the entry points define the absl flags.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,121 +22,24 @@ import tensorflow as tf
 from tf_otcycle import metrics
 from tf_otcycle.evaluation import Sample
 from tf_otcycle.layers import FakePool
-from tf_otcycle.model import CYCLE_GRADIENTS, OTCycleGAN
+from tf_otcycle.model import OTCycleGAN
 from tf_otcycle.schedules import LinearDecayAfter
 from tf_otcycle.self_supervised import SelfSupervised
+from tf_otcycle.tasks.config import (  # noqa: F401  (FlagSpec, COMMON_KEYS: public here before)
+    COMMON_FLAGS,
+    COMMON_KEYS,
+    CommonConfig,
+    Config,
+    FlagSpec,
+    config_from_specs,
+    flag_specs,
+    own_flags,
+)
 from tf_otcycle.training import adam, parse_threads
 
 Method = Callable[..., np.ndarray]
 
 
-@dataclasses.dataclass(frozen=True)
-class FlagSpec:
-    """One command-line flag: ``kind`` is string, integer, float, boolean, enum or list.
-
-    What a resumed run may change follows from the flags themselves
-    (:func:`tf_otcycle.training.recorded_differences`): ``may_change`` flags (epochs, evaluation,
-    export, runtime) may differ from the recorded run; every other flag defines the model and
-    must match. ``before``: for a model-defining flag added after runs were recorded, the value
-    that gives a run recorded without it its behaviour (None: such a run resumes only where the
-    flag is None now, its "off"; otherwise it is refused, naming the flag).
-    """
-
-    name: str
-    kind: str
-    default: object
-    help: str
-    choices: tuple[str, ...] = ()
-    may_change: bool = False
-    before: object = None
-
-
-# The training flags every task shares; a task's ``common_defaults`` override these defaults.
-COMMON_FLAGS: tuple[FlagSpec, ...] = (
-    FlagSpec("run_dir", "string", None, "Run directory: flags, TensorBoard logs, checkpoints, eval, export.",
-             may_change=True),
-    FlagSpec("epochs", "integer", 100, "Training epochs.", may_change=True),
-    FlagSpec("steps_per_epoch", "integer", None,
-             "Generator steps per epoch; default: one pass over the measurement domain."),
-    FlagSpec("batch_size", "integer", 1, "Global batch size (split over replicas); paper: 1."),
-    FlagSpec("base_filters", "integer", 32, "Filters of the first U-Net level."),
-    FlagSpec("depth", "integer", 3, "U-Net poolings; input sizes must be divisible by 2**depth."),
-    FlagSpec("critic_filters", "integer", 32, "Filters of the first PatchGAN conv."),
-    FlagSpec("critic_layers", "integer", 2, "Stride-2 conv layers of each PatchGAN."),
-    FlagSpec("critic_norm", "enum", "none",
-             "Normalisation inside the critics (WGAN-GP: none or layer; the authors' code: instance).",
-             ("none", "layer", "instance")),
-    FlagSpec("n_critic", "integer", 5, "Critic updates per generator update."),
-    FlagSpec("rho", "float", 0.5, "Weight of the image cycle |x - G(Hx)|_1 (eq. 21)."),
-    FlagSpec("sigma", "float", 0.5, "Weight of the measurement cycle |y - H G(y)|_1 (eq. 21)."),
-    FlagSpec("cycle_gradients", "enum", "joint",
-             "Which maps each cycle term trains: joint (the paper: both cycles train G and H) or split (the image "
-             "cycle |x - G(Hx)| trains G only, the measurement cycle |y - H G(y)| trains H only).", CYCLE_GRADIENTS,
-             before="joint"),
-    FlagSpec("gp_weight", "float", 10.0, "Gradient penalty weight."),
-    FlagSpec("gan_weight", "float", 1.0,
-             "Weight of the adversarial term, potentials in per-element (RMS) units (see OTCycleGAN)."),
-    FlagSpec("gan_warmup_steps", "integer", 500,
-             "Generator steps over which the adversarial weight ramps linearly from 0 to --gan_weight."),
-    FlagSpec("cycle_warmup_steps", "integer", 500,
-             "Generator steps over which sigma (the measurement cycle) ramps linearly from 0 to --sigma."),
-    FlagSpec("fake_pool", "integer", 0,
-             "Past fakes each critic is shown half the time (the authors' ImagePool: 50); 0: off. One replica only.",
-             before=0),
-    FlagSpec("ema_momentum", "float", 0.99,
-             "Momentum of an exponential moving average of the generator's weights (every learned method; not in "
-             "the paper): validation, --select and the exports use the average, training goes on with the raw "
-             "weights. It spans about 1/(1 - m) generator steps (100 at 0.99): for runs of a few hundred steps use "
-             "less or 0 (off; benchmarks/QUALITY.md).", before=0.0),
-    FlagSpec("learning_rate", "float", 1e-4, "Adam learning rate of the generator (and of H when learned)."),
-    FlagSpec("critic_learning_rate", "float", None, "Adam learning rate of the critics; default --learning_rate."),
-    FlagSpec("decay_epoch", "integer", None,
-             "Learning rates constant until this epoch, then linear to 0 at --epochs (every network, every method "
-             "of train/compare.py); default: the task's (MRI: none, as the authors' code; microscopy: 40, paper "
-             "D.2.1)."),
-    FlagSpec("beta_1", "float", 0.5, "Adam beta_1."),
-    FlagSpec("beta_2", "float", 0.9, "Adam beta_2."),
-    FlagSpec("seed", "integer", 0, "Global seed (weights, data order, random masks/patches)."),
-    FlagSpec("mixed_precision", "enum", "none",
-             "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
-             "physics, the critics' scores, G's output and the losses stay float32.",
-             ("none", "mixed_float16", "mixed_bfloat16"), may_change=True),
-    FlagSpec("threads", "string", "auto",
-             "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
-             "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER.",
-             may_change=True),
-    FlagSpec("strategy", "enum", "auto", "tf.distribute strategy.",
-             ("auto", "default", "mirrored", "multi_worker", "one_device"), may_change=True),
-    FlagSpec("deterministic", "boolean", False,
-             "Op determinism (tf.config.experimental.enable_op_determinism): the same --seed gives bit-identical "
-             "runs, and a resumed run the weights of an uninterrupted one; some ops run slower.", may_change=True),
-    FlagSpec("resume_replay", "boolean", True,
-             "On resume, replay the input pipeline to the restored step, so the run sees the batches an "
-             "uninterrupted run would (the data are read again, not trained on); off: the data start afresh.",
-             may_change=True),
-    FlagSpec("on_nan", "enum", "stop",
-             "When a loss turns NaN/Inf: stop (keeping the last good checkpoint), or rollback to it with halved "
-             "learning rates (at most 3 times, then stop).", ("stop", "rollback"), may_change=True),
-    FlagSpec("eval_only", "boolean", False, "Skip training: restore the latest checkpoint, evaluate and export.",
-             may_change=True),
-    FlagSpec("num_panels", "integer", 2, "Test files that get a PNG panel.", may_change=True),
-    FlagSpec("verbose", "boolean", False, "Show TensorFlow's C++ and INFO logs and every metric in the progress line.",
-             may_change=True),
-    FlagSpec("checkpoint_every", "integer", 1, "Epochs between checkpoints (the last epoch is always saved).",
-             may_change=True),
-    FlagSpec("checkpoint_steps", "integer", 0,
-             "Also save a checkpoint every N generator steps (0: only at epoch ends); a rerun resumes inside the "
-             "epoch.", may_change=True),
-    FlagSpec("select", "enum", "best",
-             "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
-             "after an affine intensity fit, kept in RUN/best/; "
-             "where the --val_files have no targets, of best measurement consistency, where the task has it; else "
-             "the last), consistency (by measurement consistency even with targets) or last.",
-             ("best", "consistency", "last"), may_change=True),
-    FlagSpec("export", "boolean", True, "Export the generator (.keras and a new SavedModel version) after evaluation.",
-             may_change=True),
-)
-COMMON_KEYS = [f.name for f in COMMON_FLAGS]
 
 # How --help groups the shared flags (a task's own flags come first, as "data and physics").
 HELP_GROUPS = (
@@ -168,10 +70,10 @@ def required_flags(task) -> dict[str, str]:
             "test_files": "required to evaluate"}
 
 
-def validate_common(config: dict) -> list[str]:
+def validate_common(config: CommonConfig) -> list[str]:
     """Problems with the shared training flags."""
     errors = []
-    if not config["run_dir"]:
+    if not config.run_dir:
         errors.append("--run_dir is required")
     for name in ("rho", "sigma", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps"):
         if config[name] < 0:
@@ -180,44 +82,44 @@ def validate_common(config: dict) -> list[str]:
                  "checkpoint_every"):
         if config[name] < 1:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
-    if config["depth"] < 0:
-        errors.append(f"--depth must be >= 0, got {config['depth']}")
-    if not 0.0 <= config["ema_momentum"] < 1.0:
-        errors.append(f"--ema_momentum must be in [0, 1), got {config['ema_momentum']}")
-    if config.get("fake_pool", 0) < 0:
-        errors.append(f"--fake_pool must be >= 0, got {config['fake_pool']}")
-    if config.get("checkpoint_steps", 0) < 0:
-        errors.append(f"--checkpoint_steps must be >= 0, got {config['checkpoint_steps']}")
-    if config["steps_per_epoch"] is not None and config["steps_per_epoch"] < 1:
-        errors.append(f"--steps_per_epoch must be >= 1, got {config['steps_per_epoch']}")
+    if config.depth < 0:
+        errors.append(f"--depth must be >= 0, got {config.depth}")
+    if not 0.0 <= config.ema_momentum < 1.0:
+        errors.append(f"--ema_momentum must be in [0, 1), got {config.ema_momentum}")
+    if config.fake_pool < 0:
+        errors.append(f"--fake_pool must be >= 0, got {config.fake_pool}")
+    if config.checkpoint_steps < 0:
+        errors.append(f"--checkpoint_steps must be >= 0, got {config.checkpoint_steps}")
+    if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
+        errors.append(f"--steps_per_epoch must be >= 1, got {config.steps_per_epoch}")
     try:
-        parse_threads(config.get("threads", "auto"))
+        parse_threads(config.threads)
     except ValueError as e:
         errors.append(str(e))
-    if not config["learning_rate"] > 0:
-        errors.append(f"--learning_rate must be > 0, got {config['learning_rate']}")
-    if config["critic_learning_rate"] is not None and not config["critic_learning_rate"] > 0:
-        errors.append(f"--critic_learning_rate must be > 0, got {config['critic_learning_rate']}")
-    if config.get("decay_epoch") is not None and not 0 <= config["decay_epoch"] <= config["epochs"]:
-        errors.append(f"--decay_epoch must be in [0, epochs={config['epochs']}], got {config['decay_epoch']}")
+    if not config.learning_rate > 0:
+        errors.append(f"--learning_rate must be > 0, got {config.learning_rate}")
+    if config.critic_learning_rate is not None and not config.critic_learning_rate > 0:
+        errors.append(f"--critic_learning_rate must be > 0, got {config.critic_learning_rate}")
+    if config.decay_epoch is not None and not 0 <= config.decay_epoch <= config.epochs:
+        errors.append(f"--decay_epoch must be in [0, epochs={config.epochs}], got {config.decay_epoch}")
     return errors
 
 
-def learning_rate(config: dict, rate: float, steps_per_epoch: int, updates_per_step: int = 1):
+def learning_rate(config: CommonConfig, rate: float, steps_per_epoch: int, updates_per_step: int = 1):
     """``rate``, or with ``--decay_epoch`` a :class:`LinearDecayAfter` schedule counted in the
     optimizer's own updates (``updates_per_step`` per generator step, e.g. ``n_critic``)."""
-    if config.get("decay_epoch") is None:
+    if config.decay_epoch is None:
         return rate
     steps = steps_per_epoch * updates_per_step
-    return LinearDecayAfter(rate, config["decay_epoch"] * steps, config["epochs"] * steps)
+    return LinearDecayAfter(rate, config.decay_epoch * steps, config.epochs * steps)
 
 
-def critic_learning_rate(config: dict) -> float:
+def critic_learning_rate(config: CommonConfig) -> float:
     """``--critic_learning_rate``, defaulting to ``--learning_rate``."""
-    return config["critic_learning_rate"] or config["learning_rate"]
+    return config.critic_learning_rate or config.learning_rate
 
 
-def gan_kwargs(config: dict) -> dict:
+def gan_kwargs(config: CommonConfig) -> dict:
     """The :class:`OTCycleGAN` hyper-parameters from the flags."""
     keys = ("rho", "sigma", "n_critic", "gp_weight", "gan_weight", "gan_warmup_steps", "cycle_warmup_steps",
             "cycle_gradients", "seed")
@@ -230,17 +132,17 @@ def logit(p: float, eps: float = 1e-3) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def with_loss_scaling(optimizers, config: dict) -> tuple:
+def with_loss_scaling(optimizers, config: CommonConfig) -> tuple:
     """Wrap each optimizer in ``LossScaleOptimizer`` under ``--mixed_precision=mixed_float16``."""
-    if config.get("mixed_precision") != "mixed_float16":
+    if config.mixed_precision != "mixed_float16":
         return tuple(optimizers)
     return tuple(None if o is None else keras.optimizers.LossScaleOptimizer(o) for o in optimizers)
 
 
-def set_precision(config: dict) -> None:
+def set_precision(config: CommonConfig) -> None:
     """The global Keras dtype policy from ``--mixed_precision`` (before any model is built)."""
-    keras.mixed_precision.set_global_policy("float32" if config.get("mixed_precision", "none") == "none"
-                                            else config["mixed_precision"])
+    keras.mixed_precision.set_global_policy("float32" if config.mixed_precision == "none"
+                                            else config.mixed_precision)
 
 
 def shard(items: list, input_context: tf.distribute.InputContext | None) -> list:
@@ -252,16 +154,16 @@ def shard(items: list, input_context: tf.distribute.InputContext | None) -> list
     return list(items)[i::n] if len(items) >= n else list(items)
 
 
-def pipeline_seed(config: dict, input_context: tf.distribute.InputContext | None) -> int:
+def pipeline_seed(config: CommonConfig, input_context: tf.distribute.InputContext | None) -> int:
     """``--seed``, distinct per input pipeline (distinct masks, patches and augmentation)."""
-    return config["seed"] + (7919 * input_context.input_pipeline_id if input_context is not None else 0)
+    return config.seed + (7919 * input_context.input_pipeline_id if input_context is not None else 0)
 
 
-def batch_size(config: dict, input_context: tf.distribute.InputContext | None) -> int:
+def batch_size(config: CommonConfig, input_context: tf.distribute.InputContext | None) -> int:
     """The per-replica batch of the global ``--batch_size`` (the whole batch without a context)."""
     if input_context is None:
-        return config["batch_size"]
-    return input_context.get_per_replica_batch_size(config["batch_size"])
+        return config.batch_size
+    return input_context.get_per_replica_batch_size(config.batch_size)
 
 
 def numbers(text: str, name: str, count: int) -> tuple[float, ...]:
@@ -293,11 +195,16 @@ def _settings_text(settings: dict) -> str:
 
 
 class Task:
-    """One inverse problem. Subclasses define the abstract parts; the rest is shared."""
+    """One inverse problem. Subclasses define the abstract parts; the rest is shared.
+
+    ``config_class`` is the task's frozen configuration (:class:`CommonConfig` and the task's
+    own fields); its flags, ``--help`` and the resume rules derive from it. A subclass written
+    the earlier way, with a ``flags`` tuple of :class:`FlagSpec` and a ``common_defaults``
+    dict, gets a configuration class built from those.
+    """
 
     name: str = ""
-    common_defaults: dict = {}  # the shared training flags' defaults for this task
-    flags: tuple[FlagSpec, ...] = ()
+    config_class: type[CommonConfig] = CommonConfig
     uses_critic_y: bool = True  # a learned H needs the measurement critic ψ; a fixed one does not
     training_files: tuple[str, ...] = ()  # the flags of the two unpaired training domains
     unit: str = "file"  # what evaluation times are reported per (slice, volume, image)
@@ -308,103 +215,130 @@ class Task:
     circular: bool = False  # the operator is circular: equivariant imaging also draws cyclic shifts
     splittable: bool = False  # measurements are k-space columns that SSDU can split (per-sample masks)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "config_class" not in cls.__dict__ and ("flags" in cls.__dict__ or "common_defaults" in cls.__dict__):
+            specs = cls.__dict__.get("flags", own_flags(cls.config_class))
+            cls.config_class = config_from_specs(f"{cls.__name__}Config", tuple(specs),
+                                                 cls.__dict__.get("common_defaults", {}))
+
+    @property
+    def flags(self) -> tuple[FlagSpec, ...]:
+        """The task's own flags (data and physics), after the shared ones."""
+        return own_flags(self.config_class)
+
+    @property
+    def common_defaults(self) -> dict:
+        """Every shared training flag's default for this task (``train/compare.py`` applies the
+        chosen task's over the task that defined the flags first)."""
+        common = {f.name for f in COMMON_FLAGS}
+        return {f.name: f.default for f in flag_specs(self.config_class) if f.name in common}
+
     @property
     def config_keys(self) -> list[str]:
-        return COMMON_KEYS + [f.name for f in self.flags]
+        return [f.name for f in self.all_flags]
 
     @property
     def all_flags(self) -> tuple[FlagSpec, ...]:
-        """The shared training flags and the task's own."""
-        return COMMON_FLAGS + tuple(self.flags)
+        """The shared training flags (with this task's defaults) and the task's own."""
+        return flag_specs(self.config_class)
 
     # --- configuration and data ----------------------------------------------------------
-    def sample_voxels(self, config: dict) -> int:
+    def sample_voxels(self, config: CommonConfig) -> int:
         """Pixels or voxels of one training sample (sizes the work of a step, ``--threads=auto``)."""
         raise NotImplementedError
 
-    def step_work(self, config: dict) -> int:
+    def step_work(self, config: CommonConfig) -> int:
         """Work of one training step for ``--threads=auto``: voxels times the first level's filters."""
-        return self.sample_voxels(config) * config["base_filters"]
+        return self.sample_voxels(config) * config.base_filters
 
-    def default_config(self, **overrides) -> dict:
-        """Every flag's default for this task (as a config dict), with ``overrides``."""
-        config = {f.name: self.common_defaults.get(f.name, f.default) for f in COMMON_FLAGS}
-        config.update({f.name: f.default for f in self.flags})
-        config.update(overrides)
-        return config
+    def default_config(self, **overrides) -> CommonConfig:
+        """This task's configuration: every flag at its default but ``overrides``
+        (``ValueError`` naming an unknown flag)."""
+        return self.config_class.from_values(overrides)
 
-    def validate(self, config: dict) -> list[str]:
+    def make_config(self, values: dict) -> CommonConfig:
+        """The configuration of parsed flag values (flag name -> value)."""
+        return self.config_class.from_values(values)
+
+    def validate(self, config: CommonConfig) -> list[str]:
         """Every problem with the flag values, before any work (the task adds its own)."""
         errors = validate_common(config)
-        if not config["test_files"] and config["eval_only"]:
+        if not config.test_files and config.eval_only:
             errors.append("--test_files is required with --eval_only")
-        if not config["eval_only"]:
+        if not config.eval_only:
             for name in self.training_files:
                 if not config[name]:
                     errors.append(f"--{name} is required for training")
         return errors
 
-    def resolve_data(self, config: dict) -> dict:
+    def resolve_data(self, config: CommonConfig) -> dict:
         """Expand and check the file flags, read what training needs; ``ValueError`` naming
         the file and the problem. Returns the task's data dict (``files`` at least)."""
         raise NotImplementedError
 
-    def steps_per_epoch(self, config: dict, data: dict) -> int:
+    def settle(self, config: CommonConfig, data: dict) -> CommonConfig:
+        """``config`` with what :meth:`resolve_data` found in the files for flags left unset
+        (the microscopy voxel size from the stacks' metadata); unchanged by default."""
+        return config
+
+    def steps_per_epoch(self, config: CommonConfig, data: dict) -> int:
         """``--steps_per_epoch`` or one pass over the measurement domain."""
         raise NotImplementedError
 
-    def unpaired_dataset(self, config: dict, data: dict, input_context: tf.distribute.InputContext | None = None
+    def unpaired_dataset(self, config: CommonConfig, data: dict, input_context: tf.distribute.InputContext | None = None
                          ) -> tf.data.Dataset:
         """Infinite batches ``{"x", "y"[, "x_params", "y_params"]}`` of unrelated samples;
         with an ``input_context`` (``strategy.distribute_datasets_from_function``) this
         input pipeline's share: its files, its own random stream, the per-replica batch."""
         raise NotImplementedError
 
-    def paired_dataset(self, config: dict, data: dict) -> tf.data.Dataset:
+    def paired_dataset(self, config: CommonConfig, data: dict) -> tf.data.Dataset:
         """Infinite batches ``(y, x)`` of matched samples (the supervised baseline)."""
         raise NotImplementedError
 
     # --- networks and the physics ----------------------------------------------------------
-    def generator(self, config: dict, data: dict | None, name: str = "generator", domain: str = "x") -> keras.Model:
+    def generator(self, config: CommonConfig, data: dict | None, name: str = "generator", domain: str = "x"
+                  ) -> keras.Model:
         """A deep network producing ``domain``'s samples (G: y -> x; the conventional
         cycleGAN's F: x -> y with ``domain="y"``)."""
         raise NotImplementedError
 
-    def critic(self, config: dict, domain: str) -> keras.Model:
+    def critic(self, config: CommonConfig, domain: str) -> keras.Model:
         """The Kantorovich potential on ``domain`` (``"x"``: φ, ``"y"``: ψ)."""
         raise NotImplementedError
 
-    def forward_op(self, config: dict, data: dict | None) -> keras.layers.Layer:
+    def forward_op(self, config: CommonConfig, data: dict | None) -> keras.layers.Layer:
         """The physics layer H: x -> y (fixed or learned)."""
         raise NotImplementedError
 
-    def sample_shape(self, config: dict) -> tuple[int, ...]:
+    def sample_shape(self, config: CommonConfig) -> tuple[int, ...]:
         """Shape of one training sample, ``(*spatial, channels)``, the same for x and y."""
         raise NotImplementedError
 
-    def fake_pools(self, config: dict, critic_y: bool) -> dict:
+    def fake_pools(self, config: CommonConfig, critic_y: bool) -> dict:
         """``pool_x`` (and ``pool_y`` when there is a ψ critic) of ``--fake_pool`` past fakes; none when 0."""
-        if not config.get("fake_pool"):
+        if not config.fake_pool:
             return {}
         names = ("pool_x", "pool_y") if critic_y else ("pool_x",)
-        return {name: FakePool(config["fake_pool"], self.sample_shape(config), seed=config["seed"] + 20 + k, name=name)
+        return {name: FakePool(config.fake_pool, self.sample_shape(config), seed=config.seed + 20 + k, name=name)
                 for k, name in enumerate(names)}
 
-    def noise(self, config: dict, data: dict | None) -> dict:
+    def noise(self, config: CommonConfig, data: dict | None) -> dict:
         """The measurement noise drawn on ``Hx`` (``OTCycleGAN``'s ``noise_gain``/``noise_floor``); none by default."""
         return {}
 
-    def optimizers(self, config: dict, steps_per_epoch: int) -> tuple:
+    def optimizers(self, config: CommonConfig, steps_per_epoch: int) -> tuple:
         """``(g_optimizer, d_optimizer, h_optimizer or None)``: Adam, constant or decaying
         linearly after ``--decay_epoch``, G's (and H's when it has no optimizer of its own) with
         the weight average of ``--ema_momentum``; every method of ``train/compare.py`` trains with these."""
-        betas = (config["beta_1"], config["beta_2"])
-        return (adam(learning_rate(config, config["learning_rate"], steps_per_epoch), *betas,
-                     ema_momentum=config["ema_momentum"]),
-                adam(learning_rate(config, critic_learning_rate(config), steps_per_epoch, config["n_critic"]), *betas),
+        betas = (config.beta_1, config.beta_2)
+        return (adam(learning_rate(config, config.learning_rate, steps_per_epoch), *betas,
+                     ema_momentum=config.ema_momentum),
+                adam(learning_rate(config, critic_learning_rate(config), steps_per_epoch, config.n_critic), *betas),
                 None)
 
-    def build_model(self, config: dict, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
+    def build_model(self, config: CommonConfig, data: dict | None = None, steps_per_epoch: int = 1) -> OTCycleGAN:
         """The compiled OT-cycleGAN of this task (call inside ``strategy.scope()``)."""
         # Built in this order (G, H, φ, ψ): the seeded initial weights then match earlier versions.
         generator, forward_op = self.generator(config, data), self.forward_op(config, data)
@@ -415,36 +349,36 @@ class Task:
         model.compile(*with_loss_scaling(self.optimizers(config, steps_per_epoch), config))
         return model
 
-    def build_self_supervised(self, config: dict, data: dict | None, method: str, steps_per_epoch: int = 1
+    def build_self_supervised(self, config: CommonConfig, data: dict | None, method: str, steps_per_epoch: int = 1
                               ) -> SelfSupervised:
         """The compiled self-supervised baseline ``method`` (``mc``, ``ei``, ``ssdu``) on this
         task's generator and operator, with G's optimizer of :meth:`optimizers`."""
         model = SelfSupervised(self.generator(config, data), self.forward_op(config, data), method,
-                               axes=self.symmetry_axes, shift=self.circular, acs=self.acs(config), seed=config["seed"])
+                               axes=self.symmetry_axes, shift=self.circular, acs=self.acs(config), seed=config.seed)
         g_optimizer, _, _ = with_loss_scaling(self.optimizers(config, steps_per_epoch), config)
         model.compile(optimizer=g_optimizer)
         return model
 
-    def acs(self, config: dict) -> tuple[int, int]:
+    def acs(self, config: CommonConfig) -> tuple[int, int]:
         """``(start, stop)`` of the measurement's always-sampled centre (MRI's ACS columns); none here."""
         return (0, 0)
 
-    def callbacks(self, config: dict, data: dict, model: keras.Model,
+    def callbacks(self, config: CommonConfig, data: dict, model: keras.Model,
                   out_dir: Path | None) -> list[keras.callbacks.Callback]:
         """What the task adds to the training of ``model`` (any method), placed before the
         checkpoint; ``out_dir``: where to write what they report (None on non-chief workers)."""
         return []
 
     # --- evaluation --------------------------------------------------------------------------
-    def samples(self, config: dict, data: dict, split: str = "test_files") -> Iterable[Sample]:
+    def samples(self, config: CommonConfig, data: dict, split: str = "test_files") -> Iterable[Sample]:
         """The evaluation samples of ``split`` (read lazily, one file at a time)."""
         raise NotImplementedError
 
-    def input_method(self, config: dict) -> Method:
+    def input_method(self, config: CommonConfig) -> Method:
         """The method that returns its input (the zero-filled or blurred measurement)."""
         return lambda y, *rest: y
 
-    def generator_method(self, config: dict, generator: keras.Model) -> Method:
+    def generator_method(self, config: CommonConfig, generator: keras.Model) -> Method:
         """A trained generator as an evaluation method."""
         raise NotImplementedError
 
@@ -452,12 +386,12 @@ class Task:
         """Further rows derived from a learned method (MRI: ``+dc``); none by default."""
         return {}
 
-    def reference_methods(self, config: dict, data: dict, names: Iterable[str]) -> dict[str, Method]:
+    def reference_methods(self, config: CommonConfig, data: dict, names: Iterable[str]) -> dict[str, Method]:
         """Trivial references the task offers (``zeros``, ``mean``), for those in ``names``."""
         return {}
 
-    def classical_method(self, config: dict, data: dict, model: OTCycleGAN | None = None, name: str | None = None
-                         ) -> Method:
+    def classical_method(self, config: CommonConfig, data: dict, model: OTCycleGAN | None = None,
+                         name: str | None = None) -> Method:
         """The classical solver ``name`` (one of :meth:`classical_rows`; default the first) with
         the settings in ``config``, given the trained OT model if any."""
         raise NotImplementedError
@@ -466,12 +400,12 @@ class Task:
         """The classical solvers' table names (PLS-TV; Richardson-Lucy with and without TV)."""
         return self.classical_names or (self.classical_name,)
 
-    def classical_grid(self, config: dict, name: str) -> list[dict]:
+    def classical_grid(self, config: CommonConfig, name: str) -> list[dict]:
         """Settings (flag -> value) of solver ``name`` to choose from on the validation files;
         empty: use ``config``'s."""
         return []
 
-    def tuned_classical(self, config: dict, data: dict, model: OTCycleGAN | None = None, name: str | None = None
+    def tuned_classical(self, config: CommonConfig, data: dict, model: OTCycleGAN | None = None, name: str | None = None
                         ) -> tuple[Method, str]:
         """Solver ``name`` with the settings of :meth:`classical_grid` that give the highest mean
         PSNR on the ``--val_files`` (as a user tunes a classical method on data with ground
@@ -488,7 +422,7 @@ class Task:
             return fixed, f"{name}: flag settings (not tuned: {e})"
         scores = []
         for settings in grid:
-            method = self.classical_method({**config, **settings}, data, model, name)
+            method = self.classical_method(config.replace(**settings), data, model, name)
             psnr = np.mean([metrics.psnr(s.target, s.to_target(method(*s.inputs))) for s in samples])
             scores.append((float(psnr), settings))
         best_psnr, best = max(scores, key=lambda t: t[0])
@@ -498,25 +432,26 @@ class Task:
         edge = f" (at the grid's edge of {', '.join('--' + k for k in edges)})" if edges else ""
         line = (f"{name}: {_settings_text(best)} chosen on {len(samples)} --val_files file(s), validation PSNR "
                 f"{best_psnr:.2f} dB{edge} (tried {tried})")
-        return self.classical_method({**config, **best}, data, model, name), line
+        return self.classical_method(config.replace(**best), data, model, name), line
 
-    def validation(self, config: dict, data: dict, model: keras.Model) -> Callable[[], tuple[dict, dict]] | None:
+    def validation(self, config: CommonConfig, data: dict, model: keras.Model
+                   ) -> Callable[[], tuple[dict, dict]] | None:
         """Per-epoch validation scalars and panels for a model (OT or baseline), or None."""
         return None
 
     # --- results and export --------------------------------------------------------------
-    def describe(self, config: dict, data: dict) -> str:
+    def describe(self, config: CommonConfig, data: dict) -> str:
         """One line on the test set, printed above the metrics table."""
         return f"{len(data['files']['test_files'])} files"
 
-    def report_model(self, model: OTCycleGAN, config: dict, data: dict, run_dir: Path) -> list[str]:
+    def report_model(self, model: OTCycleGAN, config: CommonConfig, data: dict, run_dir: Path) -> list[str]:
         """Write what the trained model learned besides G (e.g. the PSF); lines to print."""
         return []
 
-    def inference_settings(self, config: dict) -> dict:
+    def inference_settings(self, config: CommonConfig) -> dict:
         """What the inference command needs to use the exported model as trained."""
         return {}
 
-    def export(self, model: OTCycleGAN, config: dict, export_dir: Path) -> dict[str, Path]:
+    def export(self, model: OTCycleGAN, config: CommonConfig, export_dir: Path) -> dict[str, Path]:
         """Export G (``.keras`` + a new SavedModel version, with :meth:`inference_settings`)."""
         raise NotImplementedError

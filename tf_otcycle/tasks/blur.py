@@ -7,6 +7,7 @@ PSF layer and its start, the pixel size and, where not TIFF, the reader.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from tf_otcycle.physics.psf import (
     psf_similarity,
 )
 from tf_otcycle.tasks.base import (
-    FlagSpec,
     Task,
     batch_size,
     divisible,
@@ -41,12 +41,72 @@ from tf_otcycle.tasks.base import (
     pipeline_seed,
     shard,
 )
+from tf_otcycle.tasks.config import CommonConfig, boolean, enum, integer, own_flags, real, reset, string
 from tf_otcycle.tiling import predict_tiled
 from tf_otcycle.training import adam, relative_change
 
-# The blur tasks' objective: split cycle gradients and a light adversarial weight
-# (benchmarks/QUALITY.md, microscopy notes; docs/objective.md).
-BLUR_OBJECTIVE = dict(cycle_gradients="split", gan_weight=0.1)
+
+@dataclasses.dataclass(frozen=True)
+class BlurConfig(CommonConfig):
+    """The flags the blur tasks share: their objective and schedule defaults, data, PSF and baseline."""
+
+    decay_epoch: int | None = reset("decay_epoch", 40)  # paper D.2.1
+    # the blur tasks' objective: split cycle gradients and a light adversarial weight
+    # (benchmarks/QUALITY.md, microscopy notes; docs/objective.md)
+    cycle_gradients: str = reset("cycle_gradients", "split")
+    gan_weight: float = reset("gan_weight", 0.1)
+    blurred_files: str | None = string(
+        None, "Glob(s), comma-separated: blurred widefield files, the measurement domain Y.")
+    sharp_files: str | None = string(None, "Glob(s): sharp files of *other* samples, the image domain X.")
+    test_files: str | None = string(
+        None, "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them.", may_change=True)
+    val_files: str | None = string(
+        None, "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels.", may_change=True)
+    patch_size: int = integer(64, "Training patch size (paper: 64); divisible by 2**depth.")
+    psf_size: int = integer(20, "Size of the learned PSF kernel per axis (paper: 20).")
+    psf_init: str = enum("born_wolf", ("born_wolf", "gaussian", "flat"), "Initial PSF.")
+    wavelength: float = real(500.0, "Emission wavelength in nm for the Born & Wolf initial PSF.")
+    numerical_aperture: float = real(1.4, "NA for the Born & Wolf initial PSF.")
+    refractive_index: float = real(1.5, "Immersion refractive index for the Born & Wolf initial PSF.")
+    true_psf: str | None = string(
+        None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True)
+    psf_learning_rate: float | None = real(
+        None, "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
+        "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step.")
+    measurement_noise: str = string(
+        "auto",
+        "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
+        "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.", before='none')
+    learn_background: bool = boolean(
+        True,
+        "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
+        "widefield stacks, which no blur of a clean image reproduces; started from the blurred stacks' darkest "
+        "local mean. false: the paper's H x = h * x (with a gain).", before=False)
+    scale_augment: str = enum(
+        "both", tiff.SCALE_AUGMENT,
+        "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
+        "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
+        "the one H learns) or none.", before='both')
+    tile_overlap: int | None = integer(None, "Overlap of inference tiles; default patch_size // 4.", may_change=True)
+    rl_iterations: int = integer(
+        20, "Richardson-Lucy iterations (the classical baseline) when not tuned.", may_change=True)
+    rl_iterations_grid: str = string(
+        "5,10,20,40,80,160",
+        "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a user "
+        "tunes the classical baseline; empty: --rl_iterations.", may_change=True)
+    rl_tv_weight: float = real(
+        0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned.", may_change=True)
+    rl_tv_weight_grid: str = string(
+        "0.001,0.002,0.005,0.01,0.02,0.05",
+        "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
+        "empty: --rl_tv_weight.", may_change=True)
+    rl_psf: str = enum(
+        "true", ("true", "learned", "initial"),
+        "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.", may_change=True)
+
+
+BLUR_FLAGS = own_flags(BlurConfig)
+BLUR_OBJECTIVE = dict(cycle_gradients="split", gan_weight=0.1)  # the resets above, for scripts that read it
 
 
 class BlurTask(Task):
@@ -54,6 +114,7 @@ class BlurTask(Task):
     multi-scale PatchGANs, [0, 1] images, linear learning-rate decay, tiled inference,
     Richardson-Lucy, and the zeros / mean references. Subclasses set ``ndim`` and the data."""
 
+    config_class = BlurConfig
     ndim = 3
     unit = "volume"
     classical_name = "richardson_lucy"
@@ -67,23 +128,23 @@ class BlurTask(Task):
     # --- shared flag checks ------------------------------------------------------------------
     def validate(self, config):
         errors = super().validate(config)
-        if config["patch_size"] < 4:
-            errors.append(f"--patch_size must be >= 4, got {config['patch_size']}")
+        if config.patch_size < 4:
+            errors.append(f"--patch_size must be >= 4, got {config.patch_size}")
         else:
-            errors += divisible("patch_size", config["patch_size"], config["depth"])
-        if config["psf_size"] < 1 or config["psf_size"] > config["patch_size"]:
-            errors.append(f"--psf_size must be in [1, patch_size={config['patch_size']}], got {config['psf_size']}")
-        if config["psf_learning_rate"] is not None and not config["psf_learning_rate"] > 0:
-            errors.append(f"--psf_learning_rate must be > 0, got {config['psf_learning_rate']}")
-        if config["tile_overlap"] is not None and not 0 <= config["tile_overlap"] <= config["patch_size"] // 2:
-            errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config['patch_size'] // 2}], "
-                          f"got {config['tile_overlap']}")
-        if not config["wavelength"] > 0:
-            errors.append(f"--wavelength must be > 0 (nm), got {config['wavelength']}")
-        if not 0 < config["numerical_aperture"] < config["refractive_index"]:
+            errors += divisible("patch_size", config.patch_size, config.depth)
+        if config.psf_size < 1 or config.psf_size > config.patch_size:
+            errors.append(f"--psf_size must be in [1, patch_size={config.patch_size}], got {config.psf_size}")
+        if config.psf_learning_rate is not None and not config.psf_learning_rate > 0:
+            errors.append(f"--psf_learning_rate must be > 0, got {config.psf_learning_rate}")
+        if config.tile_overlap is not None and not 0 <= config.tile_overlap <= config.patch_size // 2:
+            errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config.patch_size // 2}], "
+                          f"got {config.tile_overlap}")
+        if not config.wavelength > 0:
+            errors.append(f"--wavelength must be > 0 (nm), got {config.wavelength}")
+        if not 0 < config.numerical_aperture < config.refractive_index:
             errors.append("--numerical_aperture must be in (0, refractive_index)")
-        for check in (lambda: parse_noise(config["measurement_noise"]), lambda: rl_grid(config),
-                      lambda: grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")):
+        for check in (lambda: parse_noise(config.measurement_noise), lambda: rl_grid(config),
+                      lambda: grid_values(config.rl_tv_weight_grid, "rl_tv_weight_grid")):
             try:
                 check()
             except ValueError as e:
@@ -91,32 +152,36 @@ class BlurTask(Task):
         return errors
 
     # --- data ----------------------------------------------------------------------------------
-    def read(self, path, config: dict | None = None) -> np.ndarray:
+    def read(self, path, config: BlurConfig | None = None) -> np.ndarray:
         """One file of the task, checked, in its stored dtype (``config``: the data's
         ``--channel`` for multi-channel stacks; PSFs are read without it)."""
-        return tiff.read_stack(path, (config or {}).get("channel"))
+        return tiff.read_stack(path, None if config is None else self.channel(config))
+
+    def channel(self, config: BlurConfig) -> int | None:
+        """The channel of multi-channel files to read (microscopy's ``--channel``); none here."""
+        return None
 
     def gt_path(self, path) -> str:
         return tiff.gt_path_for(path)
 
     def load_domain(self, paths, config, what) -> list[np.ndarray]:
-        return tiff.load_domain(paths, config["patch_size"], config["psf_size"], what, config.get("channel"))
+        return tiff.load_domain(paths, config.patch_size, config.psf_size, what, self.channel(config))
 
     def resolve_data(self, config):
         """Expand and check the file flags; read and normalise the training files."""
-        files = {"test_files": expand_files(config["test_files"], "--test_files") if config["test_files"] else []}
+        files = {"test_files": expand_files(config.test_files, "--test_files") if config.test_files else []}
         for path in files["test_files"]:  # before training: evaluation needs every ground truth
             gt = self.gt_path(path)
             if not exists(gt):
                 raise ValueError(f"{path}: no ground truth {Path(gt).name} beside it (--test_files need NAME_gt)")
-        if config["true_psf"]:
-            psf = self.read(config["true_psf"])  # names the file if it is not a PSF of this task's rank
+        if config.true_psf:
+            psf = self.read(config.true_psf)  # names the file if it is not a PSF of this task's rank
             if psf.min() < 0 or psf.sum() <= 0:
-                raise ValueError(f"{config['true_psf']}: a PSF must be non-negative with a positive sum")
-        if config["val_files"]:
-            files["val_files"] = expand_files(config["val_files"], "--val_files")
+                raise ValueError(f"{config.true_psf}: a PSF must be non-negative with a positive sum")
+        if config.val_files:
+            files["val_files"] = expand_files(config.val_files, "--val_files")
         volumes = {}
-        if not config["eval_only"]:
+        if not config.eval_only:
             for name in ("blurred_files", "sharp_files"):
                 files[name] = expand_files(config[name], f"--{name}")
                 volumes[name] = self.load_domain(files[name], config, f"--{name}")
@@ -124,35 +189,35 @@ class BlurTask(Task):
             if overlap:
                 raise ValueError(f"--blurred_files and --sharp_files must be disjoint; both hold {sorted(overlap)[:3]}")
         stats = data_statistics(volumes)
-        if volumes and parse_noise(config["measurement_noise"]) is None:
+        if volumes and parse_noise(config.measurement_noise) is None:
             stats["noise"] = estimate_poisson_gaussian(volumes["blurred_files"])
             print(f"Measurement noise estimated from the {len(volumes['blurred_files'])} --blurred_files: "
                   f"Var(y) = {stats['noise'][0]:.4g} * E[y] {'-' if stats['noise'][1] < 0 else '+'} "
                   f"{abs(stats['noise'][1]):.3g} (normalised units; a negative term: a camera offset; "
                   "--measurement_noise=none for the paper's noise-free Hx)", flush=True)
-        if volumes and config["learn_background"]:
+        if volumes and config.learn_background:
             print(f"Background of the --blurred_files (start of H's learned background): {stats['background']:.4g} "
                   "(normalised units; --nolearn_background for the paper's H x = h * x)", flush=True)
         return {"files": files, "volumes": volumes, "stats": stats}
 
     def sample_voxels(self, config):
-        return config["patch_size"] ** self.ndim
+        return config.patch_size ** self.ndim
 
     def sample_shape(self, config):
-        return (config["patch_size"],) * self.ndim + (1,)
+        return (config.patch_size,) * self.ndim + (1,)
 
     def steps_per_epoch(self, config, data):
-        if config["steps_per_epoch"]:
-            return config["steps_per_epoch"]
+        if config.steps_per_epoch:
+            return config.steps_per_epoch
         voxels = sum(v.size for v in data["volumes"]["blurred_files"])
-        return max(1, voxels // config["patch_size"] ** self.ndim // config["batch_size"])
+        return max(1, voxels // config.patch_size ** self.ndim // config.batch_size)
 
     def unpaired_dataset(self, config, data, input_context=None):
         v = data["volumes"]
         return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context),
                                             shard(v["blurred_files"], input_context),
-                                            config["patch_size"], batch_size(config, input_context),
-                                            pipeline_seed(config, input_context), scale_augment=config["scale_augment"])
+                                            config.patch_size, batch_size(config, input_context),
+                                            pipeline_seed(config, input_context), scale_augment=config.scale_augment)
 
     def paired_dataset(self, config, data):
         gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
@@ -160,25 +225,25 @@ class BlurTask(Task):
         if missing:
             raise ValueError(f"supervised: no ground truth {missing[0]} beside its blurred file")
         sharp = self.load_domain([str(g) for g in gts], config, "ground truth of --blurred_files")
-        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config["patch_size"],
-                                        config["batch_size"],
-                                        config["seed"])
+        ds = tiff.paired_volume_dataset(sharp, data["volumes"]["blurred_files"], config.patch_size,
+                                        config.batch_size,
+                                        config.seed)
         return ds.map(lambda d: (d["y"], d["x"]))
 
     # --- networks and the physics ----------------------------------------------------------
     def generator(self, config, data, name="generator", domain="x"):
         stats = (data or {}).get("stats") or data_statistics(None)
         bias = stats["output_bias"] if domain == "x" else stats["input_bias"]
-        return build_unet(ndim=self.ndim, in_channels=1, depth=config["depth"], base_filters=config["base_filters"],
+        return build_unet(ndim=self.ndim, in_channels=1, depth=config.depth, base_filters=config.base_filters,
                           convs_per_level=2, bottleneck_convs=1, activation="relu", output_activation="sigmoid",
                           output_bias=bias, name=name)
 
     def critic(self, config, domain):
-        p = config["patch_size"]
-        return build_multiscale_patchgan(self.ndim, 1, config["critic_filters"], config["critic_layers"],
+        p = config.patch_size
+        return build_multiscale_patchgan(self.ndim, 1, config.critic_filters, config.critic_layers,
                                          spatial_shape=(p,) * self.ndim,
-                                         seed=config["seed"] + (0 if domain == "x" else 10),
-                                         norm=config["critic_norm"], name=f"critic_{domain}")
+                                         seed=config.seed + (0 if domain == "x" else 10),
+                                         norm=config.critic_norm, name=f"critic_{domain}")
 
     def psf_layer(self, config):
         """H's layer (``PSFConv2D`` / ``PSFConv3D``), before its PSF, gain and background are set."""
@@ -190,7 +255,7 @@ class BlurTask(Task):
         stats = (data or {}).get("stats") or data_statistics(None)
         layer = self.psf_layer(config)
         layer.set_psf(self.initial_psf(config))
-        if config["learn_background"]:
+        if config.learn_background:
             layer.set_background(stats["background"])
             layer.set_gain(stats["gain_above_background"])
         else:
@@ -203,7 +268,7 @@ class BlurTask(Task):
     def noise(self, config, data):
         """``--measurement_noise``: given, none, or (auto) estimated from the normalised
         ``--blurred_files`` (:func:`estimate_poisson_gaussian`, in ``data["stats"]``)."""
-        given = parse_noise(config["measurement_noise"])
+        given = parse_noise(config.measurement_noise)
         gain, floor = given if given is not None else ((data or {}).get("stats") or {}).get("noise", (0.0, 0.0))
         return {"noise_gain": gain, "noise_floor": floor}
 
@@ -211,9 +276,9 @@ class BlurTask(Task):
         """The shared optimizers (decaying after --decay_epoch, paper D.2.1) and Adam for the
         PSF with the same schedule (None without --psf_learning_rate: G's optimizer updates it)."""
         g_optimizer, d_optimizer, _ = super().optimizers(config, steps_per_epoch)
-        rate = config["psf_learning_rate"]
-        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config["beta_1"],
-                           config["beta_2"]) if rate else None
+        rate = config.psf_learning_rate
+        h_optimizer = adam(learning_rate(config, rate, steps_per_epoch), config.beta_1,
+                           config.beta_2) if rate else None
         return g_optimizer, d_optimizer, h_optimizer
 
     # --- evaluation --------------------------------------------------------------------------
@@ -230,11 +295,11 @@ class BlurTask(Task):
                          panel="volume" if self.ndim == 3 else "image")
 
     def tile_overlap(self, config) -> int:
-        return config["tile_overlap"] if config["tile_overlap"] is not None else config["patch_size"] // 4
+        return config.tile_overlap if config.tile_overlap is not None else config.patch_size // 4
 
     def generator_method(self, config, generator):
         overlap = self.tile_overlap(config)
-        return lambda v: predict_tiled(predictor(generator), v, config["patch_size"], overlap)
+        return lambda v: predict_tiled(predictor(generator), v, config.patch_size, overlap)
 
     def reference_methods(self, config, data, names):
         methods = {}
@@ -250,26 +315,26 @@ class BlurTask(Task):
         counts = [{"rl_iterations": n} for n in rl_grid(config)]
         if name != "richardson_lucy_tv":
             return counts
-        weights = grid_values(config["rl_tv_weight_grid"], "rl_tv_weight_grid")
+        weights = grid_values(config.rl_tv_weight_grid, "rl_tv_weight_grid")
         if not counts and not weights:
             return []
-        counts = counts or [{"rl_iterations": config["rl_iterations"]}]
-        return [{**c, "rl_tv_weight": w} for c in counts for w in (weights or [config["rl_tv_weight"]])]
+        counts = counts or [{"rl_iterations": config.rl_iterations}]
+        return [{**c, "rl_tv_weight": w} for c in counts for w in (weights or [config.rl_tv_weight])]
 
     def classical_method(self, config, data, model=None, name=None):
-        tv_weight = config["rl_tv_weight"] if name == "richardson_lucy_tv" else 0.0
-        if config["rl_psf"] == "true":
-            if not config["true_psf"]:
+        tv_weight = config.rl_tv_weight if name == "richardson_lucy_tv" else 0.0
+        if config.rl_psf == "true":
+            if not config.true_psf:
                 raise ValueError("--rl_psf=true needs --true_psf")
-            psf = self.read_psf(config["true_psf"])
-        elif config["rl_psf"] == "learned":
+            psf = self.read_psf(config.true_psf)
+        elif config.rl_psf == "learned":
             if model is None:
                 raise ValueError("--rl_psf=learned needs the ot_cyclegan method")
             psf = model.forward_op.psf
         else:
             psf = self.initial_psf(config)
         # RL preserves flux, not the [0, 1] range: rescale its output like every input.
-        return lambda v: tiff.normalize(richardson_lucy(v, psf, config["rl_iterations"], tv_weight))
+        return lambda v: tiff.normalize(richardson_lucy(v, psf, config.rl_iterations, tv_weight))
 
     def write_psf(self, path, psf, config) -> None:
         tiff.write_stack(path, psf, self.voxel_size(config) if psf.ndim == 3 else None)
@@ -291,7 +356,7 @@ class BlurTask(Task):
         views = volume_views if self.ndim == 3 else (lambda a: a)
         forward_op = getattr(model, "forward_op", None)
         noise = estimate_poisson_gaussian([blurred])  # of this file, in its normalised units
-        true_psf = self.read_psf(config["true_psf"]) if config["true_psf"] else None
+        true_psf = self.read_psf(config.true_psf) if config.true_psf else None
 
         def evaluate():
             out = predict(blurred)
@@ -330,8 +395,8 @@ class BlurTask(Task):
         psf_dir = Path(run_dir) / "psf"
         self.write_psf(psf_dir / "learned_psf.tif", learned, config)
         shown, lines = {"learned": learned}, []
-        if config["true_psf"]:
-            true = self.read_psf(config["true_psf"])
+        if config.true_psf:
+            true = self.read_psf(config.true_psf)
             sim = psf_similarity(learned, true, self.voxel_size(config))
             sim["ncc_initial"] = psf_similarity(self.initial_psf(config), true, self.voxel_size(config))["ncc"]
             atomic_write_text(psf_dir / "similarity.json", json.dumps(sim, indent=2) + "\n")
@@ -368,11 +433,11 @@ def psf_scalars(learned: np.ndarray, true: np.ndarray, voxel_size) -> dict[str, 
     return {"val/psf_ncc": sim["ncc"], "val/psf_fwhm_error": max(errors, default=float("nan"))}
 
 
-def rl_grid(config: dict) -> list[int]:
+def rl_grid(config: BlurConfig) -> list[int]:
     """``--rl_iterations_grid`` as whole numbers; ``ValueError`` naming the flag."""
-    counts = grid_values(config["rl_iterations_grid"], "rl_iterations_grid")
+    counts = grid_values(config.rl_iterations_grid, "rl_iterations_grid")
     if any(not float(n).is_integer() for n in counts):
-        raise ValueError(f"--rl_iterations_grid: expected whole numbers, got {config['rl_iterations_grid']!r}")
+        raise ValueError(f"--rl_iterations_grid: expected whole numbers, got {config.rl_iterations_grid!r}")
     return [int(n) for n in counts]
 
 
@@ -394,53 +459,5 @@ def mean_sharp(config, data, task) -> float:
     """Mean intensity of the normalised clean (sharp) training files."""
     sharp = data.get("volumes", {}).get("sharp_files")
     if sharp is None:
-        sharp = [tiff.normalize(task.read(p)) for p in expand_files(config["sharp_files"], "--sharp_files")]
+        sharp = [tiff.normalize(task.read(p)) for p in expand_files(config.sharp_files, "--sharp_files")]
     return float(np.mean([v.mean() for v in sharp]))
-
-
-BLUR_FLAGS = (
-    FlagSpec("blurred_files", "string", None,
-             "Glob(s), comma-separated: blurred widefield files, the measurement domain Y."),
-    FlagSpec("sharp_files", "string", None, "Glob(s): sharp files of *other* samples, the image domain X."),
-    FlagSpec("test_files", "string", None,
-             "Glob(s): blurred test files NAME_blurred.<ext> with NAME_gt.<ext> beside them.", may_change=True),
-    FlagSpec("val_files", "string", None,
-             "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels.", may_change=True),
-    FlagSpec("patch_size", "integer", 64, "Training patch size (paper: 64); divisible by 2**depth."),
-    FlagSpec("psf_size", "integer", 20, "Size of the learned PSF kernel per axis (paper: 20)."),
-    FlagSpec("psf_init", "enum", "born_wolf", "Initial PSF.", ("born_wolf", "gaussian", "flat")),
-    FlagSpec("wavelength", "float", 500.0, "Emission wavelength in nm for the Born & Wolf initial PSF."),
-    FlagSpec("numerical_aperture", "float", 1.4, "NA for the Born & Wolf initial PSF."),
-    FlagSpec("refractive_index", "float", 1.5, "Immersion refractive index for the Born & Wolf initial PSF."),
-    FlagSpec("true_psf", "string", None,
-             "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True),
-    FlagSpec("psf_learning_rate", "float", None,
-             "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
-             "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step."),
-    FlagSpec("measurement_noise", "string", "auto",
-             "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
-             "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.",
-             before="none"),
-    FlagSpec("learn_background", "boolean", True,
-             "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
-             "widefield stacks, which no blur of a clean image reproduces; started from the blurred stacks' darkest "
-             "local mean. false: the paper's H x = h * x (with a gain).", before=False),
-    FlagSpec("scale_augment", "enum", "both",
-             "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
-             "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
-             "the one H learns) or none.", tiff.SCALE_AUGMENT, before="both"),
-    FlagSpec("tile_overlap", "integer", None, "Overlap of inference tiles; default patch_size // 4.", may_change=True),
-    FlagSpec("rl_iterations", "integer", 20, "Richardson-Lucy iterations (the classical baseline) when not tuned.",
-             may_change=True),
-    FlagSpec("rl_iterations_grid", "string", "5,10,20,40,80,160",
-             "Richardson-Lucy iteration counts to choose from by validation PSNR (--val_files with NAME_gt), as a "
-             "user tunes the classical baseline; empty: --rl_iterations.", may_change=True),
-    FlagSpec("rl_tv_weight", "float", 0.002, "TV weight of Richardson-Lucy-TV (richardson_lucy_tv) when not tuned.",
-             may_change=True),
-    FlagSpec("rl_tv_weight_grid", "string", "0.001,0.002,0.005,0.01,0.02,0.05",
-             "Richardson-Lucy-TV weights to choose from by validation PSNR, with each --rl_iterations_grid count; "
-             "empty: --rl_tv_weight.", may_change=True),
-    FlagSpec("rl_psf", "enum", "true",
-             "PSF for Richardson-Lucy: --true_psf, the OT-cycleGAN's learned PSF, or the --psf_init PSF.",
-             ("true", "learned", "initial"), may_change=True),
-)

@@ -10,18 +10,29 @@ beside ``NAME_gt.<ext>``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tf_otcycle.data import images
 from tf_otcycle.export import export_settings
 from tf_otcycle.layers import PSFConv2D
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
-from tf_otcycle.tasks.base import FlagSpec, numbers
-from tf_otcycle.tasks.blur import BLUR_FLAGS, BLUR_OBJECTIVE, BlurTask
+from tf_otcycle.tasks.base import numbers
+from tf_otcycle.tasks.blur import BlurConfig, BlurTask
+from tf_otcycle.tasks.config import string
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
     return numbers(text, name, 2)  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True)
+class Deblur2DConfig(BlurConfig):
+    """The deblur2d task's flags: the blur tasks' and its own."""
+
+    pixel_size: str = string("0.1,0.1", "Pixel size dy,dx in micrometres (Born & Wolf PSF, FWHM report).")
+    gaussian_sigma_2d: str = string("1.5,1.5", "Gaussian initial PSF sigma y,x in pixels.")
 
 
 class Deblur2DTask(BlurTask):
@@ -29,12 +40,7 @@ class Deblur2DTask(BlurTask):
     ndim = 2
     unit = "image"
     symmetry_axes = (1, 2)  # (B, H, W, C)
-    common_defaults = dict(epochs=100, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
-                           **BLUR_OBJECTIVE)
-    flags = BLUR_FLAGS + (
-        FlagSpec("pixel_size", "string", "0.1,0.1", "Pixel size dy,dx in micrometres (Born & Wolf PSF, FWHM report)."),
-        FlagSpec("gaussian_sigma_2d", "string", "1.5,1.5", "Gaussian initial PSF sigma y,x in pixels."),
-    )
+    config_class = Deblur2DConfig
 
     def validate(self, config):
         errors = super().validate(config)
@@ -53,34 +59,34 @@ class Deblur2DTask(BlurTask):
         return images.gt_path_for(path)
 
     def load_domain(self, paths, config, what):
-        return images.load_domain(paths, config["patch_size"], config["psf_size"], what)
+        return images.load_domain(paths, config.patch_size, config.psf_size, what)
 
     # --- the physics: a 2-D PSF --------------------------------------------------------------
     def psf_layer(self, config):
-        return PSFConv2D(config["psf_size"], implementation="fft", learn_gain=True,
-                         learn_background=config["learn_background"], name="forward_op")
+        return PSFConv2D(config.psf_size, implementation="fft", learn_gain=True,
+                         learn_background=config.learn_background, name="forward_op")
 
     def initial_psf(self, config):
-        k = config["psf_size"]
-        if config["psf_init"] == "born_wolf":
-            dy, dx = _pair(config["pixel_size"], "pixel_size")
-            psf = born_wolf_psf((1, k, k), (1.0, dy, dx), config["wavelength"] / 1000, config["numerical_aperture"],
-                                config["refractive_index"])[0]
-        elif config["psf_init"] == "gaussian":
-            sy, sx = _pair(config["gaussian_sigma_2d"], "gaussian_sigma_2d")
+        k = config.psf_size
+        if config.psf_init == "born_wolf":
+            dy, dx = _pair(config.pixel_size, "pixel_size")
+            psf = born_wolf_psf((1, k, k), (1.0, dy, dx), config.wavelength / 1000, config.numerical_aperture,
+                                config.refractive_index)[0]
+        elif config.psf_init == "gaussian":
+            sy, sx = _pair(config.gaussian_sigma_2d, "gaussian_sigma_2d")
             psf = gaussian_psf((1, k, k), (1.0, sy, sx))[0]
         else:
             psf = flat_psf((1, k, k))[0]
         return (psf / psf.sum()).astype(np.float32)
 
     def voxel_size(self, config):
-        return _pair(config["pixel_size"], "pixel_size")
+        return _pair(config.pixel_size, "pixel_size")
 
     # --- export ------------------------------------------------------------------------------
     def inference_settings(self, config):
         return export_settings(
-            "deblur2d", tile=config["patch_size"], overlap=self.tile_overlap(config),
-            pixel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
+            "deblur2d", tile=config.patch_size, overlap=self.tile_overlap(config),
+            pixel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=config.psf_size,
             normalization="min-max per image to [0, 1]",
         )
 

@@ -9,6 +9,7 @@ deconvolved tile by tile.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,10 +28,10 @@ from tf_otcycle.physics.psf import (
 )
 from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength
 from tf_otcycle.tasks.base import (
-    FlagSpec,
     numbers,
 )
-from tf_otcycle.tasks.blur import BLUR_FLAGS, BLUR_OBJECTIVE, BlurTask
+from tf_otcycle.tasks.blur import BlurConfig, BlurTask
+from tf_otcycle.tasks.config import integer, reset, string
 from tf_otcycle.training import AtEpochEnd, reset_average
 
 
@@ -46,57 +47,62 @@ def fit_record_path(out_dir) -> Path:
     return Path(out_dir) / "psf" / "wavelength_fit.json"
 
 
-def fit_epochs(config: dict) -> list[int]:
+def fit_epochs(config: MicroscopyConfig) -> list[int]:
     """``--psf_fit_epochs`` as sorted epoch numbers in ``[1, --epochs]`` (empty when off);
     ``ValueError`` naming the flag."""
-    text = config["psf_fit_epochs"]
+    text = config.psf_fit_epochs
     if not text:
         return []
     try:
         epochs = sorted({int(e) for e in str(text).split(",")})
     except ValueError:
         epochs = [0]
-    if not 1 <= epochs[0] <= epochs[-1] <= config["epochs"]:
-        raise ValueError(f"--psf_fit_epochs: expected comma-separated epochs in [1, epochs={config['epochs']}], got "
+    if not 1 <= epochs[0] <= epochs[-1] <= config.epochs:
+        raise ValueError(f"--psf_fit_epochs: expected comma-separated epochs in [1, epochs={config.epochs}], got "
                          f"{text!r}")
     return epochs
 
 
-def wavelengths(config: dict) -> list[float]:
+def wavelengths(config: MicroscopyConfig) -> list[float]:
     """``--psf_fit_wavelengths`` in nm; ``ValueError`` naming the flag."""
-    text = config["psf_fit_wavelengths"] or ""
+    text = config.psf_fit_wavelengths or ""
     values = numbers(text, "psf_fit_wavelengths", len(text.split(",")))
     return sorted(set(values))
 
 
+@dataclasses.dataclass(frozen=True)
+class MicroscopyConfig(BlurConfig):
+    """The microscopy task's flags: the blur tasks' and its own."""
+
+    epochs: int = reset("epochs", 200)
+    voxel_size: str | None = string(
+        None,
+        "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of the "
+        "first --blurred_files (or --test_files) stack, else 0.2,0.1,0.1.")
+    gaussian_sigma: str = string("2,1,1", "Gaussian initial PSF sigma z,y,x in voxels.")
+    psf_fit_epochs: str | None = string(
+        None, "Semi-blind PSF (not in the paper): after each of these epochs (comma-separated), fit the emission "
+        "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the measurement "
+        "cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a --psf_init=gaussian|flat "
+        "start when the wavelength is unknown (benchmarks/QUALITY.md). A fit whose minimum lies on the grid's edge"
+        " or is not significant (t < 3 over 16 blocks) is logged as UNRELIABLE and only replaces a non-physical "
+        "start. Default: off.")
+    psf_fit_wavelengths: str = string(
+        "400,450,500,550,600,650,700",
+        "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its neighbours.",
+        before="400,450,500,550,600,650,700")
+    psf_fit_size: int = integer(
+        32, "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit toward "
+        "wider PSFs). The learned PSF keeps --psf_size.", before=32)
+    psf_fit_files: int = integer(4, "How many of the --blurred_files volumes the wavelength fit uses.", before=4)
+    channel: int | None = integer(
+        None, "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); single-channel "
+        "stacks and 2-D planes need none.")
+
+
 class MicroscopyTask(BlurTask):
     name = "microscopy"
-    common_defaults = dict(epochs=200, base_filters=32, depth=3, critic_filters=32, critic_layers=2, decay_epoch=40,
-                           **BLUR_OBJECTIVE)
-    flags = BLUR_FLAGS + (
-        FlagSpec("voxel_size", "string", None,
-                 "Voxel size dz,dy,dx in micrometres (Born & Wolf PSF, FWHM report); default: the ImageJ metadata of "
-                 "the first --blurred_files (or --test_files) stack, else 0.2,0.1,0.1."),
-        FlagSpec("gaussian_sigma", "string", "2,1,1", "Gaussian initial PSF sigma z,y,x in voxels."),
-        FlagSpec("psf_fit_epochs", "string", None,
-                 "Semi-blind PSF (not in the paper): after each of these epochs (comma-separated), fit the emission "
-                 "wavelength of a Born & Wolf PSF (--numerical_aperture and --refractive_index known) to the "
-                 "measurement cycle mean|y - g h * G(y)| with the current G, and go on from that PSF; for a "
-                 "--psf_init=gaussian|flat start when the wavelength is unknown (benchmarks/QUALITY.md). A fit whose "
-                 "minimum lies on the grid's edge or is not significant (t < 3 over 16 blocks) is logged as UNRELIABLE "
-                 "and only replaces a non-physical start. Default: off."),
-        FlagSpec("psf_fit_wavelengths", "string", "400,450,500,550,600,650,700",
-                 "Candidate emission wavelengths (nm) of --psf_fit_epochs; the best is refined between its "
-                 "neighbours.", before="400,450,500,550,600,650,700"),
-        FlagSpec("psf_fit_size", "integer", 32,
-                 "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit "
-                 "toward wider PSFs). The learned PSF keeps --psf_size.", before=32),
-        FlagSpec("psf_fit_files", "integer", 4, "How many of the --blurred_files volumes the wavelength fit uses.",
-                 before=4),
-        FlagSpec("channel", "integer", None,
-                 "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); "
-                 "single-channel stacks and 2-D planes need none."),
-    )
+    config_class = MicroscopyConfig
 
     def validate(self, config):
         errors = super().validate(config)
@@ -116,40 +122,44 @@ class MicroscopyTask(BlurTask):
                 errors.append(f"--{name} must be >= 1, got {config[name]}")
         return errors
 
-    def resolve_data(self, config):
-        data = super().resolve_data(config)
-        if config["voxel_size"] is None:  # the file's own voxel size, as Fiji wrote it
-            first = (data["files"].get("blurred_files") or data["files"]["test_files"])[0]
-            found = tiff.read_voxel_size(first)
-            config["voxel_size"] = ",".join(f"{v:g}" for v in found) if found else DEFAULT_VOXEL_SIZE
-            print(f"--voxel_size={config['voxel_size']} ({'from ' + str(first) if found else 'default'})", flush=True)
-        return data
+    def settle(self, config, data):
+        """``--voxel_size`` left unset: the first stack's own, as Fiji wrote it (else the default)."""
+        if config.voxel_size is not None:
+            return config
+        first = (data["files"].get("blurred_files") or data["files"]["test_files"])[0]
+        found = tiff.read_voxel_size(first)
+        config = config.replace(voxel_size=",".join(f"{v:g}" for v in found) if found else DEFAULT_VOXEL_SIZE)
+        print(f"--voxel_size={config.voxel_size} ({'from ' + str(first) if found else 'default'})", flush=True)
+        return config
+
+    def channel(self, config):
+        return config.channel
 
     def psf_layer(self, config):
-        return PSFConv3D(config["psf_size"], implementation="fft", learn_gain=True,
-                         learn_background=config["learn_background"], name="forward_op")
+        return PSFConv3D(config.psf_size, implementation="fft", learn_gain=True,
+                         learn_background=config.learn_background, name="forward_op")
 
     def voxel_size(self, config):
-        return triple(config.get("voxel_size") or DEFAULT_VOXEL_SIZE, "voxel_size")
+        return triple(config.voxel_size or DEFAULT_VOXEL_SIZE, "voxel_size")
 
     def initial_psf(self, config):
-        shape = (config["psf_size"],) * 3
-        if config["psf_init"] == "born_wolf":
-            return born_wolf_psf(shape, self.voxel_size(config), config["wavelength"] / 1000,
-                                 config["numerical_aperture"], config["refractive_index"])
-        if config["psf_init"] == "gaussian":
-            return gaussian_psf(shape, triple(config["gaussian_sigma"], "gaussian_sigma"))
+        shape = (config.psf_size,) * 3
+        if config.psf_init == "born_wolf":
+            return born_wolf_psf(shape, self.voxel_size(config), config.wavelength / 1000,
+                                 config.numerical_aperture, config.refractive_index)
+        if config.psf_init == "gaussian":
+            return gaussian_psf(shape, triple(config.gaussian_sigma, "gaussian_sigma"))
         return flat_psf(shape)
 
     def callbacks(self, config, data, model, out_dir):
         """``--psf_fit_epochs``: the wavelength fit (:meth:`fit_psf`) after those epochs, for the OT model."""
-        if not config["psf_fit_epochs"] or not isinstance(model, OTCycleGAN) \
-                or not isinstance(model.forward_op, PSFConv3D):  # not the self-supervised ones' given PSF
+        ot_model = isinstance(model, OTCycleGAN) and isinstance(model.forward_op, PSFConv3D)
+        if not config.psf_fit_epochs or not ot_model:  # not the self-supervised ones' given PSF
             return []
         record = fit_record_path(out_dir) if out_dir is not None else None
         applied_before = record is not None and record.exists() and any(  # a resumed run
             f.get("applied", True) for f in json.loads(record.read_text()))
-        physical = [config["psf_init"] == "born_wolf" or applied_before]  # the Born & Wolf start, or a fit applied
+        physical = [config.psf_init == "born_wolf" or applied_before]  # the Born & Wolf start, or a fit applied
 
         def fit(epoch: int) -> None:
             self.fit_psf(config, data, model, out_dir, epoch, physical=physical[0])
@@ -168,24 +178,24 @@ class MicroscopyTask(BlurTask):
         ``--psf_init=gaussian|flat`` start): a Born & Wolf PSF at the edge is nearer the truth
         than a flat one, and the later fits, with a G trained against it, converge
         (QUALITY.md); from a physical PSF, H keeps its PSF."""
-        volumes = data["volumes"]["blurred_files"][: config["psf_fit_files"]]
+        volumes = data["volumes"]["blurred_files"][: config.psf_fit_files]
         measurements = [centre_to(y, np.minimum(y.shape, FIT_MAX_SHAPE)) for y in volumes]
         predict = self.generator_method(config, model.generator)
-        optics = (config["numerical_aperture"], config["refractive_index"])
+        optics = (config.numerical_aperture, config.refractive_index)
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
-                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config["psf_fit_size"],
+                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config.psf_fit_size,
                              offset=model.forward_op.background)  # H's learned background (0 without it)
         misfit, gain = fit.misfits[fit.wavelength]
         found = (f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
                  f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried)")
-        physical = config["psf_init"] == "born_wolf" if physical is None else physical
+        physical = config.psf_init == "born_wolf" if physical is None else physical
         applied = fit.reliable or not physical
         if applied:
             layer = model.forward_op
             layer.set_psf(born_wolf_psf(layer.kernel_size, self.voxel_size(config), fit.wavelength, *optics))
             reset_average(model.g_optimizer, layer.kernel)  # --ema_momentum: the average starts from the new PSF
-            flag = "" if fit.reliable else \
-                f" (UNRELIABLE, wavelengths in micrometres: {fit.reason}; better than H's start)"
+            unreliable = f" (UNRELIABLE, wavelengths in micrometres: {fit.reason}; better than H's start)"
+            flag = "" if fit.reliable else unreliable
             print(f"{found}; the PSF goes on from it{flag}", flush=True)
         else:
             print(f"{found} is UNRELIABLE (wavelengths in micrometres): {fit.reason}; H keeps its PSF", flush=True)
@@ -193,16 +203,16 @@ class MicroscopyTask(BlurTask):
             path = fit_record_path(out_dir)
             fits = [f for f in (json.loads(path.read_text()) if path.exists() else []) if f["epoch"] < epoch]
             fits.append({"epoch": epoch, **fit.as_dict(), "applied": applied, "unit": "micrometre",
-                         "files": [str(f) for f in data["files"]["blurred_files"][: config["psf_fit_files"]]]})
+                         "files": [str(f) for f in data["files"]["blurred_files"][: config.psf_fit_files]]})
             atomic_write_text(path, json.dumps(fits, indent=2) + "\n")
         return fit
 
     def inference_settings(self, config):
         return export_settings(
-            "microscopy", tile=config["patch_size"], overlap=self.tile_overlap(config),
-            voxel_size=list(self.voxel_size(config)), wavelength_nm=config["wavelength"], psf_size=config["psf_size"],
-            psf_init=config["psf_init"],
-            psf_fit_epochs=config["psf_fit_epochs"],  # fitted wavelengths: psf/wavelength_fit.json
+            "microscopy", tile=config.patch_size, overlap=self.tile_overlap(config),
+            voxel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=config.psf_size,
+            psf_init=config.psf_init,
+            psf_fit_epochs=config.psf_fit_epochs,  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
         )
 

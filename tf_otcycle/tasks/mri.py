@@ -9,6 +9,7 @@ reproducible per-file mask and scores magnitudes in file units (fastMRI's conven
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -23,9 +24,8 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
-from tf_otcycle.physics.masks import MaskSpec, acs_columns
+from tf_otcycle.physics.masks import MaskSpec, acs_columns, mask_problems
 from tf_otcycle.tasks.base import (
-    FlagSpec,
     Method,
     Task,
     batch_size,
@@ -34,12 +34,13 @@ from tf_otcycle.tasks.base import (
     pipeline_seed,
     shard,
 )
+from tf_otcycle.tasks.config import CommonConfig, boolean, enum, integer, real, reset, string
 from tf_otcycle.training import relative_change
 
 
-def mask_spec(config: dict) -> MaskSpec:
+def mask_spec(config: MRIConfig) -> MaskSpec:
     """The masks of ``--mask_type``, ``--acceleration`` and ``--center_fraction``."""
-    return MaskSpec(config["mask_type"], config["acceleration"], config["center_fraction"])
+    return MaskSpec(config.mask_type, config.acceleration, config.center_fraction)
 
 
 def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec) -> dict[str, np.ndarray]:
@@ -73,6 +74,15 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
     }
 
 
+def file_units(scale: np.ndarray):
+    """Output ``(S, H, W, 2)`` -> magnitudes ``(S, H, W)`` in the file's units (``scale``: ``(S,)``)."""
+
+    def to_target(out: np.ndarray) -> np.ndarray:
+        return np.abs(channels_to_complex(out).numpy()) * scale[:, None, None]
+
+    return to_target
+
+
 def zero_filled(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The input itself: the zero-filled inverse FFT."""
     return y
@@ -100,63 +110,65 @@ def with_data_consistency(method: Method) -> Method:
     return run
 
 
+@dataclasses.dataclass(frozen=True)
+class MRIConfig(CommonConfig):
+    """The MRI task's flags: the shared training flags (some with other defaults) and its own."""
+
+    epochs: int = reset("epochs", 100)
+    base_filters: int = reset("base_filters", 64)
+    depth: int = reset("depth", 4)
+    critic_filters: int = reset("critic_filters", 64)
+    critic_layers: int = reset("critic_layers", 3)
+    clean_files: str | None = string(
+        None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
+    measured_files: str | None = string(
+        None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y.")
+    val_files: str | None = string(
+        None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.", may_change=True)
+    test_files: str | None = string(
+        None, "Glob(s): test files evaluated after training (fastMRI metrics).", may_change=True)
+    acceleration: float = real(4.0, "Undersampling factor R.")
+    center_fraction: float = real(
+        0.04, "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08.")
+    mask_type: str = enum("random", ("random", "equispaced"), "1-D Cartesian mask family (fastMRI algorithms).")
+    crop_size: int = integer(320, "Centre crop of the images (crop_size x crop_size).")
+    residual: bool = boolean(True, "Generator adds its input to its (linear) output.")
+    cache_images: bool = boolean(
+        False, "Keep the cropped training images in memory after the first epoch.", may_change=True)
+    val_slices: int = integer(8, "Validation slices evaluated at each epoch end.", may_change=True)
+    pls_lambda: float = real(
+        0.02, "TV weight of the PLS-TV baseline (images normalised to unit std) when not tuned.", may_change=True)
+    pls_lambda_grid: str = string(
+        "0.002,0.005,0.01,0.02,0.05,0.1",
+        "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical baseline; "
+        "empty: --pls_lambda.", may_change=True)
+    pls_iterations: int = integer(100, "MFISTA iterations of the PLS-TV baseline.", may_change=True)
+
+
 class MRITask(Task):
     name = "mri"
-    common_defaults = dict(epochs=100, base_filters=64, depth=4, critic_filters=64, critic_layers=3)
+    config_class = MRIConfig
     uses_critic_y = False  # H is fixed: the y-side GAN term does not depend on G (paper D.1)
     training_files = ("clean_files", "measured_files")
     unit = "slice"
     classical_name = "pls_tv"
     circular = True  # the FFT is circular: equivariant imaging also draws cyclic shifts
     splittable = True  # k-space columns under per-sample masks: SSDU applies
-    flags = (
-        FlagSpec("clean_files", "string", None,
-                 "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X."),
-        FlagSpec("measured_files", "string", None,
-                 "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y."),
-        FlagSpec("val_files", "string", None,
-                 "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.",
-                 may_change=True),
-        FlagSpec("test_files", "string", None, "Glob(s): test files evaluated after training (fastMRI metrics).",
-                 may_change=True),
-        FlagSpec("acceleration", "float", 4.0, "Undersampling factor R."),
-        FlagSpec("center_fraction", "float", 0.04,
-                 "Fraction of fully sampled centre (ACS) columns; paper 0.04, fastMRI default 0.08."),
-        FlagSpec("mask_type", "enum", "random", "1-D Cartesian mask family (fastMRI algorithms).",
-                 ("random", "equispaced")),
-        FlagSpec("crop_size", "integer", 320, "Centre crop of the images (crop_size x crop_size)."),
-        FlagSpec("residual", "boolean", True, "Generator adds its input to its (linear) output."),
-        FlagSpec("cache_images", "boolean", False, "Keep the cropped training images in memory after the first epoch.",
-                 may_change=True),
-        FlagSpec("val_slices", "integer", 8, "Validation slices evaluated at each epoch end.", may_change=True),
-        FlagSpec("pls_lambda", "float", 0.02,
-                 "TV weight of the PLS-TV baseline (images normalised to unit std) when not "
-                 "tuned.", may_change=True),
-        FlagSpec("pls_lambda_grid", "string", "0.002,0.005,0.01,0.02,0.05,0.1",
-                 "PLS-TV weights to choose from by validation PSNR (--val_files), as a user tunes the classical "
-                 "baseline; empty: --pls_lambda.", may_change=True),
-        FlagSpec("pls_iterations", "integer", 100, "MFISTA iterations of the PLS-TV baseline.", may_change=True),
-    )
 
     # --- configuration and data ----------------------------------------------------------
     def validate(self, config):
         errors = super().validate(config)
-        if not config["acceleration"] >= 1:
-            errors.append(f"--acceleration must be >= 1, got {config['acceleration']}")
-        if not 0 <= config["center_fraction"] < 1:
-            errors.append(f"--center_fraction must be in [0, 1), got {config['center_fraction']}")
-        elif config["acceleration"] >= 1 and config["center_fraction"] * config["acceleration"] > 1:
-            errors.append("--center_fraction * --acceleration must be <= 1 (more ACS lines than the budget)")
-        if config["select"] == "consistency":
+        errors += mask_problems(config.mask_type, config.acceleration, config.center_fraction)
+        if config.select == "consistency":
             errors.append("--select=consistency: the mri task has no measurement-consistency score; use best or last")
         try:
-            grid_values(config["pls_lambda_grid"], "pls_lambda_grid")
+            grid_values(config.pls_lambda_grid, "pls_lambda_grid")
         except ValueError as e:
             errors.append(str(e))
-        if config["crop_size"] < 1:
-            errors.append(f"--crop_size must be >= 1, got {config['crop_size']}")
+        if config.crop_size < 1:
+            errors.append(f"--crop_size must be >= 1, got {config.crop_size}")
         else:
-            errors += divisible("crop_size", config["crop_size"], config["depth"])
+            errors += divisible("crop_size", config.crop_size, config.depth)
         return errors
 
     def resolve_data(self, config):
@@ -164,8 +176,8 @@ class MRITask(Task):
         the test files scorable, and that the two domains are disjoint."""
         files = {}
         for name in ("clean_files", "measured_files", "val_files", "test_files"):
-            if config[name] and (name in ("val_files", "test_files") or not config["eval_only"]):
-                infos = fastmri.inspect_files(fastmri.expand_files(config[name], f"--{name}"), config["crop_size"])
+            if config[name] and (name in ("val_files", "test_files") or not config.eval_only):
+                infos = fastmri.inspect_files(fastmri.expand_files(config[name], f"--{name}"), config.crop_size)
                 if name in ("clean_files", "measured_files"):
                     fastmri.check_fully_sampled(infos, f"--{name} (training)")
                 else:
@@ -181,20 +193,20 @@ class MRITask(Task):
         return {"files": files}
 
     def sample_voxels(self, config):
-        return config["crop_size"] ** 2
+        return config.crop_size ** 2
 
     def sample_shape(self, config):
-        return (config["crop_size"], config["crop_size"], 2)
+        return (config.crop_size, config.crop_size, 2)
 
     def steps_per_epoch(self, config, data):
-        if config["steps_per_epoch"]:
-            return config["steps_per_epoch"]
-        return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config["batch_size"])
+        if config.steps_per_epoch:
+            return config.steps_per_epoch
+        return max(1, sum(i.num_slices for i in data["files"]["measured_files"]) // config.batch_size)
 
     def _pipeline_args(self, config, input_context=None):
-        return dict(crop_size=config["crop_size"], sampling=mask_spec(config),
+        return dict(crop_size=config.crop_size, sampling=mask_spec(config),
                     batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
-                    cache=config["cache_images"])
+                    cache=config.cache_images)
 
     def unpaired_dataset(self, config, data, input_context=None):
         files = data["files"]
@@ -209,29 +221,26 @@ class MRITask(Task):
 
     # --- networks and the physics ----------------------------------------------------------
     def generator(self, config, data, name="generator", domain="x"):
-        return build_unet(ndim=2, in_channels=2, depth=config["depth"], base_filters=config["base_filters"],
-                          activation="leaky_relu", residual=config["residual"], name=name)
+        return build_unet(ndim=2, in_channels=2, depth=config.depth, base_filters=config.base_filters,
+                          activation="leaky_relu", residual=config.residual, name=name)
 
     def critic(self, config, domain):
-        return build_patchgan(2, 2, config["critic_filters"], config["critic_layers"], norm=config["critic_norm"],
+        return build_patchgan(2, 2, config.critic_filters, config.critic_layers, norm=config.critic_norm,
                               name=f"critic_{domain}")
 
     def forward_op(self, config, data):
         return FFTMask(name="forward_op")
 
     def acs(self, config):
-        return acs_columns(config["crop_size"], config["center_fraction"])
+        return acs_columns(config.crop_size, config.center_fraction)
 
     # --- evaluation --------------------------------------------------------------------------
     def samples(self, config, data, split="test_files"):
         for info in data["files"][split]:
-            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
-            scale = vol["scale"][:, None, None]
+            vol = prepare_volume(info, config.crop_size, mask_spec(config))
             yield Sample(
                 name=Path(info.path).name, group=Path(info.path).parent.name, inputs=(vol["y"], vol["mask"]),
-                target=vol["target"], to_target=lambda out,
-                scale=scale: np.abs(channels_to_complex(out).numpy()) * scale,
-                panel="slices", units=len(vol["y"]),
+                target=vol["target"], to_target=file_units(vol["scale"]), panel="slices", units=len(vol["y"]),
             )
 
     def input_method(self, config):
@@ -246,12 +255,12 @@ class MRITask(Task):
         return {}
 
     def classical_grid(self, config, name):
-        return [{"pls_lambda": w} for w in grid_values(config["pls_lambda_grid"], "pls_lambda_grid")]
+        return [{"pls_lambda": w} for w in grid_values(config.pls_lambda_grid, "pls_lambda_grid")]
 
     def classical_method(self, config, data, model=None, name=None):
         def pls(y, mask):
-            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config["pls_lambda"],
-                          config["pls_iterations"])
+            x, _ = pls_tv(tf.constant(channels_to_complex(y)), tf.constant(mask), config.pls_lambda,
+                          config.pls_iterations)
             return complex_to_channels(x).numpy()
 
         return pls
@@ -264,13 +273,13 @@ class MRITask(Task):
         generator = model.generator if hasattr(model, "generator") else model
         ys, targets = [], []
         for info in infos:
-            vol = prepare_volume(info, config["crop_size"], mask_spec(config))
+            vol = prepare_volume(info, config.crop_size, mask_spec(config))
             ys.append(vol["y"])
             targets.append(vol["target"] / vol["scale"][:, None, None])
-            if sum(len(y) for y in ys) >= config["val_slices"]:
+            if sum(len(y) for y in ys) >= config.val_slices:
                 break
-        y = np.concatenate(ys)[: config["val_slices"]]
-        target = np.concatenate(targets)[: config["val_slices"]].astype(np.float32)
+        y = np.concatenate(ys)[: config.val_slices]
+        target = np.concatenate(targets)[: config.val_slices].astype(np.float32)
         y_mag = np.abs(channels_to_complex(y).numpy())
 
         def evaluate():
@@ -291,8 +300,8 @@ class MRITask(Task):
     # --- export ------------------------------------------------------------------------------
     def inference_settings(self, config):
         return export_settings(
-            "mri", crop_size=config["crop_size"], acceleration=config["acceleration"],
-            center_fraction=config["center_fraction"], mask_type=config["mask_type"],
+            "mri", crop_size=config.crop_size, acceleration=config.acceleration,
+            center_fraction=config.center_fraction, mask_type=config.mask_type,
             normalization="zero-filled image divided by std(|zero-filled|) per slice; outputs multiplied back",
         )
 
@@ -301,9 +310,10 @@ class MRITask(Task):
         return export_mri_generator(generator, export_dir, settings=self.inference_settings(config))
 
     def describe(self, config, data) -> str:
-        return (f"{len(data['files']['test_files'])} volumes, x{config['acceleration']:g}, "
-                f"{config['center_fraction']:.0%} ACS")
+        return (f"{len(data['files']['test_files'])} volumes, x{config.acceleration:g}, "
+                f"{config.center_fraction:.0%} ACS")
 
 
 TASK = MRITask()
-__all__ = ["TASK", "MRITask", "generator_method", "mask_spec", "prepare_volume", "with_data_consistency", "zero_filled"]
+__all__ = ["TASK", "MRIConfig", "MRITask", "generator_method", "mask_spec", "prepare_volume", "with_data_consistency",
+           "zero_filled"]
