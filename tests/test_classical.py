@@ -16,6 +16,7 @@ def _phantom(n=32):
     return x
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_pls_tv_objective_decreases_monotonically_and_improves_the_input():
     x = _phantom()
     mask = random_mask(32, 4, 0.08, seed=0)
@@ -30,6 +31,7 @@ def test_pls_tv_objective_decreases_monotonically_and_improves_the_input():
     np.testing.assert_allclose(pls_tv_objective(rec, y, mask, 0.02, 0.05).numpy(), history[-1], rtol=1e-5)
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_pls_tv_returns_a_fully_sampled_noiseless_input():
     x = _phantom()
     ones = np.ones(32, np.float32)
@@ -58,6 +60,7 @@ def test_richardson_lucy_with_an_even_psf_does_not_shift():
     assert np.unravel_index(np.argmax(out), out.shape) == (8, 9, 11)
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_tv_solve_deblurs_with_any_linear_operator():
     from tf_otcycle.classical import operator_norm_squared, tv_solve
     from tf_otcycle.physics import gaussian_psf
@@ -94,6 +97,7 @@ def test_richardson_lucy_equals_scikit_image(shape, kernel):
         richardson_lucy(images[0, 0], psf, 10) if len(shape) == 3 else richardson_lucy(images[None, None], psf, 10)
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_compiled_mfista_equals_the_python_loop():
     """tv_solve's compiled loop gives the iterates of the same MFISTA written as a plain loop."""
     from tf_otcycle.classical import _div, _grad, _tv_magnitude, tv_objective, tv_solve

@@ -201,6 +201,7 @@ def test_shared_fakes_step_equals_the_plain_step(application):
     assert not np.allclose(ours.generator.get_weights()[0], initial[0])  # the steps did train
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_measurement_noise_is_drawn_on_hx_only():
     """``fakes``: G(y) untouched, Hx + n with Var(n) = a Hx + b; no noise without the settings."""
     model = _microscopy_model(1, adam(1e-3), adam(1e-3))

@@ -85,6 +85,7 @@ def test_the_run_records_its_environment(tmp_path):
     assert env["tensorflow"] == tf.__version__ and env["keras"] == keras.__version__ and "git_commit" in env
 
 
+@pytest.mark.slow  # several seconds of work: make test, not test-fast
 def test_random_states_are_checkpointed_and_older_checkpoints_still_resume(tmp_path):
     from tf_otcycle.training import random_states
 

@@ -9,6 +9,7 @@ from tf_otcycle.io_utils import exists, expand_files, sibling
 from tf_otcycle.physics.masks import MaskSpec
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_fastmri_files_by_uri_are_globbed_inspected_read_and_streamed(tmp_path):
     for i in range(2):
         write_fastmri_file(tmp_path / f"f{i}.h5", i, size=16, slices=2)

@@ -49,6 +49,7 @@ def test_single_and_multicoil_images_match_the_file_targets(files):
     assert fastmri.inspect_file(files["multi"]).multicoil
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_h5py_reader_gives_every_slice_of_every_file(files):
     infos = fastmri.inspect_files([*map(str, files["single"]), str(files["multi"])], 32)
     got = [x.numpy() for x in fastmri.image_dataset(infos, 32)]
@@ -61,6 +62,7 @@ def test_h5py_reader_gives_every_slice_of_every_file(files):
         fastmri.image_dataset(infos, 32, reader="nope")
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
     infos = fastmri.inspect_files(map(str, files["single"]), 32)
     multi = fastmri.inspect_files([str(files["multi"])], 32)

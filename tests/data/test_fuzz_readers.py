@@ -50,6 +50,7 @@ def valid_h5(tmp_path_factory):
 @FUZZ
 @given(flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=40),
        cut=st.one_of(st.none(), st.floats(0, 1)))
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_corrupted_hdf5_bytes(tmp_path, valid_h5, flips, cut):
     path = tmp_path / "mutated.h5"
     path.write_bytes(_mutated(valid_h5, flips, cut))
@@ -66,6 +67,7 @@ def test_corrupted_hdf5_bytes(tmp_path, valid_h5, flips, cut):
     bad_value=st.sampled_from([None, np.nan, np.inf]),
     header=st.sampled_from([None, b"<ismrmrdHeader>", b"\xff\xfe garbage", b""]),
 )
+@pytest.mark.slow  # several seconds of work: make test, not test-fast
 @example(dtype="complex64", shape=[2, 8, 8], huge=True, mask_width=None, target=None, bad_value=None, header=None)
 @example(dtype="complex64", shape=[2, 8, 8], huge=False, mask_width=None, target=[3, 2], bad_value=None, header=None)
 @example(dtype="complex64", shape=[2, 8, 8], huge=False, mask_width=None, target=[5], bad_value=None, header=None)
@@ -118,6 +120,7 @@ def test_corrupted_tiff_bytes(tmp_path, valid_tif, flips, cut):
 @given(dtype=st.sampled_from(["uint8", "uint16", "int32", "float16", "float32", "float64", "complex64", "bool"]),
        shape=st.lists(st.integers(1, 6), min_size=1, max_size=5),
        bad_value=st.sampled_from([None, np.nan, np.inf]))
+@pytest.mark.slow  # several seconds of work: make test, not test-fast
 def test_structurally_wrong_tiff(tmp_path, dtype, shape, bad_value):
     array = np.ones(shape, dtype)
     if bad_value is not None and np.issubdtype(array.dtype, np.floating):

@@ -60,6 +60,7 @@ def test_ome_tiff_is_read_lazily_and_bad_files_are_named(tmp_path):
         ome_zarr.open_stack(tmp_path / "bad.zarr")
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 @pytest.mark.parametrize("shape,block", [((20, 37, 29), (9, 16, 11)), ((5, 40, 33), 20), ((30, 30, 30), None)])
 def test_blocks_give_the_whole_volume_result(shape, block):
     """Groups of the whole volume's tiles, accumulated: the one-pass result, also for a network

@@ -85,6 +85,7 @@ def test_fit_wavelength_on_one_candidate_and_bad_candidates(beads):
         fit_wavelength([y], [x], VOX, [], kernel_size=12)
 
 
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
 def test_a_fit_is_reliable_only_inside_the_grid_and_above_the_noise(beads):
     """A minimum on the grid's edge, or one the misfit's noise could have put there, is flagged
     (not used by the task); the clean, mid-grid fit is not."""
