@@ -17,16 +17,16 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
     from tf_otcycle.tasks import get
-    from tests.tiny import tiny_batch
+    from tests.tiny import tiny_batch, tiny_sizes
     from tf_otcycle.tasks.base import set_precision
 
     task = get(sys.argv[1])
     config = task.default_config(base_filters=4, depth=1, critic_filters=4, critic_layers=1, n_critic=1, batch_size=2,
-                                 crop_size=16, patch_size=16, psf_size=5, decay_epoch=1, epochs=1, learning_rate=1e-3)
+                                 decay_epoch=1, epochs=1, learning_rate=1e-3, **tiny_sizes(task.name))
     batch = tiny_batch(task.name)
 
     def run(policy):
-        set_precision({"mixed_precision": policy})
+        set_precision(config.replace(mixed_precision=policy))
         keras.utils.set_random_seed(3)
         model = task.build_model(config.replace(mixed_precision=policy), None, 1)
         history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=3, epochs=1, verbose=0)

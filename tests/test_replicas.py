@@ -19,12 +19,12 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from tf_otcycle.tasks import get
-    from tests.tiny import tiny_batch
+    from tests.tiny import tiny_batch, tiny_sizes
 
     task = get(sys.argv[1])
     config = task.default_config(base_filters=2, depth=1, critic_filters=2, critic_layers=1, n_critic=2, batch_size=2,
-                                 learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, crop_size=16,
-                                 patch_size=16, psf_size=5, decay_epoch=1, epochs=1)
+                                 learning_rate=1e-2, gan_warmup_steps=0, cycle_warmup_steps=0, decay_epoch=1,
+                                 epochs=1, **tiny_sizes(task.name))
     batch = tiny_batch(task.name)
 
     def one_step(devices):

@@ -13,3 +13,8 @@ def tiny_batch(task_name: str) -> dict:
                 "y_params": {"mask": masks[::-1]}}
     return {"x": rng.random((2, 16, 16, 16, 1)).astype("float32"),
             "y": rng.random((2, 16, 16, 16, 1)).astype("float32")}
+
+
+def tiny_sizes(task_name: str) -> dict:
+    """The size flags of :func:`tiny_batch`'s samples for ``task_name`` (each task has its own)."""
+    return {"crop_size": 16} if task_name == "mri" else {"patch_size": 16, "psf_size": 5}
