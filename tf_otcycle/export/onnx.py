@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -12,6 +13,10 @@ import tensorflow as tf
 from tf_otcycle.io_utils import atomic_path
 
 ONNX_NAME = "generator.onnx"
+
+# Keras' ONNX exporter probes ``np.object`` on import, which numpy 2 answers with a FutureWarning
+# printed in every run that exports; it concerns Keras' code, not the user's.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"keras\.src\.export\.tf2onnx_lib")
 
 
 def onnx_available() -> bool:
