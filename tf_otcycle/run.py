@@ -21,7 +21,6 @@ from absl import app, flags, logging
 
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.tasks.base import (
-    COMMON_FLAGS,
     COMMON_KEYS,
     CommonConfig,
     FlagSpec,
@@ -61,24 +60,20 @@ _DEFINERS = {
 }
 
 
-def define(spec: FlagSpec, default=None) -> None:
-    """Define the absl flag of ``spec`` (its default, or ``default``) unless already defined
-    (``train/compare.py`` defines every task's)."""
-    default = spec.default if default is None else default
+def define(spec: FlagSpec) -> None:
+    """Define the absl flag of ``spec`` unless already defined (``train/compare.py`` defines every task's)."""
     if spec.name in flags.FLAGS:
         return
     if spec.kind == "enum":
-        flags.DEFINE_enum(spec.name, default, list(spec.choices), spec.help)
+        flags.DEFINE_enum(spec.name, spec.default, list(spec.choices), spec.help)
     else:
-        _DEFINERS[spec.kind](spec.name, default, spec.help)
+        _DEFINERS[spec.kind](spec.name, spec.default, spec.help)
 
 
 def define_flags(task: Task) -> None:
     """The shared training flags (with ``task``'s defaults) and the task's own flags."""
-    for spec in COMMON_FLAGS:
-        define(spec, task.common_defaults.get(spec.name, spec.default))
-    for spec in task.flags:
-        define(spec, spec.default)
+    for spec in task.all_flags:
+        define(spec)
 
 
 def apply_defaults(defaults: dict) -> None:

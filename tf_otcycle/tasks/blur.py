@@ -76,7 +76,7 @@ class BlurConfig(CommonConfig):
     measurement_noise: str = string(
         "auto",
         "Noise drawn on the simulated measurement Hx in training, Var = GAIN * Hx + VARIANCE (normalised units): "
-        "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.", before='none')
+        "auto (estimated from --blurred_files), none (the paper's noise-free Hx) or GAIN,VARIANCE.", before="none")
     learn_background: bool = boolean(
         True,
         "Learn an additive background b in H x = g (h * x) + b (not in the paper): the camera offset and haze of "
@@ -86,7 +86,7 @@ class BlurConfig(CommonConfig):
         "both", tiff.SCALE_AUGMENT,
         "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
         "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
-        "the one H learns) or none.", before='both')
+        "the one H learns) or none.", before="both")
     tile_overlap: int | None = integer(None, "Overlap of inference tiles; default patch_size // 4.", may_change=True)
     rl_iterations: int = integer(
         20, "Richardson-Lucy iterations (the classical baseline) when not tuned.", may_change=True)
