@@ -48,6 +48,18 @@ def test_fused_and_moments_paths_agree():
     np.testing.assert_allclose(tf.function(layer)(x), layer.normalize_with_moments(x), rtol=1e-4, atol=1e-5)
 
 
+def test_volume_with_unknown_sizes_keeps_its_shape():
+    """The fused path runs a volume as a 2-D image: the output keeps the input's static shape
+    (None where the graph has None) and equals the moments path, traced and eager."""
+    layer, _ = _pair((1, 6, 8, 4, 2))
+    x = tf.constant(np.random.default_rng(4).standard_normal((1, 6, 8, 4, 2)).astype("float32"))
+    traced = tf.function(layer).get_concrete_function(tf.TensorSpec((1, None, None, None, 2)))
+    assert traced.structured_outputs.shape.as_list() == [1, None, None, None, 2]
+    for y in (traced(x), layer(x)):
+        assert y.shape == x.shape
+        np.testing.assert_allclose(y, layer.normalize_with_moments(x), rtol=1e-4, atol=1e-5)
+
+
 def test_half_precision_and_serialisation():
     layer = InstanceNormalization(epsilon=1e-3, dtype="mixed_float16")
     y = layer(tf.random.normal((1, 8, 8, 2)))
