@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/speed.py                   # everything (~20 min on 2 cores), writes RESULTS.md
     .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
     .venv/bin/python benchmarks/speed.py --smoke           # tiny networks, one repeat: checks it runs (make test)
+    .venv/bin/python benchmarks/speed.py --profile=microscopy_demo  # where one OT step's time goes, printed
 
 Every row runs in its own subprocess (thread pools are fixed when TensorFlow starts, and a
 process's peak memory is its own), with the threads ``--threads=auto`` would choose for that
@@ -166,6 +167,88 @@ def train_step_row(name: str, method: str, repeats: int, precision: str = "none"
     return {"seconds": seconds, "gflop": flops / 1e9}
 
 
+NETWORKS = ("generator", "critic_x", "critic_y", "forward_op")
+
+
+def op_kind(op_type: str) -> str:
+    """The class of a TensorFlow op type, as the profile groups it (oneDNN's ``_MklNative`` names too)."""
+    if "Conv" in op_type:
+        if "BackpropFilter" in op_type:
+            return "conv, filter gradient"
+        return "conv, input gradient" if "BackpropInput" in op_type else "conv"
+    if "BatchNorm" in op_type:
+        return "normalisation"
+    if "FFT" in op_type:
+        return "FFT"
+    return "element-wise and other"
+
+
+def read_trace(logdir: str, steps: int) -> dict:
+    """Per ``(network, op kind)``: milliseconds of op execution per step, summed over the
+    runtime's threads, from the TensorFlow profiler's trace in ``logdir`` (its XSpace file)."""
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # TensorFlow's own trace format
+
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(Path(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]).read_bytes())
+    table: dict = {}
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads
+                continue
+            for event in line.events:
+                full = names.get(event.metadata_id, "")
+                if full.startswith("ExecutorState") or ":" not in full:  # the executor's spans enclose the ops
+                    continue
+                op_name, _, op_type = full.rpartition(":")
+                network = next((n for n in NETWORKS if n in op_name), "objective and optimizers")
+                key = (network, op_kind(op_type))
+                table[key] = table.get(key, 0.0) + event.duration_ps / 1e9 / steps
+    return table
+
+
+def profile_row(name: str, method: str, steps: int) -> dict:
+    """Where one ``train_step`` of ``name`` goes: op time per network and op kind (ms per
+    step, all threads), with the step's wall time measured under the profiler."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from tf_otcycle import tasks
+    from tf_otcycle.comparison import build_model
+
+    task_name, size, overrides = CONFIGS[name]
+    task = tasks.get(task_name)
+    model = build_model(task, method, _config(task, size, overrides), None)
+    data = tf.nest.map_structure(tf.constant, _batch(task_name, size, 1))
+    step = tf.function(model.train_step)
+    for _ in range(3):
+        tf.nest.map_structure(lambda t: t.numpy(), step(data))
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            tf.nest.map_structure(lambda t: t.numpy(), step(data))
+        wall = (time.perf_counter() - start) / steps
+        tf.profiler.experimental.stop()
+        table = read_trace(logdir, steps)
+    return {"wall_ms": wall * 1e3, "ops": [[net, kind, ms] for (net, kind), ms in table.items()]}
+
+
+def profile_lines(row: dict) -> list[str]:
+    """The profile as a Markdown table, largest first, with each part's share of the op time."""
+    total = sum(ms for _, _, ms in row["ops"])
+    lines = [f"{row['name']} {row['method']} (threads {row['threads']}): {row['wall_ms']:.1f} ms per step under the "
+             f"profiler, {total:.1f} ms of op time on all threads", "",
+             "| network | op kind | ms per step | share |", "|---|---|---|---|"]
+    for net, kind, ms in sorted(row["ops"], key=lambda r: -r[2]):
+        if ms >= 0.005 * total:
+            lines.append(f"| {net} | {kind} | {ms:.1f} | {ms / total:.0%} |")
+    return lines
+
+
 def inference_row(name: str, method: str, repeats: int) -> dict:
     """Generator (batched, compiled) or classical solver throughput on ``name``'s size."""
     import numpy as np
@@ -213,6 +296,8 @@ def child(args) -> None:
     threads = set_threads(args.threads, task.step_work(_config(task, size, overrides)))  # before any TF op
     if args.kind == "train":
         row = train_step_row(args.name, args.method, args.repeats, args.mixed_precision)
+    elif args.kind == "profile":
+        row = profile_row(args.name, args.method, args.repeats)
     else:
         row = inference_row(args.name, args.method, args.repeats)
     row["threads"] = "tensorflow" if threads is None else f"{threads[0]},{threads[1]}"
@@ -253,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="the networks' dtype policy in the train-step rows (printed only unless none)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny networks, the OT step and the generator only, one repeat; prints, writes nothing")
+    parser.add_argument("--profile", default="",
+                        help="comma-separated configurations: print where one OT-cycleGAN step's time goes; "
+                        "writes nothing")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="", help=argparse.SUPPRESS)
@@ -265,6 +353,11 @@ def main(argv: list[str] | None = None) -> None:
 
     import_tensorflow()  # the parent's runtime, default threads: the matmul peak
 
+    if args.profile:
+        for name in args.profile.split(","):
+            row = run_child("profile", name, "ot_cyclegan", 1 if "smoke" in name else 5, peak_sizes=(256,))
+            print("\n".join(profile_lines(row)) + "\n", flush=True)
+        return
     if args.smoke:
         names, methods, peak_sizes = list(SMOKE), ("ot_cyclegan",), (256,)
     else:

@@ -36,6 +36,22 @@ def test_speed_smoke():
         assert any(line.startswith(name) and "generator" in line for line in lines), proc.stdout
 
 
+def test_speed_profile_smoke():
+    """--profile reads TensorFlow's trace: every network of the OT step shows up with its convolutions."""
+    proc = subprocess.run([sys.executable, "benchmarks/speed.py", "--profile=microscopy_smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines()
+            if line.startswith("| ") and "ms per step" not in line]
+    parts = {(r[0][2:], r[1]) for r in rows if not r[0].startswith("|-")}
+    for network in ("generator", "critic_x", "critic_y"):
+        assert (network, "conv") in parts, proc.stdout
+    assert ("forward_op", "FFT") in parts, proc.stdout
+    shares = [float(r[3].rstrip(" |%")) for r in rows if r[3].rstrip(" |").endswith("%")]
+    # the parts shown are the op time (those under 0.5 % left out), each share rounded to 1 %
+    assert 90 <= sum(shares) <= 100 + len(shares) / 2, proc.stdout
+
+
 def test_quality_smoke(tmp_path):
     """MRI at x8 only (its flagfile nests the x4 one; the microscopy path of the script differs in
     its data flags alone, which tests/train/test_compare.py's microscopy run covers); the table,
