@@ -382,7 +382,9 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         old = out.read_text() if out.exists() else ""
         kept = KEPT + old.split(KEPT, 1)[1] if KEPT in old else ""  # sections other scripts measured
-        out.write_text(report(rows, infer) + kept)
+        profiles = [run_child("profile", name, "ot_cyclegan", 5, peak_sizes=(256,))
+                    for name in ("mri_demo", "microscopy_demo")]
+        out.write_text(report(rows, infer, profiles) + kept)
         print(f"wrote {args.out}")
 
 
@@ -392,28 +394,48 @@ def train_line(r: dict) -> str:
             f"{r['peak_rss_gib']:5.2f} GiB")
 
 
-def report(rows: list[dict], infer: list[dict]) -> str:
-    cpu = platform.processor() or platform.machine()
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU's model name and the vector extensions oneDNN can use (from ``/proc/cpuinfo``
+    where there is one), e.g. ``Intel(R) Xeon(R) Processor (avx2, fma, avx512f, amx_bf16)``."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    present = [flag for flag in VECTOR_FLAGS if flag in flags]
+    return f"{model} ({', '.join(present) if present else 'flags unknown'})"
+
+
+def report(rows: list[dict], infer: list[dict], profiles: list[dict] = ()) -> str:
+    import tensorflow as tf
+
     peaks = [r["peak"] for r in rows + infer]
+    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
     lines = [
         "# Speed benchmark", "",
-        f"`python benchmarks/speed.py` on {datetime.date.today().isoformat()}: {cpu}, {os.cpu_count()} cores, no GPU "
-        f"({platform.platform()}). Every row ran in its own process; the practical peak (float32 matmul 2048-4096, "
+        f"`python benchmarks/speed.py` on {datetime.date.today().isoformat()}: {cpu_description()}, "
+        f"{os.cpu_count()} cores, CPU only ({platform.platform()}; TensorFlow {tf.__version__}, oneDNN {onednn}). "
+        "Every row ran in its own process; the practical peak (float32 matmul 2048-4096, "
         f"median) was measured just before and after each row in the benchmark's own process, and each ratio uses "
-        f"that row's mean of the two (here {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s: the machine is shared, so "
-        "compare ratios, not times across rows).", "",
+        f"that row's mean of the two, given in the row (here {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s: the machine "
+        "is shared, so compare ratios, not times across rows).", "",
         "## Train steps", "",
         "One `tf.function(train_step)` on a fixed batch of 1 (median of repeats after warm-up; no input pipeline). "
         "GFLOP: TensorFlow's profiler on the traced graph (convolutions, their gradients, matmuls; the 3-D "
         "convolution gradients, which TensorFlow does not count, registered by the benchmark; FFTs, normalisation "
         "and element-wise ops not counted, so the ratio is a lower bound). Threads: what `--threads=auto` "
         "chooses, plus the OT step with the other setting. Peak RSS: the row's own process.", "",
-        "| configuration | method | threads | ms/step | GFLOP/step | of peak | peak RSS (GiB) |",
-        "|---|---|---|---|---|---|---|",
+        "| configuration | method | threads | ms/step | GFLOP/step | of peak | peak (GFLOP/s) | peak RSS (GiB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['name']} | {r['method']} | {r['threads']} | {r['seconds'] * 1e3:.1f} | {r['gflop']:.1f} | "
-                     f"{r['gflop'] / r['seconds'] / r['peak']:.2f} | {r['peak_rss_gib']:.2f} |")
+                     f"{r['gflop'] / r['seconds'] / r['peak']:.2f} | {r['peak']:.0f} | {r['peak_rss_gib']:.2f} |")
     by = {}
     for r in rows:
         by.setdefault((r["name"], r["method"]), r)  # the auto-threads row first
@@ -426,11 +448,19 @@ def report(rows: list[dict], infer: list[dict]) -> str:
               "Generator: `tf_otcycle.models.predictor` (compiled), batches of 8 slices (MRI) or one volume, per item. "
               "PLS-TV: 100 MFISTA iterations, compiled, batch of 8 slices. Richardson-Lucy: 30 iterations, one volume, "
               "20^3 PSF, compiled TensorFlow (ours) and scikit-image (float64 NumPy/SciPy).", "",
-              "| configuration | method | items/s | s/item | peak RSS (GiB) |", "|---|---|---|---|---|"]
+              "| configuration | method | items/s | s/item | peak (GFLOP/s) | peak RSS (GiB) |",
+              "|---|---|---|---|---|---|"]
     for r in infer:
         lines.append(f"| {r['name']} | {r['method']} | {1 / r['seconds']:.2f} {r['unit']}s | {r['seconds']:.4f} | "
-                     f"{r['peak_rss_gib']:.2f} |")
-    return "\n".join(lines) + "\n"
+                     f"{r['peak']:.0f} | {r['peak_rss_gib']:.2f} |")
+    if profiles:
+        lines += ["", "## Where the demo steps go", "",
+                  "`python benchmarks/speed.py --profile=NAME`: op time of one OT-cycleGAN step from TensorFlow's "
+                  "trace (5 steps after warm-up), per network and op kind, summed over the runtime's threads; parts "
+                  "under 0.5 % left out. The profiler slows the step; the shares are what to read.", ""]
+        for row in profiles:
+            lines += profile_lines(row) + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""benchmarks/speed.py's report: the CPU it names, each row's peak, the profile's table."""
+
+from tests.scripts import load_script
+
+speed = load_script("benchmarks/speed.py", "speed")
+
+CPUINFO = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Processor
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 avx512_vnni
+"""
+
+
+def test_cpu_description_names_the_model_and_its_vector_extensions():
+    assert speed.cpu_description(CPUINFO) == (
+        "Intel(R) Xeon(R) Processor (avx2, fma, avx512f, avx512_vnni, avx512_bf16, amx_tile, amx_bf16)")
+    assert speed.cpu_description("model name : AMD EPYC\nflags : avx2 fma\n") == "AMD EPYC (avx2, fma)"
+    assert speed.cpu_description("").endswith("(flags unknown)")
+
+
+def test_report_gives_each_row_its_peak_and_the_profiles():
+    train = {"name": "mri_demo", "method": "ot_cyclegan", "threads": "1,2", "seconds": 0.1, "gflop": 16.0,
+             "peak": 320.0, "peak_rss_gib": 0.9}
+    infer = {"name": "mri_demo", "method": "generator", "seconds": 0.01, "unit": "slice", "peak": 300.0,
+             "peak_rss_gib": 0.9}
+    profile = {"name": "mri_demo", "method": "ot_cyclegan", "threads": "1,2", "wall_ms": 100.0,
+               "ops": [["generator", "conv", 60.0], ["critic_x", "conv", 39.9], ["generator", "FFT", 0.1]]}
+    text = speed.report([train], [infer], [profile])
+    assert "| mri_demo | ot_cyclegan | 1,2 | 100.0 | 16.0 | 0.50 | 320 | 0.90 |" in text
+    assert "| mri_demo | generator | 100.00 slices | 0.0100 | 300 | 0.90 |" in text
+    assert "## Where the demo steps go" in text
+    assert "| generator | conv | 60.0 | 60% |" in text and "| critic_x | conv | 39.9 | 40% |" in text
+    assert "FFT" not in text.split("## Where the demo steps go")[1]  # under 0.5 % of the op time: left out
+    assert speed.op_kind("_MklNativeConv3DBackpropFilterV2") == "conv, filter gradient"
+    assert speed.op_kind("Conv2DBackpropInput") == "conv, input gradient"
+    assert speed.op_kind("_MklNativeFusedBatchNormGradV3") == "normalisation"
