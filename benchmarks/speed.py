@@ -155,7 +155,7 @@ def train_step_row(name: str, method: str, repeats: int, precision: str = "none"
     task_name, size, overrides = CONFIGS[name]
     task = tasks.get(task_name)
     config = _config(task, size, {**overrides, "mixed_precision": precision})
-    set_precision(config)
+    set_precision(config, task.step_work(config))
     model = build_model(task, method, config, None)
     batch = _batch(task_name, size, config.batch_size)
     data = batch if method != "supervised" else (batch["y"], batch["x"])

@@ -213,7 +213,7 @@ def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:
     test files, write ``<run_dir>/eval``; returns the table."""
     run_dir = Path(config.run_dir)
     keras.utils.set_random_seed(config.seed)
-    set_precision(config)
+    set_precision(config, task.step_work(config))
     if config.steps_per_epoch is None and not config.eval_only:
         config = config.replace(steps_per_epoch=task.steps_per_epoch(config, data))
     if not config.eval_only:  # the training run's flags.txt stays the record of training

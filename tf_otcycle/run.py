@@ -205,7 +205,7 @@ def run(task: Task, config: CommonConfig, data: dict, strategy: tf.distribute.St
             probe_writable(run_dir)  # an unwritable or full run directory is reported before training
         except OSError as e:
             raise app.UsageError(str(e)) from None
-    set_precision(config)
+    set_precision(config, task.step_work(config))
     with strategy.scope():
         model = task.build_model(config, data, steps)
         state = TrainState(model, run_dir / "checkpoints")

@@ -35,7 +35,7 @@ from tf_otcycle.tasks.config import (  # noqa: F401  (FlagSpec, COMMON_KEYS: pub
     flag_specs,
     own_flags,
 )
-from tf_otcycle.training import adam, parse_threads
+from tf_otcycle.training import adam, parse_threads, resolve_precision
 
 Method = Callable[..., np.ndarray]
 
@@ -139,10 +139,15 @@ def with_loss_scaling(optimizers, config: CommonConfig) -> tuple:
     return tuple(None if o is None else keras.optimizers.LossScaleOptimizer(o) for o in optimizers)
 
 
-def set_precision(config: CommonConfig) -> None:
-    """The global Keras dtype policy from ``--mixed_precision`` (before any model is built)."""
-    keras.mixed_precision.set_global_policy("float32" if config.mixed_precision == "none"
-                                            else config.mixed_precision)
+def set_precision(config: CommonConfig, work: int | None = None) -> str:
+    """The global Keras dtype policy from ``--mixed_precision`` (before any model is built);
+    ``auto`` resolved for a step of ``work`` (:func:`~tf_otcycle.training.runtime.resolve_precision`).
+    Returns the policy set, ``'none'`` for float32 (printed when ``auto`` chose it)."""
+    precision = resolve_precision(config.mixed_precision, work)
+    keras.mixed_precision.set_global_policy("float32" if precision == "none" else precision)
+    if config.mixed_precision == "auto":
+        print(f"--mixed_precision=auto: {'float32' if precision == 'none' else precision}", flush=True)
+    return precision
 
 
 def shard(items: list, input_context: tf.distribute.InputContext | None) -> list:

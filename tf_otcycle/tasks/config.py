@@ -195,9 +195,11 @@ class CommonConfig(Config):
     beta_2: float = real(0.9, "Adam beta_2.")
     seed: int = integer(0, "Global seed (weights, data order, random masks/patches).")
     mixed_precision: str = enum(
-        "none", ("none", "mixed_float16", "mixed_bfloat16"),
-        "Keras dtype policy of the networks: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16; the "
-        "physics, the critics' scores, G's output and the losses stay float32.", may_change=True)
+        "none", ("none", "auto", "mixed_float16", "mixed_bfloat16"),
+        "Keras dtype policy of the networks: none (float32), mixed_float16 (GPUs, with loss scaling), "
+        "mixed_bfloat16, or auto (mixed_bfloat16 for paper-size steps on a CPU with AMX-BF16, 1.9-2.8x faster "
+        "there; float32 elsewhere; measured in benchmarks/RESULTS.md); the physics, the critics' scores, G's output "
+        "and the losses stay float32.", may_change=True)
     threads: str = string(
         "auto", "CPU thread pools: auto (small steps: one thread per op, one op per core; large steps: TensorFlow's "
         "defaults; measured in benchmarks/RESULTS.md), tensorflow (TensorFlow's defaults) or INTRA,INTER.",

@@ -41,9 +41,11 @@ from tf_otcycle.training.records import (  # noqa: F401
 )
 from tf_otcycle.training.runtime import (  # noqa: F401
     AUTO_THREADS_WORK,
+    cpu_flags,
     is_chief,
     make_strategy,
     parse_threads,
+    resolve_precision,
     set_threads,
 )
 
@@ -64,6 +66,7 @@ __all__ = [
     "adam",
     "average_pairs",
     "averaging_optimizer",
+    "cpu_flags",
     "environment",
     "generator_step",
     "is_chief",
@@ -74,6 +77,7 @@ __all__ = [
     "recorded_differences",
     "relative_change",
     "reset_average",
+    "resolve_precision",
     "save_flags",
     "select_networks",
     "set_threads",
