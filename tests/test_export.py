@@ -397,3 +397,25 @@ def test_a_wrong_onnx_graph_is_exported_again_and_never_kept(tmp_path, monkeypat
     export_onnx(model, tmp_path / "h.onnx", spec, tries=3)
     assert onnx_mismatch(tmp_path / "h.onnx", x, np.asarray(model(x))) is None
     model.export = real_export
+
+
+def test_a_generator_trained_in_bfloat16_exports_in_float32(tmp_path):
+    """Under --mixed_precision=mixed_bfloat16 (what --mixed_precision=auto picks at paper size on
+    AMX CPUs) the export is of a float32 copy: the ONNX graph is written and checked against it
+    (ONNX has no bfloat16 convolution: the export failed before), the .keras file loads computing
+    in float32, and the training run's policy is left as it was."""
+    from tf_otcycle.export import onnx_available
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(5)
+        mri = build_unet(2, 2, depth=1, base_filters=2, residual=True, name="generator")
+        paths = export_mri_generator(mri, tmp_path)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert ("onnx" in paths) == onnx_available()
+    loaded = keras.saving.load_model(paths["keras"])
+    assert all(layer.compute_dtype == "float32" for layer in loaded._flatten_layers())
+    x = np.random.default_rng(2).standard_normal((1, 16, 16, 2)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), mri(x), atol=0.05)  # bfloat16 compute against float32: close

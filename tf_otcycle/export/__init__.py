@@ -1,8 +1,9 @@
 """Exports: ``.keras`` models and versioned SavedModels that TF Serving loads.
 
 One module per concept: :mod:`.saved_model` (the formats, settings and digest),
-:mod:`.onnx`, and the serving signatures of each task family, :mod:`.mri` and :mod:`.blur`;
-every public name is importable from ``tf_otcycle.export``.
+:mod:`.onnx`, :mod:`.precision` (exports compute in float32, also of a network trained in
+mixed precision), and the serving signatures of each task family, :mod:`.mri` and
+:mod:`.blur`; every public name is importable from ``tf_otcycle.export``.
 
 SavedModel layout (what TF Serving's model server expects):
 ``<export_dir>/<model_name>/<version>/saved_model.pb`` + ``variables/``, versions being
@@ -36,6 +37,7 @@ from tf_otcycle.export.onnx import (
     onnx_probe,
     onnx_reference,
 )
+from tf_otcycle.export.precision import float32_copy
 from tf_otcycle.export.saved_model import (
     CONFIG_NAME,
     export_generator,
@@ -51,7 +53,7 @@ from tf_otcycle.export.saved_model import (
 __all__ = [
     "CONFIG_NAME", "ONNX_EXPORT_TRIES", "ONNX_NAME", "OnnxExportError", "blurred_spec", "compiled_reconstruct_kspace",
     "export_generator", "export_keras", "export_microscopy_generator", "export_mri_generator", "export_onnx",
-    "export_settings", "mri_archive", "microscopy_archive", "next_version", "onnx_available", "onnx_mismatch",
-    "onnx_probe", "onnx_reference", "read_export_config", "reconstruct_kspace", "rest_request", "weights_digest",
-    "write_saved_model",
+    "export_settings", "float32_copy", "mri_archive", "microscopy_archive", "next_version", "onnx_available",
+    "onnx_mismatch", "onnx_probe", "onnx_reference", "read_export_config", "reconstruct_kspace", "rest_request",
+    "weights_digest", "write_saved_model",
 ]

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_otcycle.export.precision import float32_copy
 from tf_otcycle.export.saved_model import export_generator
 
 
@@ -43,6 +44,7 @@ def export_microscopy_generator(
     from tf_otcycle.data.tiff import write_stack
 
     export_dir = Path(export_dir)
+    generator = float32_copy(generator)
     archive = microscopy_archive(generator, np.ndim(psf))
     paths = export_generator(generator, archive, export_dir, model_name, settings, extras=(np.asarray(psf),),
                               input_spec=blurred_spec(np.ndim(psf)))

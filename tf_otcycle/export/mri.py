@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tf_otcycle.export.precision import float32_copy
 from tf_otcycle.export.saved_model import export_generator
 from tf_otcycle.physics import fft
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels
@@ -94,5 +95,6 @@ def export_mri_generator(
     """Export the MRI generator as ``<export_dir>/generator.keras`` and a new SavedModel
     version, with ``settings`` (:func:`export_settings`) as ``config.json`` in both."""
     spec = tf.TensorSpec([None, None, None, 2], tf.float32, name="image")
+    generator = float32_copy(generator)
     return export_generator(generator, mri_archive(generator), Path(export_dir), model_name, settings,
                              input_spec=spec)

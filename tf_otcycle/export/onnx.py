@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_otcycle.export.precision import float32_copy
 from tf_otcycle.io_utils import atomic_path
 
 ONNX_NAME = "generator.onnx"
@@ -51,6 +52,7 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
         raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' "
                           "(onnx, tf2onnx, onnxruntime)")
     path = Path(path)
+    model = float32_copy(model)  # ONNX has no bfloat16 convolution
     probe, expected = onnx_reference(model, input_spec)
     problems = []
     with atomic_path(path) as tmp:
