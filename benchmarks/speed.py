@@ -400,13 +400,13 @@ VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_
 def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU's model name and the vector extensions oneDNN can use (from ``/proc/cpuinfo``
     where there is one), e.g. ``Intel(R) Xeon(R) Processor (avx2, fma, avx512f, amx_bf16)``."""
+    from tf_otcycle.training import cpu_flags, read_cpuinfo
+
     if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.exists() else ""
-    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    model = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
+        cpuinfo = read_cpuinfo()
+    model = next((value.strip() for key, _, value in (line.partition(":") for line in cpuinfo.splitlines())
+                  if key.strip() == "model name"), "") or platform.processor() or platform.machine()
+    flags = cpu_flags(cpuinfo)
     present = [flag for flag in VECTOR_FLAGS if flag in flags]
     return f"{model} ({', '.join(present) if present else 'flags unknown'})"
 

@@ -47,14 +47,17 @@ class InstanceNormalization(keras.layers.Layer):
         """The fused path for one float32 sample; a volume ``(1, D, H, W, C)`` runs as the image
         ``(1, D * H, W, C)``, the same statistics per channel, which TensorFlow's 2-D kernel
         computes 1.9-2.4x faster forward and backward than its 3-D one on CPU (measured)."""
-        shape = tf.shape(x)
-        flat = x if x.shape.rank == 4 else tf.reshape(x, tf.stack([1, shape[1] * shape[2], shape[3], shape[4]]))
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(flat, self.gamma, self.beta, epsilon=self.epsilon,
-                                                   is_training=True, data_format="NHWC")
         if x.shape.rank == 4:
-            return y
-        y = tf.reshape(y, shape)
+            return self._fused_image(x)
+        shape = tf.shape(x)
+        y = tf.reshape(self._fused_image(tf.reshape(x, tf.stack([1, shape[1] * shape[2], shape[3], shape[4]]))),
+                       shape)
         y.set_shape(x.shape)  # the reshape by a shape tensor forgets the static sizes
+        return y
+
+    def _fused_image(self, x):
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True,
+                                                   data_format="NHWC")
         return y
 
     def normalize_with_moments(self, x):

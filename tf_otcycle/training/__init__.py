@@ -45,6 +45,7 @@ from tf_otcycle.training.runtime import (  # noqa: F401
     is_chief,
     make_strategy,
     parse_threads,
+    read_cpuinfo,
     resolve_precision,
     set_threads,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "parse_threads",
     "probe_writable",
     "random_states",
+    "read_cpuinfo",
     "recorded_differences",
     "relative_change",
     "reset_average",

@@ -84,14 +84,18 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+def read_cpuinfo() -> str:
+    """The text of ``/proc/cpuinfo``; empty where there is none (not Linux) or it cannot be read."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """The CPU's feature flags (``/proc/cpuinfo``'s first ``flags`` line; empty where there is none)."""
     if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        try:
-            cpuinfo = path.read_text() if path.exists() else ""
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = read_cpuinfo()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "flags":
