@@ -41,13 +41,14 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
 
     ``input_spec``: the input's shape (``None`` for batch and spatial sizes) and name; the
     graph takes any size a ``(B, *spatial, C)`` input the model takes. Each graph written is
-    run by onnxruntime on a probe input and must give Keras' output: tf2onnx's optimiser was
-    measured here to emit, now and then (1 of 12 exports in one process), a 2-D U-Net whose
-    output has an extra leading axis ``(1, 1, H, W, 1)`` (and, in a long test session, a 3-D
-    one three times in a row from the same model object). Such a graph is exported again, up
-    to ``tries`` times, each time from a fresh copy of the model (its own traced functions,
-    the same weights); after that :class:`OnnxExportError` is raised and an existing file at
-    ``path`` is kept. Needs the ``onnx`` extra (``pip install 'tf_otcycle[onnx]'``)."""
+    run by onnxruntime on a probe input and must give Keras' output. tf2onnx 1.17 writes, now
+    and then (1 export in 3 to 12 here, depending on the order its optimisers meet the nodes),
+    a graph whose output has an extra leading axis, ``(1, N, D, H, W, 1)``: it dropped its
+    own Squeeze (:func:`restore_dropped_squeeze` puts it back). A graph still wrong is
+    exported again, up to ``tries`` times, each time from a fresh copy of the model (its own
+    traced functions, the same weights); after that :class:`OnnxExportError` is raised and an
+    existing file at ``path`` is kept. Needs the ``onnx`` extra
+    (``pip install 'tf_otcycle[onnx]'``)."""
     if not onnx_available():
         raise ImportError("ONNX export needs the optional extra: pip install 'tf_otcycle[onnx]' "
                           "(onnx, tf2onnx, onnxruntime)")
@@ -59,12 +60,57 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, input_spec: tf.Tens
         for attempt in range(max(1, tries)):
             source = model if attempt == 0 else fresh_copy(model)
             source.export(str(tmp), format="onnx", verbose=False, input_signature=[input_spec])
+            restore_dropped_squeeze(tmp, expected.ndim)
             problem = onnx_mismatch(tmp, probe, expected)
             if problem is None:
                 return path
             problems.append(problem)
         raise OnnxExportError(f"{path}: {len(problems)} ONNX exports did not reproduce the Keras model: "
                               + " | ".join(problems))
+
+
+def restore_dropped_squeeze(onnx_path: str | os.PathLike, rank: int) -> bool:
+    """Put back the Squeeze tf2onnx's reshape optimiser drops at a graph output; True if it did.
+
+    That optimiser rewrites a ``Reshape`` to one with ``k`` leading axes of size 1 and inserts a
+    ``Squeeze`` of them on the Reshape's consumers; when the Reshape itself gives the graph's
+    output there is no consumer, the Squeeze is left dangling and removed, and the output has
+    rank ``rank + k``. For each output of declared rank ``rank + k`` made by a Reshape whose
+    constant shape starts with ``k`` ones, this appends ``Squeeze(axes=0..k-1)`` and rewrites
+    the file at ``onnx_path`` (other graphs are left as written)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    changed = False
+    for output in graph.output:
+        dims = output.type.tensor_type.shape.dim
+        extra = len(dims) - rank
+        node = producers.get(output.name)
+        if extra <= 0 or node is None or node.op_type != "Reshape" or node.input[1] not in constants:
+            continue
+        shape = constants[node.input[1]].reshape(-1)
+        if len(shape) != len(dims) or not (shape[:extra] == 1).all():
+            continue
+        unsqueezed = output.name + "__before_squeeze"
+        node.output[0] = unsqueezed
+        axes = list(range(extra))
+        if opset >= 13:  # axes became an input in opset 13
+            axes_name = output.name + "__squeeze_axes"
+            graph.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), axes_name))
+            graph.node.append(helper.make_node("Squeeze", [unsqueezed, axes_name], [output.name]))
+        else:
+            graph.node.append(helper.make_node("Squeeze", [unsqueezed], [output.name], axes=axes))
+        for _ in range(extra):
+            dims.pop(0)
+        changed = True
+    if changed:
+        onnx.save(model, str(onnx_path))
+    return changed
 
 
 def fresh_copy(model: keras.Model) -> keras.Model:
