@@ -62,7 +62,7 @@ TARGETS = (
     ("ot_cyclegan >= supervised - 0.1 dB", lambda m: m["ot_cyclegan"]["psnr"] >= m["supervised"]["psnr"] - 0.1),
     ("ot_cyclegan >= best self-supervised", lambda m: m["ot_cyclegan"]["psnr"] >= m[_self_supervised(m)]["psnr"]),
 )
-SELF_SUPERVISED = ("mc", "ei", "ssdu")  # train/compare.py's methods without clean images
+SELF_SUPERVISED = ("mc", "ei", "ssdu", "ssdu+dc")  # train/compare.py's rows of methods without clean images
 TRIVIAL = ("zeros", "mean")  # microscopy's trivial references, when present
 CLASSICAL = ("pls_tv", "richardson_lucy", "richardson_lucy_tv")  # the classical rows, each tuned on validation
 # Issue #25's targets on the microscopy sets that are not the training simulator's.

@@ -18,7 +18,9 @@ cycle losses EI stays at the identity (``benchmarks/QUALITY.md``, Notes).
   set, ``|Λ| = round(ratio |Ω|)``, ratio 0.4, drawn with Gaussian weights around the
   k-space centre, the autocalibration (ACS) columns kept in Θ); G sees the zero-filled Θ
   columns and is scored on the Λ columns by the normalised L1-L2 loss. At inference G sees
-  all of Ω.
+  all of Ω; the comparison's ``ssdu+dc`` row then puts the measured columns back, as the
+  data-consistency layer that ends Yaman et al.'s network does (it never touches Λ, so
+  training is the same with or without it).
 
 Shapes: images and measurements ``(B, *spatial, C)`` float32; MRI masks ``(B, W)``.
 """

@@ -45,8 +45,8 @@ def test_compare_mri(tmp_path):
         assert (run_dir / name / "best" / "checkpoint").exists()
     table = rows(run_dir)
     assert table[0][:4] == ["method", "psnr", "ssim", "nmse"]
-    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "mc", "ei", "ssdu", "pls_tv", "ot_cyclegan",
-                                          "ot_cyclegan+dc"]
+    assert [r[0] for r in table[1:]] == ["input", "supervised", "cyclegan", "mc", "ei", "ssdu", "ssdu+dc", "pls_tv",
+                                          "ot_cyclegan", "ot_cyclegan+dc"]
     assert list((run_dir / "eval").glob("*.png")) and (run_dir / "flags.txt").exists()
     before = [r[:4] for r in table]
     flags_before = (run_dir / "flags.txt").read_text()

@@ -250,7 +250,10 @@ class MRITask(Task):
         return generator_method(generator)
 
     def variants(self, name, method):
-        if name == "ot_cyclegan":  # the serving signature's data-consistency variant
+        # ot_cyclegan: the serving signature's data-consistency variant. ssdu: Yaman et al.'s
+        # network ends in data consistency on the columns it is given; training is unchanged
+        # by it (the loss columns are never put back), at inference it keeps all of Ω.
+        if name in ("ot_cyclegan", "ssdu"):
             return {f"{name}+dc": with_data_consistency(method)}
         return {}
 
