@@ -400,12 +400,11 @@ VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_
 def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU's model name and the vector extensions oneDNN can use (from ``/proc/cpuinfo``
     where there is one), e.g. ``Intel(R) Xeon(R) Processor (avx2, fma, avx512f, amx_bf16)``."""
-    from tf_otcycle.training import cpu_flags, read_cpuinfo
+    from tf_otcycle.training import cpu_flags, cpuinfo_field, read_cpuinfo
 
     if cpuinfo is None:
         cpuinfo = read_cpuinfo()
-    model = next((value.strip() for key, _, value in (line.partition(":") for line in cpuinfo.splitlines())
-                  if key.strip() == "model name"), "") or platform.processor() or platform.machine()
+    model = cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
     flags = cpu_flags(cpuinfo)
     present = [flag for flag in VECTOR_FLAGS if flag in flags]
     return f"{model} ({', '.join(present) if present else 'flags unknown'})"

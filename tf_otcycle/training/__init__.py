@@ -42,6 +42,7 @@ from tf_otcycle.training.records import (  # noqa: F401
 from tf_otcycle.training.runtime import (  # noqa: F401
     AUTO_THREADS_WORK,
     cpu_flags,
+    cpuinfo_field,
     is_chief,
     make_strategy,
     parse_threads,
@@ -68,6 +69,7 @@ __all__ = [
     "average_pairs",
     "averaging_optimizer",
     "cpu_flags",
+    "cpuinfo_field",
     "environment",
     "generator_step",
     "is_chief",

@@ -92,15 +92,21 @@ def read_cpuinfo() -> str:
         return ""
 
 
-def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """The CPU's feature flags (``/proc/cpuinfo``'s first ``flags`` line; empty where there is none)."""
+def cpuinfo_field(name: str, cpuinfo: str | None = None) -> str:
+    """The value of ``/proc/cpuinfo``'s (or ``cpuinfo``'s) first ``name`` line, stripped; empty
+    where there is none."""
     if cpuinfo is None:
         cpuinfo = read_cpuinfo()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``'s first ``flags`` line; empty where there is none)."""
+    return frozenset(cpuinfo_field("flags", cpuinfo).split())
 
 
 def resolve_precision(spec: str, work: int | None = None, flags: frozenset[str] | None = None,
