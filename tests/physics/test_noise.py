@@ -37,7 +37,7 @@ def test_noise_level_function_of_pure_noise_is_flat():
     levels, variances, counts = noise_level_function(0.5 + 0.1 * rng.standard_normal((8, 64, 64)))
     np.testing.assert_allclose(variances, 0.01, rtol=0.15)
     assert len(levels) == len(counts) > 4
-    with pytest.raises(ValueError, match="axis"):
+    with pytest.raises(ValueError, match="length >= 3"):
         noise_level_function(np.zeros((2, 2)))
 
 
@@ -146,3 +146,25 @@ def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_p
     assert stats["background"] == pytest.approx(estimate_background(data["volumes"]["blurred_files"]))
     paper = task.forward_op(config.replace(learn_background=False), data)
     assert not paper.learn_background and paper.gain == pytest.approx(stats["gain"])
+
+
+def test_the_estimate_holds_in_the_dark_background_of_blurred_nuclei():
+    """Blurred nuclei on a dark background with a camera offset (the ``nuclei`` benchmark
+    set's kind): the fitted variance of the darkest quarter of voxels is 1.9x the true one
+    here (the level of a 3^3 neighbourhood is noisy, which tilts the affine fit); differences
+    along one axis at a time let the blurred nuclei's curvature through as well: 3.6x."""
+    from tf_otcycle.data import structures
+    from tf_otcycle.data.microscopy_sim import acquire
+    from tf_otcycle.physics.psf import born_wolf_psf
+
+    gain, sigma, offset = 10.0, 4.0, 100.0
+    rng = np.random.RandomState(0)
+    psf = born_wolf_psf((16, 16, 16), (0.3, 0.12, 0.12), 0.45, 1.2, 1.33)
+    sim = acquire(structures.STRUCTURES["nuclei"]((24, 96, 96), rng, 2.5), psf, rng, gain, sigma, 200.0, offset)
+    lo, hi = float(sim["blurred"].min()), float(sim["blurred"].max())
+    y = (sim["blurred"].astype(np.float64) - lo) / (hi - lo)
+    clean = (sim["blurred_clean"] + offset - lo) / (hi - lo)  # E[y]
+    dark = clean <= np.quantile(clean, 0.25)
+    truth = np.mean(gain / (hi - lo) * clean[dark] + (gain * (lo - offset) + sigma**2) / (hi - lo) ** 2)
+    a, b = estimate_poisson_gaussian([y])
+    assert 0.8 < np.mean(a * clean[dark] + b) / truth < 2.2
