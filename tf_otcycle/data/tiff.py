@@ -250,7 +250,6 @@ def unpaired_volume_dataset(
     seed: int = 0,
     augment: bool = True,
     scale_augment: str = "both",
-    brightness: float = 1.0,
 ) -> tf.data.Dataset:
     """Infinite batches ``{"x": sharp patches, "y": blurred patches}``, each ``(B, P, P, P, 1)``
     (``(B, P, P, 1)`` for 2-D images).
@@ -258,23 +257,17 @@ def unpaired_volume_dataset(
     Each element draws a volume and a patch with its own ``RandomState`` seeded from a
     ``seed``-ed stream, in parallel map calls; batches are prefetched. ``scale_augment``
     (``SCALE_AUGMENT``) says which domains are also zoomed: both (the paper), sharp (the image
-    domain only: a zoomed measurement no longer has the PSF H learns) or none. ``brightness``
-    >= 1: each sharp patch is multiplied by a factor drawn log-uniformly from ``[1 /
-    brightness, 1]`` (a dimmer sample of the same structure; 1: off).
+    domain only: a zoomed measurement no longer has the PSF H learns) or none.
     """
     if scale_augment not in SCALE_AUGMENT:
         raise ValueError(f"scale_augment must be one of {SCALE_AUGMENT}, got {scale_augment!r}")
-    if not brightness >= 1:
-        raise ValueError(f"brightness must be >= 1, got {brightness}")
 
     def domain(volumes, offset):
         zoom = scale_augment == "both" or (scale_augment == "sharp" and offset == 0)
-        dimmest = 1.0 / brightness if offset == 0 and augment else 1.0
 
         def draw(s):
             rng = np.random.RandomState(int(s) % (2**32))
-            patch = random_patch(volumes[rng.randint(len(volumes))], patch_size, rng, augment, zoom)
-            return patch * np.float32(np.exp(rng.uniform(np.log(dimmest), 0.0))) if dimmest < 1 else patch
+            return random_patch(volumes[rng.randint(len(volumes))], patch_size, rng, augment, zoom)
 
         def to_patch(s):
             p = tf.numpy_function(draw, [s], tf.float32, stateful=False)

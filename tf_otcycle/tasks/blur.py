@@ -87,11 +87,6 @@ class BlurConfig(CommonConfig):
         "Which training patches are also zoomed by 0.8-1.25 (besides flips, lateral 90-degree rotations and "
         "translation): both (the paper), sharp (the image domain only; a zoomed measurement has another PSF than "
         "the one H learns) or none.", before="both")
-    brightness_augment: float = real(
-        1.0,
-        "Not in the paper: each sharp training patch is dimmed by a factor drawn log-uniformly from "
-        "[1/VALUE, 1] (stacks differ in brightness, and min-max normalisation scales each differently); 1: off.",
-        before=1.0)
     tile_overlap: int | None = integer(None, "Overlap of inference tiles; default patch_size // 4.", may_change=True)
     rl_iterations: int = integer(
         20, "Richardson-Lucy iterations (the classical baseline) when not tuned.", may_change=True)
@@ -139,8 +134,6 @@ class BlurTask(Task):
             errors += divisible("patch_size", config.patch_size, config.depth)
         if config.psf_size < 1 or config.psf_size > config.patch_size:
             errors.append(f"--psf_size must be in [1, patch_size={config.patch_size}], got {config.psf_size}")
-        if not config.brightness_augment >= 1:
-            errors.append(f"--brightness_augment must be >= 1, got {config.brightness_augment}")
         if config.psf_learning_rate is not None and not config.psf_learning_rate > 0:
             errors.append(f"--psf_learning_rate must be > 0, got {config.psf_learning_rate}")
         if config.tile_overlap is not None and not 0 <= config.tile_overlap <= config.patch_size // 2:
@@ -224,8 +217,7 @@ class BlurTask(Task):
         return tiff.unpaired_volume_dataset(shard(v["sharp_files"], input_context),
                                             shard(v["blurred_files"], input_context),
                                             config.patch_size, batch_size(config, input_context),
-                                            pipeline_seed(config, input_context), scale_augment=config.scale_augment,
-                                            brightness=config.brightness_augment)
+                                            pipeline_seed(config, input_context), scale_augment=config.scale_augment)
 
     def paired_dataset(self, config, data):
         gts = [self.gt_path(f) for f in data["files"]["blurred_files"]]
