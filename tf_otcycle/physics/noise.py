@@ -51,7 +51,8 @@ def noise_level_function(volume: np.ndarray, bins: int = 16) -> tuple[np.ndarray
     blurred) signal; in ``bins`` quantile bins of the local mean its variance is estimated
     robustly (MAD). Differences along one axis at a time, as before 2026-12-04, let the
     curvature of blurred structure through: on stacks with a large dark background they
-    overestimated the dark regions' variance by 2-3x (``benchmarks/ABLATION_microscopy.md``).
+    overestimated the dark regions' variance by 2-3x (``benchmarks/noise_fit.py``,
+    ``benchmarks/ABLATION_microscopy.md``).
 
     Args:
         volume: ``(..., )`` one measurement, float.
