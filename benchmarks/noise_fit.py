@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tf_otcycle.data import tiff
-from tf_otcycle.physics.noise import estimate_poisson_gaussian
+from tf_otcycle.physics.noise import affine_match, estimate_poisson_gaussian
 from tf_otcycle.physics.psf import blur
 
 EDGES = (0.0, 0.25, 0.5, 0.75, 0.95, 1.0)  # quantiles of the noise-free signal
@@ -28,10 +28,7 @@ EDGES = (0.0, 0.25, 0.5, 0.75, 0.95, 1.0)  # quantiles of the noise-free signal
 
 def noise_free(y: np.ndarray, gt: np.ndarray, psf: np.ndarray) -> np.ndarray:
     """``c0 + c1 (h * gt) + c2 (h * 1)`` fitted to ``y`` by least squares."""
-    columns = [blur(gt, psf).ravel(), blur(np.ones_like(gt), psf).ravel(), np.ones(y.size)]
-    design = np.stack(columns, 1).astype(np.float64)
-    coefficients, *_ = np.linalg.lstsq(design, y.ravel().astype(np.float64), rcond=None)
-    return (design @ coefficients).reshape(y.shape)
+    return affine_match(blur(gt, psf), y, blur(np.ones_like(gt), psf))
 
 
 def fit_ratios(y: np.ndarray, signal: np.ndarray, a: float, b: float) -> list[float]:
