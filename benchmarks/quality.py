@@ -14,6 +14,7 @@ the seeds, checks the targets of the paper's comparison on those means and write
 machine and the date. One seed's GAN training moves by several tenths of a dB, as much as
 the margins it is judged by, hence the default of three. Not a test: it trains for about
 half an hour per seed. Extra ``--flags`` point it at any fastMRI-format or TIFF data set.
+``--methods`` trains a subset of the flagfile's methods (one ``--methods`` flag, its commas kept).
 ``mri_x8`` is MRI at the second acceleration of issue #26 (same data, x8). With ``--reuse``
 a seed whose run directory already holds its tables is read, not trained again (to finish
 an interrupted benchmark); each table then says which seeds were reused.
@@ -132,6 +133,11 @@ def data_flags(application: str, data_dir: Path) -> list[str]:
     return [f"--blurred_files={d}/train/blurred/*_blurred.tif", f"--sharp_files={d}/train/sharp/*.tif",
             f"--val_files={d}/val/*_blurred.tif", f"--test_files={d}/test_500nm/*_blurred.tif",
             f"--true_psf={d}/psf_500nm.tif"]
+
+
+def extra_flags(flags: str, methods: str = "") -> list[str]:
+    """The compare.py flags ``--flags`` (comma-separated) and ``--methods`` (its own commas kept) add."""
+    return [f for f in flags.split(",") if f] + ([f"--methods={methods}"] if methods else [])
 
 
 def compare_command(application: str, run_dir: Path | str, seed: int | str, extra: list[str]) -> list[str]:
@@ -375,6 +381,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="both: mri, mri_x8 and microscopy (and the --microscopy_sets); "
                              "sets: only the --microscopy_sets, not the demo data")
     parser.add_argument("--flags", default="", help="extra compare.py flags, comma-separated (e.g. data globs)")
+    parser.add_argument("--methods", default="",
+                        help="compare.py's --methods for every application (comma-separated; default: each "
+                             "benchmark flagfile's list), e.g. to leave out a slow baseline")
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "quality"), help="where the demo data is written")
     parser.add_argument("--no-data", dest="data", action="store_false", help="do not write the demo data")
     parser.add_argument("--run_dir", default=str(ROOT / "runs" / "quality"))
@@ -393,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
                              "runs")
     args = parser.parse_args(argv)
     apps = {"both": list(APPLICATIONS), "sets": []}.get(args.application, [args.application])
-    extra = [f for f in args.flags.split(",") if f]
+    extra = extra_flags(args.flags, args.methods)
     if args.smoke:  # nothing outside --run_dir is written
         args.seeds = "0"
         args.data_dir, args.out = str(Path(args.run_dir) / "data"), str(Path(args.run_dir) / "QUALITY.md")

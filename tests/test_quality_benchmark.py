@@ -131,3 +131,9 @@ def test_reuse_reads_finished_seeds_back_and_runs_the_others(quality, tmp_path, 
     assert seconds == pytest.approx(65.0)  # seed 0: no .seconds file, its training seconds
     quality.run_seeds("mri", tmp_path / "mri", [], [0], reuse=False)
     assert len(ran) == 2  # without --reuse every seed runs
+
+
+def test_methods_pass_through_whole_after_the_other_flags(quality):
+    """--flags splits on commas; --methods keeps its list as one compare.py flag, last (it wins)."""
+    assert quality.extra_flags("--a=1,--b=2", "input,ot_cyclegan") == ["--a=1", "--b=2", "--methods=input,ot_cyclegan"]
+    assert quality.extra_flags("", "") == []
