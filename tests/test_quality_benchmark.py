@@ -80,6 +80,11 @@ def test_set_targets_use_the_psnr_after_the_affine_fit_when_reported(quality):
         table[method]["psnr_affine"] = fitted
     lines = quality.target_lines(table, quality.SET_TARGETS)
     assert "- met: ot_cyclegan >= best classical + 1 dB (PSNR after the affine fit)" in lines
+    table["zeros"] = {"psnr": 18.0, "ssim": 0.5, "psnr_affine": 19.0}  # above the OT row only before the fit
+    assert "- met: ot_cyclegan > zeros (trivial reference, PSNR after the affine fit)" in quality.target_lines(
+        table, quality.SET_TARGETS)
+    assert "- NOT met: ot_cyclegan > zeros (trivial reference)" in quality.target_lines(table)
+    del table["zeros"]
     stats = quality.summary([table, table])
     assert stats["ot_cyclegan"]["psnr_affine"] == 24.5
     assert "24.50 +- 0.00" in "\n".join(quality.summary_table(stats, [table, table], [0, 1]))
