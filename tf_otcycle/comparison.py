@@ -42,6 +42,7 @@ from tf_otcycle.training import (
     ValidationCallback,
     save_flags,
     select_networks,
+    settled_epoch,
 )
 
 __all__ = ["COMPARISON_FLAGS", "KNOWN", "LEARNED", "ComparisonConfig", "ComparisonFields", "build", "build_model",
@@ -128,7 +129,8 @@ def train(task: tasks.Task, name: str, config: ComparisonConfig, data: dict, run
         if config.select != "last":
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
-                                                    select_monitor(config, task)))
+                                                    select_monitor(config, task),
+                                                    settled_epoch(model, config.steps_per_epoch)))
     start = time.perf_counter()
     callbacks.append(Progress(config.epochs, None if config.verbose else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, callbacks=callbacks,

@@ -24,6 +24,7 @@ from tf_otcycle.training.checkpoints import (  # noqa: F401
     TrainState,
     random_states,
     select_networks,
+    settled_epoch,
     weights_finite,
 )
 from tf_otcycle.training.optimizers import (  # noqa: F401
@@ -85,5 +86,6 @@ __all__ = [
     "save_flags",
     "select_networks",
     "set_threads",
+    "settled_epoch",
     "weights_finite",
 ]

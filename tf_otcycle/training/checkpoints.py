@@ -204,12 +204,17 @@ class BestCheckpoint(keras.callbacks.Callback):
             several in order of preference: each epoch uses the first one in the logs (the
             validation PSNR where the validation files have targets, else the measurement
             consistency).
+        settled_epoch: the first epoch (1-based) whose measurement consistency may be kept;
+            earlier ones end inside the objective's warm-ups, where G is trained on another
+            objective (:func:`settled_epoch`). The run's last epoch may always be kept. The
+            validation PSNR, which measures the truth, may keep any epoch.
     """
 
     def __init__(self, networks: dict, directory: str | os.PathLike,
-                 monitor: str | tuple[str, ...] = ("val_psnr", "val_consistency")):
+                 monitor: str | tuple[str, ...] = ("val_psnr", "val_consistency"), settled_epoch: int = 1):
         super().__init__()
         self.monitors = (monitor,) if isinstance(monitor, str) else tuple(monitor)
+        self.settled_epoch = int(settled_epoch)
         self.value = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_value")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
         self.criterion = tf.Variable(0, dtype=tf.int64, trainable=False, name="criterion")
@@ -244,6 +249,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         if not found:
             return
         value = logs[self.monitors[found[0]]]
+        last = (self.params or {}).get("epochs")
+        if self.monitors[found[0]] == "val_consistency" and epoch + 1 < self.settled_epoch and epoch + 1 != last:
+            return  # a warm-up epoch: its G is not the one the full objective trains
         if self.best_epoch.numpy() > 0 and found[0] != int(self.criterion.numpy()):
             return  # the kept epoch was chosen by another criterion: values do not compare
         if not np.isfinite(value) or float(value) <= float(self.value.numpy()):
@@ -265,6 +273,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         if recorded is not None:
             self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         return recorded
+
+
+def settled_epoch(model: keras.Model, steps_per_epoch: int) -> int:
+    """The first epoch (1-based) trained wholly at the full objective: the first after the
+    GAN's warm-ups (``gan_warmup_steps``, ``cycle_warmup_steps``); 1 for a model without."""
+    warmup = max(int(getattr(model, "gan_warmup_steps", 0)), int(getattr(model, "cycle_warmup_steps", 0)))
+    return -(-warmup // max(int(steps_per_epoch), 1)) + 1 if warmup > 0 else 1
 
 
 def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoch: int | None = None) -> str:
