@@ -341,16 +341,16 @@ def test_consistency_keeps_no_warm_up_epoch_but_the_psnr_may(tmp_path):
 
     model = _model()
     model.gan_warmup_steps, model.cycle_warmup_steps = 0, 0
-    assert settled_epoch(model, 100) == 1 and settled_epoch(keras.Sequential(), 100) == 1  # no warm-ups
+    assert settled_epoch(model, 100, 15) == 1 and settled_epoch(keras.Sequential(), 100, 15) == 1  # no warm-ups
     model.gan_warmup_steps, model.cycle_warmup_steps = 300, 500
-    assert settled_epoch(model, 100) == 6 and settled_epoch(model, 120) == 6 and settled_epoch(model, 1000) == 2
+    assert settled_epoch(model, 100, 15) == 6 and settled_epoch(model, 120, 15) == 6
+    assert settled_epoch(model, 1000, 15) == 2
     best = BestCheckpoint({"generator": model.generator}, tmp_path / "c", ("val_consistency",), settled_epoch=3)
-    best.set_params({"epochs": 4})
     for epoch, score in enumerate([-0.01, -0.02, -0.3, -0.2]):
         best.on_epoch_end(epoch, {"val_consistency": score})
     assert best.recorded() == (4, -0.2)
-    short = BestCheckpoint({"generator": model.generator}, tmp_path / "s", ("val_consistency",), settled_epoch=6)
-    short.set_params({"epochs": 2})
+    short = BestCheckpoint({"generator": model.generator}, tmp_path / "s", ("val_consistency",),
+                           settled_epoch=settled_epoch(model, 100, 2))
     for epoch, score in enumerate([-0.01, -0.5]):
         short.on_epoch_end(epoch, {"val_consistency": score})
     assert short.recorded() == (2, -0.5)  # a run shorter than its warm-ups keeps its last epoch

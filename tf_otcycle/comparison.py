@@ -130,7 +130,7 @@ def train(task: tasks.Task, name: str, config: ComparisonConfig, data: dict, run
             shutil.rmtree(run_dir / name / "best", ignore_errors=True)  # a new training: no record to beat
             callbacks.append(best := BestCheckpoint(kept_networks(model), run_dir / name / "best",
                                                     select_monitor(config, task),
-                                                    settled_epoch(model, config.steps_per_epoch)))
+                                                    settled_epoch(model, config.steps_per_epoch, config.epochs)))
     start = time.perf_counter()
     callbacks.append(Progress(config.epochs, None if config.verbose else PROGRESS_KEYS))  # last: sees val_*
     model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, callbacks=callbacks,

@@ -213,7 +213,7 @@ def run(task: Task, config: CommonConfig, data: dict, strategy: tf.distribute.St
     if chief and not config.eval_only:  # the training run's flags.txt stays the record of training
         save_flags(run_dir, flags_text(config), record)
     best = BestCheckpoint({"generator": model.generator, "forward_op": model.forward_op}, run_dir / "best",
-                          select_monitor(config, task), settled_epoch(model, steps))
+                          select_monitor(config, task), settled_epoch(model, steps, config.epochs))
     # --ema_momentum: validation, --select and the export see the averaged weights
     averaged = AveragedWeights.of(model.g_optimizer)
     if config.eval_only:

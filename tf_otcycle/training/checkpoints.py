@@ -206,8 +206,8 @@ class BestCheckpoint(keras.callbacks.Callback):
             consistency).
         settled_epoch: the first epoch (1-based) whose measurement consistency may be kept;
             earlier ones end inside the objective's warm-ups, where G is trained on another
-            objective (:func:`settled_epoch`). The run's last epoch may always be kept. The
-            validation PSNR, which measures the truth, may keep any epoch.
+            objective (:func:`settled_epoch`, at most the run's last epoch). The validation
+            PSNR, which measures the truth, may keep any epoch.
     """
 
     def __init__(self, networks: dict, directory: str | os.PathLike,
@@ -249,8 +249,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if not found:
             return
         value = logs[self.monitors[found[0]]]
-        last = (self.params or {}).get("epochs")
-        if self.monitors[found[0]] == "val_consistency" and epoch + 1 < self.settled_epoch and epoch + 1 != last:
+        if self.monitors[found[0]] == "val_consistency" and epoch + 1 < self.settled_epoch:
             return  # a warm-up epoch: its G is not the one the full objective trains
         if self.best_epoch.numpy() > 0 and found[0] != int(self.criterion.numpy()):
             return  # the kept epoch was chosen by another criterion: values do not compare
@@ -275,11 +274,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         return recorded
 
 
-def settled_epoch(model: keras.Model, steps_per_epoch: int) -> int:
+def settled_epoch(model: keras.Model, steps_per_epoch: int, epochs: int) -> int:
     """The first epoch (1-based) trained wholly at the full objective: the first after the
-    GAN's warm-ups (``gan_warmup_steps``, ``cycle_warmup_steps``); 1 for a model without."""
+    GAN's warm-ups (``gan_warmup_steps``, ``cycle_warmup_steps``); 1 for a model without; at
+    most ``epochs``, the run's last (a run shorter than its warm-ups keeps its last epoch)."""
     warmup = max(int(getattr(model, "gan_warmup_steps", 0)), int(getattr(model, "cycle_warmup_steps", 0)))
-    return -(-warmup // max(int(steps_per_epoch), 1)) + 1 if warmup > 0 else 1
+    first = -(-warmup // max(int(steps_per_epoch), 1)) + 1 if warmup > 0 else 1
+    return max(1, min(first, int(epochs)))
 
 
 def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoch: int | None = None) -> str:
