@@ -316,6 +316,27 @@ def test_the_average_is_keras_exponential_moving_average_and_is_checkpointed(tmp
     assert TASK.validate(TASK.default_config(ema_momentum=1.5))
 
 
+def test_without_targets_best_keeps_the_last_epoch_and_consistency_is_asked_for(tmp_path):
+    """--select=best monitors only the task's quality: validation files without targets keep no
+    epoch, so the last one is evaluated (and said why); --select=consistency monitors the
+    measurement consistency, which needs no targets."""
+    from tf_otcycle import tasks
+    from tf_otcycle.run import select_monitor
+    from tf_otcycle.training import BestCheckpoint, select_networks
+
+    task = tasks.get("microscopy")
+    assert select_monitor(task.default_config(select="best"), task) == ("val_psnr_affine",)
+    assert select_monitor(task.default_config(select="consistency"), task) == ("val_consistency",)
+    model = _model()
+    best = BestCheckpoint({"generator": model.generator}, tmp_path / "best",
+                          select_monitor(task.default_config(), task))
+    for epoch, score in enumerate([-0.5, -0.1, -0.3]):  # no val_psnr_affine: validation files without targets
+        best.on_epoch_end(epoch, {"val_consistency": score, "val_chi2": 1.1})
+    assert best.recorded() is None
+    said = select_networks(best, "best", "the last epoch (3)", last_epoch=3)
+    assert said.startswith("Evaluating the last epoch (3): no validation score") and "--select=consistency" in said
+
+
 def test_the_blur_tasks_keep_the_epoch_by_the_psnr_after_an_affine_fit(tmp_path):
     """Microscopy's G drifts in output intensity against H's learned gain: --select=best keeps
     the epoch by the PSNR after an affine intensity fit, not by the plain PSNR (MRI keeps it)."""

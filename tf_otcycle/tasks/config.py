@@ -230,9 +230,9 @@ class CommonConfig(Config):
     select: str = enum(
         "best", ("best", "consistency", "last"),
         "The networks evaluated and exported: best (the epoch of highest validation PSNR, for the blur tasks "
-        "after an affine intensity fit, kept in RUN/best/; where the --val_files have no targets, of best "
-        "measurement consistency, where the task has it, among the epochs after the GAN's warm-ups and the last; "
-        "else the last), consistency (by measurement consistency even with targets) or last.", may_change=True)
+        "after an affine intensity fit, kept in RUN/best/; where the --val_files have no targets, the last), "
+        "consistency (the epoch of best measurement consistency, which needs no targets, where the task has it, "
+        "among the epochs after the GAN's warm-ups and the last) or last.", may_change=True)
     export: bool = boolean(
         True, "Export the generator (.keras and a new SavedModel version) after evaluation.", may_change=True)
 

@@ -294,7 +294,8 @@ def select_networks(best: BestCheckpoint | None, mode: str, last: str, last_epoc
     recorded = best.restore_best() if best is not None and mode != "last" else None
     if recorded is None:
         why = ("--select=last" if mode == "last"
-               else "no validation score was recorded (--select=best needs --val_files)")
+               else "no validation score was recorded (--select=best needs --val_files with targets; "
+                    "--select=consistency picks by measurement consistency without them)")
         return f"Evaluating {last}: {why}."
     epoch, value = recorded
     if last_epoch is not None and epoch == last_epoch:
