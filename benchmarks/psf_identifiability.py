@@ -29,8 +29,8 @@ import numpy as np
 
 from tf_otcycle.data import tiff
 from tf_otcycle.io_utils import exists
-from tf_otcycle.physics.psf import blur, born_wolf_psf, gaussian_psf
-from tf_otcycle.physics.psf_fit import interior, measurement_misfit
+from tf_otcycle.physics.psf import born_wolf_psf, gaussian_psf
+from tf_otcycle.physics.psf_fit import interior_values, measurement_misfit
 from tf_otcycle.tasks.microscopy import DEFAULT_VOXEL_SIZE, triple
 
 
@@ -50,9 +50,7 @@ def least_squares_misfit(measurements, estimates, psf) -> tuple[float, float, fl
     returned ``g`` and ``b`` are their means over the volumes."""
     squares, gains, backgrounds = [], [], []
     for y, x in zip(measurements, estimates):
-        inside = interior(np.shape(y), psf.shape)
-        p = blur(np.asarray(x), psf)[inside].ravel().astype(np.float64)
-        target = np.asarray(y, np.float64)[inside].ravel()
+        target, p = (v.astype(np.float64) for v in interior_values(y, x, psf))
         design = np.stack([p, np.ones_like(p)], axis=1)
         (gain, background), *_ = np.linalg.lstsq(design, target, rcond=None)
         squares.append((target - design @ (gain, background)) ** 2)

@@ -52,6 +52,15 @@ def interior(shape: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
     return tuple(slice(k // 2, n - (k - 1 - k // 2)) if n >= 2 * k else slice(None) for n, k in zip(shape, kernel))
 
 
+def interior_values(measurement: np.ndarray, estimate: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, h * x_hat)`` over one volume's interior (:func:`interior`), flattened in C order,
+    float32; ``ValueError`` when the two volumes differ in shape."""
+    if np.shape(measurement) != np.shape(estimate):
+        raise ValueError(f"measurement {np.shape(measurement)} and estimate {np.shape(estimate)} differ in shape")
+    inside = interior(np.shape(measurement), psf.shape)
+    return np.asarray(measurement, np.float32)[inside].ravel(), blur(np.asarray(estimate), psf)[inside].ravel()
+
+
 def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray], psf: np.ndarray,
               offset: float = 0.0) -> tuple[np.ndarray, float]:
     """``(|y - b - g (h * x_hat)|, g)``: the absolute residuals over the interiors of all
@@ -67,14 +76,9 @@ def residuals(measurements: Sequence[np.ndarray], estimates: Sequence[np.ndarray
     if len(measurements) != len(estimates) or not measurements:
         raise ValueError(f"expected as many estimates as measurements (>= 1), got {len(estimates)} and "
                          f"{len(measurements)}")
-    predicted, target = [], []
-    for y, x in zip(measurements, estimates):
-        if np.shape(y) != np.shape(x):
-            raise ValueError(f"measurement {np.shape(y)} and estimate {np.shape(x)} differ in shape")
-        inside = interior(np.shape(y), psf.shape)
-        predicted.append(blur(np.asarray(x), psf)[inside].ravel())
-        target.append(np.asarray(y, np.float32)[inside].ravel() - np.float32(offset))
-    predicted, target = np.concatenate(predicted), np.concatenate(target)
+    pairs = [interior_values(y, x, psf) for y, x in zip(measurements, estimates)]
+    target = np.concatenate([y for y, _ in pairs]) - np.float32(offset)
+    predicted = np.concatenate([p for _, p in pairs])
     gain = l1_gain(target, predicted)
     return np.abs(target - gain * predicted), gain
 

@@ -201,9 +201,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         networks: what to keep, e.g. ``{"generator": G, "forward_op": H}``.
         directory: the checkpoint folder (``<run_dir>/best``).
         monitor: the log key (written by :class:`ValidationCallback`, which must come first), or
-            several in order of preference: each epoch uses the first one in the logs (the
-            validation PSNR where the validation files have targets, else the measurement
-            consistency).
+            several in order of preference: each epoch uses the first one in the logs. The
+            entry points pass one (:func:`tf_otcycle.run.select_monitor`).
         settled_epoch: the first epoch (1-based) whose measurement consistency may be kept;
             earlier ones end inside the objective's warm-ups, where G is trained on another
             objective (:func:`settled_epoch`, at most the run's last epoch). The validation
