@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from absl import app
 
 from tf_otcycle import comparison, tasks
 from tf_otcycle.data import tiff
@@ -94,6 +95,21 @@ def test_the_comparison_config_adds_its_flags_to_the_task():
     assert comparison.config_class(task) is comparison.config_class(task)
     assert comparison.comparison_config(task).methods is not comparison.comparison_config(task).methods
 
+
+
+def test_the_supervised_baseline_averages_with_its_own_momentum():
+    task = tasks.get("deblur2d")
+    config = comparison.comparison_config(task, ema_momentum=0.998, supervised_ema_momentum=0.99, base_filters=4,
+                                          depth=1, critic_filters=4, steps_per_epoch=2)
+    assert comparison.method_config("supervised", config).ema_momentum == 0.99
+    assert comparison.method_config("ot_cyclegan", config) is config
+    assert comparison.method_config("supervised", config.replace(supervised_ema_momentum=None)).ema_momentum == 0.998
+    supervised = comparison.build_model(task, "supervised", config, None)
+    ot = comparison.build_model(task, "ot_cyclegan", config, None)
+    assert (supervised.optimizer.use_ema, supervised.optimizer.ema_momentum) == (True, 0.99)
+    assert ot.g_optimizer.ema_momentum == 0.998
+    with pytest.raises(app.UsageError, match="--supervised_ema_momentum must be in"):
+        comparison.check_flags(task, config.replace(supervised_ema_momentum=1.0, test_files="a.tif"))
 
 def test_microscopy_settles_the_voxel_size_from_the_first_stack(tmp_path, capsys):
     task = tasks.get("microscopy")

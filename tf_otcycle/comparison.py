@@ -32,7 +32,7 @@ from tf_otcycle.export import export_keras
 from tf_otcycle.run import flags_text, select_monitor
 from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
 from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
-from tf_otcycle.tasks.config import CommonConfig, Config, enum, flag_specs, strings
+from tf_otcycle.tasks.config import CommonConfig, Config, enum, flag_specs, real, strings
 from tf_otcycle.training import (
     PROGRESS_KEYS,
     AveragedWeights,
@@ -46,7 +46,8 @@ from tf_otcycle.training import (
 )
 
 __all__ = ["COMPARISON_FLAGS", "KNOWN", "LEARNED", "ComparisonConfig", "ComparisonFields", "build", "build_model",
-           "check_flags", "compare", "comparison_config", "config_class", "load", "methods_for", "train"]
+           "check_flags", "compare", "comparison_config", "config_class", "load", "method_config", "methods_for",
+           "train"]
 
 LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
 KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
@@ -60,6 +61,9 @@ class ComparisonFields(Config):
     methods: list[str] = strings(["input", "supervised", "cyclegan", "classical", "ot_cyclegan"],
                                  "Methods to compare; 'classical' is the task's classical solver.")
     supervised_loss: str = enum("l1", ("l1", "l2"), "Loss of the supervised baseline.")
+    supervised_ema_momentum: float | None = real(
+        None, "Weight average of the supervised baseline (as --ema_momentum); default --ema_momentum. A longer "
+        "average stops a GAN's validation falls but costs supervised learning accuracy, so each can have its own.")
 
 
 COMPARISON_FLAGS = flag_specs(ComparisonFields)
@@ -93,7 +97,7 @@ def build_model(task: tasks.Task, name: str, config: ComparisonConfig, data: dic
             return task.build_self_supervised(config, data, name, steps)
         except ValueError as e:  # e.g. ssdu on a task without k-space columns
             raise app.UsageError(f"--methods={name}: {e}") from None
-    g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(config, steps), config)
+    g_optimizer, d_optimizer, _ = with_loss_scaling(task.optimizers(method_config(name, config), steps), config)
     if name == "cyclegan":
         model = baselines.conventional_cyclegan(
             task.generator(config, data, "generator", "x"), task.generator(config, data, "inverse_generator", "y"),
@@ -103,6 +107,14 @@ def build_model(task: tasks.Task, name: str, config: ComparisonConfig, data: dic
         model.compile(g_optimizer, d_optimizer)
         return model
     return baselines.supervised(task.generator(config, data), config.supervised_loss, g_optimizer)
+
+
+def method_config(name: str, config: ComparisonConfig) -> ComparisonConfig:
+    """``config`` as method ``name`` trains with it: the supervised baseline's own
+    ``--supervised_ema_momentum`` where given; every other method's as given."""
+    if name == "supervised" and config.supervised_ema_momentum is not None:
+        return config.replace(ema_momentum=config.supervised_ema_momentum)
+    return config
 
 
 def build(task: tasks.Task, name: str, config: ComparisonConfig, data: dict):
@@ -208,6 +220,9 @@ def check_flags(task: tasks.Task, config: ComparisonConfig) -> None:
                              f"the {task.name} task's measurements have none")
     if not config.test_files:
         raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
+    if config.supervised_ema_momentum is not None and not 0.0 <= config.supervised_ema_momentum < 1.0:
+        raise app.UsageError(f"bad flags:\n  --supervised_ema_momentum must be in [0, 1), got "
+                             f"{config.supervised_ema_momentum}")
 
 
 def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:

@@ -50,7 +50,7 @@ from tf_otcycle.comparison import (  # noqa: E402, F401  (build_model, build, tr
 
 for _name in tasks.NAMES:  # every task's flags; the chosen task's shared defaults are applied in main
     run.define_flags(tasks.get(_name))
-for _spec in COMPARISON_FLAGS:  # --application, --methods, --supervised_loss
+for _spec in COMPARISON_FLAGS:  # --application, --methods, --supervised_loss, --supervised_ema_momentum
     run.define(_spec)
 
 FLAGS = flags.FLAGS
