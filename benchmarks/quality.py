@@ -78,12 +78,16 @@ SET_TARGETS = (
 )
 
 
+def _psnr(metrics: dict, method: str) -> float:
+    return metrics[method]["psnr"]
+
+
 def _fit(metrics: dict, method: str) -> float:
     row = metrics[method]
     return row.get("psnr_affine", row["psnr"])
 
 
-def _classical(metrics: dict, score=lambda m, c: m[c]["psnr"]) -> str:
+def _classical(metrics: dict, score=_psnr) -> str:
     """The best (highest ``score``, PSNR by default) classical row of ``metrics``; ``KeyError`` if none ran."""
     rows = [c for c in CLASSICAL if c in metrics]
     if not rows:
@@ -345,7 +349,7 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
 def supervised_gaps(per_seed: list[dict], fitted: bool = False) -> str:
     """The line "OT-cycleGAN minus supervised per seed", in plain PSNR or (``fitted``, as the
     microscopy sets' targets) after the affine intensity fit where the tables have it."""
-    score = _fit if fitted else (lambda m, method: m[method]["psnr"])
+    score = _fit if fitted else _psnr
     gaps = [score(m, "ot_cyclegan") - score(m, "supervised") for m in per_seed]
     what = " (PSNR after the affine fit)" if fitted else ""
     return f"OT-cycleGAN minus supervised per seed{what}: " + ", ".join(f"{g:+.2f}" for g in gaps) + " dB"

@@ -96,7 +96,6 @@ def test_the_comparison_config_adds_its_flags_to_the_task():
     assert comparison.comparison_config(task).methods is not comparison.comparison_config(task).methods
 
 
-
 def test_the_supervised_baseline_averages_with_its_own_momentum():
     task = tasks.get("deblur2d")
     config = comparison.comparison_config(task, ema_momentum=0.998, supervised_ema_momentum=0.99, base_filters=4,
@@ -110,6 +109,7 @@ def test_the_supervised_baseline_averages_with_its_own_momentum():
     assert ot.g_optimizer.ema_momentum == 0.998
     with pytest.raises(app.UsageError, match="--supervised_ema_momentum must be in"):
         comparison.check_flags(task, config.replace(supervised_ema_momentum=1.0, test_files="a.tif"))
+
 
 def test_microscopy_settles_the_voxel_size_from_the_first_stack(tmp_path, capsys):
     task = tasks.get("microscopy")

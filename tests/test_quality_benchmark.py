@@ -116,7 +116,6 @@ def test_the_x8_budget_follows_its_nested_flagfile(quality):
     assert "epochs=20" in text and "steps_per_epoch=100" in text and "acceleration=8" in text
 
 
-
 def test_the_gap_to_supervised_is_in_the_sets_own_psnr(quality):
     seeds = [_table(supervised=20.0, ot_cyclegan=19.0), _table(supervised=21.0, ot_cyclegan=21.5)]
     for table, (sup, ot) in zip(seeds, [(25.0, 26.0), (27.0, 26.5)]):
@@ -124,6 +123,7 @@ def test_the_gap_to_supervised_is_in_the_sets_own_psnr(quality):
     assert quality.supervised_gaps(seeds) == "OT-cycleGAN minus supervised per seed: -1.00, +0.50 dB"
     assert quality.supervised_gaps(seeds, fitted=True) == (
         "OT-cycleGAN minus supervised per seed (PSNR after the affine fit): +1.00, -0.50 dB")
+
 
 def test_reuse_reads_finished_seeds_back_and_runs_the_others(quality, tmp_path, monkeypatch):
     done = tmp_path / "mri" / "seed0"

@@ -31,7 +31,7 @@ from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
 from tf_otcycle.run import flags_text, select_monitor
 from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
-from tf_otcycle.tasks.base import gan_kwargs, set_precision, with_loss_scaling
+from tf_otcycle.tasks.base import ema_momentum_error, gan_kwargs, set_precision, with_loss_scaling
 from tf_otcycle.tasks.config import CommonConfig, Config, enum, flag_specs, real, strings
 from tf_otcycle.training import (
     PROGRESS_KEYS,
@@ -220,9 +220,9 @@ def check_flags(task: tasks.Task, config: ComparisonConfig) -> None:
                              f"the {task.name} task's measurements have none")
     if not config.test_files:
         raise app.UsageError("bad flags:\n  --test_files is required (every method is scored on them)")
-    if config.supervised_ema_momentum is not None and not 0.0 <= config.supervised_ema_momentum < 1.0:
-        raise app.UsageError(f"bad flags:\n  --supervised_ema_momentum must be in [0, 1), got "
-                             f"{config.supervised_ema_momentum}")
+    if config.supervised_ema_momentum is not None and (
+            error := ema_momentum_error("supervised_ema_momentum", config.supervised_ema_momentum)):
+        raise app.UsageError(f"bad flags:\n  {error}")
 
 
 def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:

@@ -70,6 +70,12 @@ def required_flags(task) -> dict[str, str]:
             "test_files": "required to evaluate"}
 
 
+def ema_momentum_error(flag: str, value: float) -> str | None:
+    """The problem with a weight-average momentum flag (``--ema_momentum`` and the like), or None:
+    it must be in [0, 1)."""
+    return None if 0.0 <= value < 1.0 else f"--{flag} must be in [0, 1), got {value}"
+
+
 def validate_common(config: CommonConfig) -> list[str]:
     """Problems with the shared training flags."""
     errors = []
@@ -84,8 +90,8 @@ def validate_common(config: CommonConfig) -> list[str]:
             errors.append(f"--{name} must be >= 1, got {config[name]}")
     if config.depth < 0:
         errors.append(f"--depth must be >= 0, got {config.depth}")
-    if not 0.0 <= config.ema_momentum < 1.0:
-        errors.append(f"--ema_momentum must be in [0, 1), got {config.ema_momentum}")
+    if error := ema_momentum_error("ema_momentum", config.ema_momentum):
+        errors.append(error)
     if config.fake_pool < 0:
         errors.append(f"--fake_pool must be >= 0, got {config.fake_pool}")
     if config.checkpoint_steps < 0:
