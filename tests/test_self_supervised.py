@@ -123,3 +123,24 @@ def test_ssdu_needs_an_operator_with_masks():
         SelfSupervised(keras.Sequential([keras.layers.Identity()]), PSFConv3D(4), "ssdu")
     with pytest.raises(ValueError, match="method"):
         SelfSupervised(keras.Sequential([keras.layers.Identity()]), FFTMask(), "magic")
+
+
+def test_ssdu_is_validated_as_its_network_g_followed_by_data_consistency(tmp_path):
+    """SSDU's network ends in data consistency, so validation (and --select) scores that: a G
+    that outputs zeros then returns the input exactly; as an EI model the same G scores zeros."""
+    from tf_otcycle import tasks
+    from tf_otcycle.data.synthetic import write_mri_dataset
+
+    write_mri_dataset(tmp_path, size=32, slices=2, num_clean=1, num_measured=1, num_val=1, num_test=1)
+    task = tasks.get("mri")
+    config = task.default_config(clean_files=f"{tmp_path}/clean/*.h5", measured_files=f"{tmp_path}/measured/*.h5",
+                                 val_files=f"{tmp_path}/val/*.h5", test_files=f"{tmp_path}/test/*.h5", crop_size=32)
+    data = task.resolve_data(config)
+    zeros = keras.Sequential([keras.Input((32, 32, 2)), keras.layers.Rescaling(0.0)])
+    ssdu, ei = (SelfSupervised(zeros, FFTMask(), method) for method in ("ssdu", "ei"))
+    assert ssdu.ends_in_data_consistency and not ei.ends_in_data_consistency
+    scalars, _ = task.validation(config, data, ssdu)()
+    assert scalars["val/psnr"] == pytest.approx(scalars["val/psnr_input"], abs=1e-3)
+    assert scalars["val/change"] == pytest.approx(0.0, abs=1e-5)
+    scalars, _ = task.validation(config, data, ei)()
+    assert scalars["val/psnr"] < scalars["val/psnr_input"] - 3

@@ -136,6 +136,8 @@ def train(task: tasks.Task, name: str, config: ComparisonConfig, data: dict, run
         callbacks.append(averaged)
     validation = task.validation(config, data, model)
     best = None
+    if validation is not None and getattr(model, "ends_in_data_consistency", False):
+        print(f"{name}: validation and --select score G followed by data consistency ({name}+dc)", flush=True)
     if validation is not None:  # val_psnr in the epoch lines, and the best epoch kept
         callbacks.append(ValidationCallback(validation, run_dir / name / "logs"))
         if config.select != "last":

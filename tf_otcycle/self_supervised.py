@@ -20,7 +20,10 @@ cycle losses EI stays at the identity (``benchmarks/QUALITY.md``, Notes).
   columns and is scored on the Λ columns by the normalised L1-L2 loss. At inference G sees
   all of Ω; the comparison's ``ssdu+dc`` row then puts the measured columns back, as the
   data-consistency layer that ends Yaman et al.'s network does (it never touches Λ, so
-  training is the same with or without it).
+  training is the same with or without it). That network is also what validation, and so
+  ``--select``, scores (:attr:`SelfSupervised.ends_in_data_consistency`): G alone is never
+  asked to keep the columns it is given (no loss touches Θ), so its own output drifts there
+  while the network's improves (``benchmarks/QUALITY.md``, Notes, 2026-12-05).
 
 Shapes: images and measurements ``(B, *spatial, C)`` float32; MRI masks ``(B, W)``.
 """
@@ -169,6 +172,12 @@ class SelfSupervised(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    @property
+    def ends_in_data_consistency(self) -> bool:
+        """Whether the method's network is G followed by data consistency on the measured
+        columns (``ssdu``, as Yaman et al.'s): validation scores that network, not G alone."""
+        return self.method == "ssdu"
 
     def _forward(self, x, params=None):
         x = tf.cast(x, tf.float32)

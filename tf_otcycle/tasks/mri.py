@@ -269,24 +269,35 @@ class MRITask(Task):
         return pls
 
     def validation(self, config, data, model):
-        """Fixed validation slices -> PSNR/SSIM next to the input's, and image panels."""
+        """Fixed validation slices -> PSNR/SSIM next to the input's, and image panels.
+
+        Scores the model's network: G, followed by data consistency where the model's network
+        ends in it (``model.ends_in_data_consistency``: SSDU)."""
         infos = data["files"].get("val_files")
         if not infos:
             return None
         generator = model.generator if hasattr(model, "generator") else model
-        ys, targets = [], []
+
+        def network(y, mask):
+            return np.asarray(generator(y, training=False))
+
+        if getattr(model, "ends_in_data_consistency", False):
+            network = with_data_consistency(network)
+        ys, masks, targets = [], [], []
         for info in infos:
             vol = prepare_volume(info, config.crop_size, mask_spec(config))
             ys.append(vol["y"])
+            masks.append(vol["mask"])
             targets.append(vol["target"] / vol["scale"][:, None, None])
             if sum(len(y) for y in ys) >= config.val_slices:
                 break
         y = np.concatenate(ys)[: config.val_slices]
+        mask = np.concatenate(masks)[: config.val_slices].astype(np.float32)
         target = np.concatenate(targets)[: config.val_slices].astype(np.float32)
         y_mag = np.abs(channels_to_complex(y).numpy())
 
         def evaluate():
-            out = np.abs(channels_to_complex(generator(y, training=False)).numpy())
+            out = np.abs(channels_to_complex(network(y, mask)).numpy())
             scalars = {
                 "val/psnr": float(np.mean(metrics.psnr_tf(target, out))),
                 "val/ssim": float(np.mean(metrics.ssim_tf(target, out))),
