@@ -15,7 +15,10 @@ machine and the date. One seed's GAN training moves by several tenths of a dB, a
 the margins it is judged by, hence the default of three. Not a test: it trains for about
 half an hour per seed. Extra ``--flags`` point it at any fastMRI-format or TIFF data set.
 ``--methods`` trains a subset of the flagfile's methods (one ``--methods`` flag, its commas kept).
-``mri_x8`` is MRI at the second acceleration of issue #26 (same data, x8). With ``--reuse``
+``mri_x8`` is MRI at the second acceleration of issue #26 (same data, x8). The MRI and microscopy
+benchmarks also run on the sets of ``benchmarks/mri_sets.py`` and ``benchmarks/microscopy_sets.py``
+(real anatomy and structures, other optics and noise than the training simulator's), each its
+own section with the application's budget and targets. With ``--reuse``
 a seed whose run directory already holds its tables is read, not trained again (to finish
 an interrupted benchmark); each table then says which seeds were reused.
 """
@@ -49,6 +52,7 @@ def _sibling(name: str):
 
 
 microscopy_sets = _sibling("microscopy_sets")
+mri_sets = _sibling("mri_sets")
 
 PYTHON = sys.executable
 
@@ -301,7 +305,8 @@ def section(application: str, command: list[str], seconds: float, runs: list[tup
     seeds = [seed for seed, _, _ in runs]
     per_seed = [read_metrics(run_dir) for _, run_dir, _ in runs]
     stats = summary(per_seed)
-    targets, which = (TARGETS, "issues #9, #26") if title in (None, application) else (SET_TARGETS, "issue #25")
+    microscopy_set = title not in (None, application) and DATA_OF[application] == "microscopy"
+    targets, which = (SET_TARGETS, "issue #25") if microscopy_set else (TARGETS, "issues #9, #26")
     again = f"; seed {', '.join(map(str, reused))} read back from an earlier run (--reuse)" if reused else ""
     lines = [f"## {title or application}", "",
              f"Command, once per seed SEED in {', '.join(map(str, seeds))}: `{' '.join(command[1:])}` "
@@ -385,15 +390,15 @@ def previous_sections(text: str) -> dict[str, str]:
             for m in re.finditer(r"^## ([^\n]+)\n.*?(?=^## |\Z)", body, flags=re.M | re.S)}
 
 
-def set_title(name: str) -> str:
-    return f"microscopy: {name}"
+def set_title(name: str, application: str = "microscopy") -> str:
+    return f"{application}: {name}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--application", choices=[*APPLICATIONS, "both", "sets"], default="both",
-                        help="both: mri, mri_x8 and microscopy (and the --microscopy_sets); "
-                             "sets: only the --microscopy_sets, not the demo data")
+                        help="both: mri, mri_x8 and microscopy (and the --mri_sets and --microscopy_sets); "
+                             "sets: only the --mri_sets and --microscopy_sets, not the demo data")
     parser.add_argument("--flags", default="", help="extra compare.py flags, comma-separated (e.g. data globs)")
     parser.add_argument("--methods", default="",
                         help="compare.py's --methods for every application (comma-separated; default: each "
@@ -408,6 +413,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--microscopy_sets", default=",".join(microscopy_sets.SETS),
                         help="with the microscopy application, also these sets of benchmarks/microscopy_sets.py "
                              "(not the training simulator's), each its own section; 'none' for none")
+    parser.add_argument("--mri_sets", default=",".join(mri_sets.SETS),
+                        help="with the mri application, also these sets of benchmarks/mri_sets.py (real anatomy, not "
+                             "the training simulator's), each its own section; 'none' for none (--smoke: none, the "
+                             "real volume is fetched from the package registry)")
     parser.add_argument("--reuse", action="store_true",
                         help="read back the seeds whose run directories already hold their tables instead of training "
                              "them again (finishing an interrupted benchmark; the code must not have changed since)")
@@ -431,6 +440,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(sets) - set(microscopy_sets.SETS))
     if unknown:
         parser.error(f"--microscopy_sets: unknown {unknown}; expected some of {list(microscopy_sets.SETS)}")
+    with_mri_sets = ("mri" in apps or args.application == "sets") and not args.smoke
+    mri_names = [] if args.mri_sets in ("", "none") or not with_mri_sets else args.mri_sets.split(",")
+    unknown = sorted(set(mri_names) - set(mri_sets.SETS))
+    if unknown:
+        parser.error(f"--mri_sets: unknown {unknown}; expected some of {list(mri_sets.SETS)}")
     if args.smoke:
         sets = sets[:1]
     out = Path(args.out)
@@ -446,6 +460,16 @@ def main(argv: list[str] | None = None) -> None:
         shown = compare_command(app, Path(args.run_dir) / app / "seedSEED", "SEED", app_extra)
         parts[app] = section(app, shown, seconds, runs, reused=reused)
         print(parts[app], flush=True)
+    for name in mri_names:
+        root = Path(args.data_dir) / "mri_sets" / name
+        if args.data:
+            mri_sets.write_set(root.parent, name, mri_sets.SETS[name], mri_sets.real_volume(Path(args.cache)))
+        set_extra = [*mri_sets.set_flags(root), *extra]
+        set_dir = Path(args.run_dir) / "mri_sets" / name
+        runs, seconds, reused = run_seeds("mri", set_dir, set_extra, seeds, args.reuse)
+        shown = compare_command("mri", set_dir / "seedSEED", "SEED", set_extra)
+        parts[set_title(name, "mri")] = section("mri", shown, seconds, runs, set_title(name, "mri"), reused)
+        print(parts[set_title(name, "mri")], flush=True)
     for name in sets:
         root = Path(args.data_dir) / "sets" / name
         if args.data:
@@ -461,7 +485,8 @@ def main(argv: list[str] | None = None) -> None:
         parts[set_title(name)] = section("microscopy", shown, seconds, runs, set_title(name), reused)
         print(parts[set_title(name)], flush=True)
     by_name = {**previous_sections(previous), **parts}
-    order = [*APPLICATIONS, *[set_title(n) for n in microscopy_sets.SETS]]
+    order = [*[a for a in APPLICATIONS if DATA_OF[a] == "mri"], *[set_title(n, "mri") for n in mri_sets.SETS],
+             *[a for a in APPLICATIONS if DATA_OF[a] == "microscopy"], *[set_title(n) for n in microscopy_sets.SETS]]
     parts = [by_name[a] for a in order if a in by_name] + [v for k, v in by_name.items() if k not in order]
     header = (f"# Quality benchmark\n\n`python benchmarks/quality.py` on {datetime.date.today().isoformat()}, "
               f"{platform.machine()} {os.cpu_count()} cores, no GPU ({platform.platform()}).\n\n")

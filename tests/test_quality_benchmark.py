@@ -151,3 +151,19 @@ def test_methods_pass_through_whole_after_the_other_flags(quality):
     """--flags splits on commas; --methods keeps its list as one compare.py flag, last (it wins)."""
     assert quality.extra_flags("--a=1,--b=2", "input,ot_cyclegan") == ["--a=1", "--b=2", "--methods=input,ot_cyclegan"]
     assert quality.extra_flags("", "") == []
+
+
+def test_an_mri_set_is_judged_by_the_mri_targets_a_microscopy_set_by_issue_25s(quality, tmp_path):
+    run_dir = tmp_path / "seed0"
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "eval" / "metrics.csv").write_text(
+        "method,psnr,ssim\ninput,20.0,0.4\nsupervised,24.0,0.7\npls_tv,21.0,0.5\nssdu,22.0,0.6\not_cyclegan,23.95,0.69\n")
+    (run_dir / "eval" / "metrics.md").write_text("| method |\n")
+    title = quality.set_title("real_brain", "mri")
+    mri = quality.section("mri", ["python", "compare"], 60.0, [(0, run_dir, "")], title)
+    assert mri.startswith("## mri: real_brain\n") and "Targets (issues #9, #26)" in mri
+    assert "- met: ot_cyclegan >= supervised - 0.1 dB" in mri and "- met: ot_cyclegan > classical" in mri
+    assert "epochs=20" in mri  # the MRI benchmark's budget
+    microscopy = quality.section("microscopy", ["python", "compare"], 60.0, [(0, run_dir, "")],
+                                 quality.set_title("beads"))
+    assert microscopy.startswith("## microscopy: beads\n") and "Targets (issue #25)" in microscopy

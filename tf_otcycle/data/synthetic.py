@@ -127,11 +127,13 @@ class KneePhantom:
         return (img * np.exp(1j * phase)).astype(np.complex64)
 
 
-def _fft2c(x: np.ndarray) -> np.ndarray:
+def fft2c(x: np.ndarray) -> np.ndarray:
+    """Centred orthonormal 2-D FFT over the last two axes (numpy; fastMRI's convention)."""
     return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
 
 
-def _ifft2c(k: np.ndarray) -> np.ndarray:
+def ifft2c(k: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`fft2c`."""
     return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
 
 
@@ -197,20 +199,43 @@ def write_fastmri_file(
             sens.append(mag * np.exp(1j * (ang + 0.5 * r * c)))
         sens = np.stack(sens).astype(np.complex64)  # (coils, H, W)
         images_c = images[:, None] * sens[None]
-        kspace = _fft2c(images_c)
+        kspace = fft2c(images_c)
     else:
-        kspace = _fft2c(images)
+        kspace = fft2c(images)
+    write_kspace_file(path, kspace, size, noise, rng, f"synthetic-{subject_seed:05d}")
+
+
+def write_kspace_file(
+    path: str | os.PathLike,
+    kspace: np.ndarray,
+    size: int,
+    noise: float,
+    rng: np.random.RandomState,
+    patient_id: str,
+    acquisition: str = "CORPD_FBK",
+) -> None:
+    """Write fully sampled ``kspace`` as a fastMRI file, with complex Gaussian noise added.
+
+    Args:
+        path: output ``.h5`` file (written atomically).
+        kspace: complex ``(slices, H, W)`` (single-coil, ``reconstruction_esc``: the magnitude)
+            or ``(slices, coils, H, W)`` (``reconstruction_rss``), centred, orthonormal
+            (:func:`fft2c` of the images).
+        size: crop size S of the ``(slices, S, S)`` reconstruction.
+        noise: standard deviation of the complex noise added to ``kspace``, in its units.
+        rng: draws the noise.
+        patient_id: the file's ``patient_id`` attribute.
+        acquisition: its ``acquisition`` attribute (fastMRI's protocol name, e.g. ``AXT1``).
+    """
     kspace = kspace + noise * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape)) / np.sqrt(2)
     kspace = (kspace * 1e-4).astype(np.complex64)  # scanner units are small, as in fastMRI
-    recon_full = _ifft2c(kspace)
-    if coils:
+    recon_full = ifft2c(kspace)
+    if kspace.ndim == 4:
         target = np.sqrt(np.sum(np.abs(recon_full) ** 2, axis=1))
         name = "reconstruction_rss"
-        acquisition = "CORPD_FBK"
     else:
         target = np.abs(recon_full)
         name = "reconstruction_esc"
-        acquisition = "CORPD_FBK"
     target = _crop(target, size).astype(np.float32)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("kspace", data=kspace)
@@ -219,7 +244,7 @@ def write_fastmri_file(
         f.attrs["acquisition"] = acquisition
         f.attrs["max"] = float(target.max())
         f.attrs["norm"] = float(np.linalg.norm(target))
-        f.attrs["patient_id"] = f"synthetic-{subject_seed:05d}"
+        f.attrs["patient_id"] = patient_id
 
 
 def write_mri_dataset(
