@@ -394,6 +394,18 @@ def set_title(name: str, application: str = "microscopy") -> str:
     return f"{application}: {name}"
 
 
+def set_section(application: str, name: str, run_dir: Path, extra: list[str], seeds: list[int],
+                reuse: bool = False) -> tuple[str, str]:
+    """Run (or with ``reuse`` read back) the seeds of the benchmark set ``name`` under ``run_dir``
+    with the data flags in ``extra``; ``(its title, its QUALITY.md section)``, the section printed."""
+    runs, seconds, reused = run_seeds(application, run_dir, extra, seeds, reuse)
+    title = set_title(name, application)
+    text = section(application, compare_command(application, run_dir / "seedSEED", "SEED", extra), seconds, runs,
+                   title, reused)
+    print(text, flush=True)
+    return title, text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--application", choices=[*APPLICATIONS, "both", "sets"], default="both",
@@ -464,12 +476,9 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(args.data_dir) / "mri_sets" / name
         if args.data:
             mri_sets.write_set(root.parent, name, mri_sets.SETS[name], mri_sets.real_volume(Path(args.cache)))
-        set_extra = [*mri_sets.set_flags(root), *extra]
-        set_dir = Path(args.run_dir) / "mri_sets" / name
-        runs, seconds, reused = run_seeds("mri", set_dir, set_extra, seeds, args.reuse)
-        shown = compare_command("mri", set_dir / "seedSEED", "SEED", set_extra)
-        parts[set_title(name, "mri")] = section("mri", shown, seconds, runs, set_title(name, "mri"), reused)
-        print(parts[set_title(name, "mri")], flush=True)
+        title, text = set_section("mri", name, Path(args.run_dir) / "mri_sets" / name,
+                                  [*mri_sets.set_flags(root), *extra], seeds, args.reuse)
+        parts[title] = text
     for name in sets:
         root = Path(args.data_dir) / "sets" / name
         if args.data:
@@ -479,11 +488,8 @@ def main(argv: list[str] | None = None) -> None:
             microscopy_sets.write_set(root.parent, name, spec, Path(args.cache))
         set_extra = [*(SMOKE_FLAGS + SMOKE_APP_FLAGS["microscopy"] if args.smoke else []),
                      *microscopy_sets.set_flags(root), *extra]
-        set_dir = Path(args.run_dir) / "sets" / name
-        runs, seconds, reused = run_seeds("microscopy", set_dir, set_extra, seeds, args.reuse)
-        shown = compare_command("microscopy", set_dir / "seedSEED", "SEED", set_extra)
-        parts[set_title(name)] = section("microscopy", shown, seconds, runs, set_title(name), reused)
-        print(parts[set_title(name)], flush=True)
+        title, text = set_section("microscopy", name, Path(args.run_dir) / "sets" / name, set_extra, seeds, args.reuse)
+        parts[title] = text
     by_name = {**previous_sections(previous), **parts}
     order = [*[a for a in APPLICATIONS if DATA_OF[a] == "mri"], *[set_title(n, "mri") for n in mri_sets.SETS],
              *[a for a in APPLICATIONS if DATA_OF[a] == "microscopy"], *[set_title(n) for n in microscopy_sets.SETS]]
