@@ -89,7 +89,9 @@ def read_nifti(data: bytes, name: str = "volume") -> np.ndarray:
         raise ValueError(f"{name}: {len(data)} bytes, too few for {shape} of {dtype}")
     volume = np.frombuffer(data, dtype, count=count, offset=int(offset)).reshape(shape, order="F")
     volume = volume.astype(np.float32)
-    return volume * slope + inter if slope not in (0.0, 1.0) or inter else volume
+    if slope != 0.0 and (slope != 1.0 or inter != 0.0):  # scl_slope 0: the voxels are not scaled
+        volume = volume * np.float32(slope) + np.float32(inter)
+    return volume
 
 
 def real_volume(cache: Path) -> np.ndarray:

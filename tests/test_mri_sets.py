@@ -33,6 +33,7 @@ def test_read_nifti_reads_the_voxels_in_fortran_order_with_the_scaling(mri_sets)
     scaled = mri_sets.read_nifti(gzip.compress(_nifti(volume, slope=2.0, inter=1.0)))
     np.testing.assert_allclose(scaled, 2.0 * volume + 1.0)
     assert scaled.dtype == np.float32 and scaled.shape == (3, 4, 5)
+    np.testing.assert_array_equal(mri_sets.read_nifti(_nifti(volume, slope=0.0, inter=5.0)), volume)  # no scaling
 
 
 def test_read_nifti_names_the_file_and_the_problem(mri_sets):
