@@ -45,6 +45,9 @@ REAL_SHA256 = "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6"
 SPLITS = ("clean", "measured", "test", "clean", "measured", "val", "clean", "measured", "test", "clean",
           "measured", "val", "test")
 
+# A voxel above this fraction of the volume's (or image's) maximum is brain, not background.
+BRAIN_LEVEL = 0.05
+
 # NIfTI-1 datatype codes -> numpy dtypes (little-endian; the header's byte order is checked)
 _NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4"}
 
@@ -105,7 +108,7 @@ def real_volume(cache: Path) -> np.ndarray:
 def axial_slabs(volume: np.ndarray, spec: MRISetSpec) -> list[np.ndarray]:
     """The slabs ``(slices, AP, LR)`` (anterior up) of ``volume`` ``(LR, AP, IS)``, inferior first,
     over the planes where the brain covers at least ``spec.min_brain`` of the slice."""
-    brain = (volume > 0.05 * volume.max()).mean(axis=(0, 1))
+    brain = (volume > BRAIN_LEVEL * volume.max()).mean(axis=(0, 1))
     planes = np.flatnonzero(brain >= spec.min_brain)
     span = (spec.slices - 1) * spec.step + 1
     starts = range(int(planes[0]), int(planes[-1]) - span + 2, span + spec.gap)
@@ -138,7 +141,7 @@ def subject(slab: np.ndarray, spec: MRISetSpec, rng: np.random.RandomState) -> n
     bias = 1.0 + spec.bias * _smooth(rng, (height, width))
     phase = spec.phase * _smooth(rng, (height, width)) + rng.uniform(-np.pi, np.pi)
     images = images * bias[None]
-    inside = images[images > 0.05 * images.max()]
+    inside = images[images > BRAIN_LEVEL * images.max()]
     images = images / np.percentile(inside, 99)
     return (images * np.exp(1j * phase)[None]).astype(np.complex64)
 

@@ -394,6 +394,16 @@ def set_title(name: str, application: str = "microscopy") -> str:
     return f"{application}: {name}"
 
 
+def chosen_sets(option: str, value: str, known: dict, wanted: bool) -> list[str]:
+    """The set names of ``--<option>`` (comma-separated; ``''`` or ``'none'``: none), none unless
+    ``wanted`` (the option's application runs); ``ValueError`` naming an unknown one."""
+    names = [] if value in ("", "none") or not wanted else value.split(",")
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"--{option}: unknown {unknown}; expected some of {list(known)}")
+    return names
+
+
 def set_section(application: str, name: str, run_dir: Path, extra: list[str], seeds: list[int],
                 reuse: bool = False) -> tuple[str, str]:
     """Run (or with ``reuse`` read back) the seeds of the benchmark set ``name`` under ``run_dir``
@@ -447,16 +457,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if not seeds:
         parser.error("--seeds: give at least one seed")
-    with_sets = "microscopy" in apps or args.application == "sets"
-    sets = [] if args.microscopy_sets in ("", "none") or not with_sets else args.microscopy_sets.split(",")
-    unknown = sorted(set(sets) - set(microscopy_sets.SETS))
-    if unknown:
-        parser.error(f"--microscopy_sets: unknown {unknown}; expected some of {list(microscopy_sets.SETS)}")
-    with_mri_sets = ("mri" in apps or args.application == "sets") and not args.smoke
-    mri_names = [] if args.mri_sets in ("", "none") or not with_mri_sets else args.mri_sets.split(",")
-    unknown = sorted(set(mri_names) - set(mri_sets.SETS))
-    if unknown:
-        parser.error(f"--mri_sets: unknown {unknown}; expected some of {list(mri_sets.SETS)}")
+    try:
+        sets = chosen_sets("microscopy_sets", args.microscopy_sets, microscopy_sets.SETS,
+                           "microscopy" in apps or args.application == "sets")
+        mri_names = chosen_sets("mri_sets", args.mri_sets, mri_sets.SETS,
+                                ("mri" in apps or args.application == "sets") and not args.smoke)
+    except ValueError as e:
+        parser.error(str(e))
     if args.smoke:
         sets = sets[:1]
     out = Path(args.out)

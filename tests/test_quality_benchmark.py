@@ -167,3 +167,11 @@ def test_an_mri_set_is_judged_by_the_mri_targets_a_microscopy_set_by_issue_25s(q
     microscopy = quality.section("microscopy", ["python", "compare"], 60.0, [(0, run_dir, "")],
                                  quality.set_title("beads"))
     assert microscopy.startswith("## microscopy: beads\n") and "Targets (issue #25)" in microscopy
+
+
+def test_chosen_sets_name_an_unknown_set_and_skip_sets_not_wanted(quality):
+    assert quality.chosen_sets("mri_sets", "real_brain", quality.mri_sets.SETS, True) == ["real_brain"]
+    assert quality.chosen_sets("mri_sets", "none", quality.mri_sets.SETS, True) == []
+    assert quality.chosen_sets("mri_sets", "knee", quality.mri_sets.SETS, False) == []  # its application does not run
+    with pytest.raises(ValueError, match=r"--mri_sets: unknown \['knee'\]; expected some of \['real_brain'\]"):
+        quality.chosen_sets("mri_sets", "real_brain,knee", quality.mri_sets.SETS, True)
