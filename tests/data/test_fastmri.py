@@ -82,6 +82,66 @@ def test_unpaired_pipeline_shapes_normalisation_and_masks(files):
     np.testing.assert_allclose(again[0], yc[0], atol=1e-4)
 
 
+def _disc(size: int = 32) -> np.ndarray:
+    """A complex test image: an off-centre bright square on a smooth phase."""
+    rows, cols = np.mgrid[:size, :size]
+    image = ((abs(rows - 10) < 4) & (abs(cols - 20) < 6)).astype(np.float32)
+    return (image * np.exp(1j * 0.05 * cols)).astype(np.complex64)
+
+
+def test_affine_augment_off_is_the_identity_and_drawn_from_the_seed():
+    image = _disc()
+    seed = tf.constant(123, tf.int64)
+    same = fastmri.affine_augment(tf.constant(image), seed, 0.0, 0.0).numpy()
+    np.testing.assert_allclose(same, image, atol=1e-6)
+    again = fastmri.affine_augment(tf.constant(image), seed, 30.0, 0.1).numpy()
+    np.testing.assert_array_equal(again, fastmri.affine_augment(tf.constant(image), seed, 30.0, 0.1).numpy())
+    assert not np.allclose(again, fastmri.affine_augment(tf.constant(image), seed + 1, 30.0, 0.1).numpy())
+    assert not np.allclose(again, image)
+
+
+def test_affine_augment_rotates_about_the_centre_by_the_drawn_angle():
+    image = _disc()
+    seed = tf.constant(5, tf.int64)
+    draws = tf.random.stateless_uniform([2], tf.stack([seed, tf.constant(7, tf.int64)]), -1.0, 1.0).numpy()
+    out = np.abs(fastmri.affine_augment(tf.constant(image), seed, 40.0, 0.0).numpy())
+    angle = np.deg2rad(draws[0] * 40.0)
+
+    def centroid(a):
+        rows, cols = np.mgrid[: a.shape[0], : a.shape[1]]
+        return np.array([(a * rows).sum(), (a * cols).sum()]) / a.sum()
+
+    centre = np.array([15.5, 15.5])
+    before, after = centroid(np.abs(image)) - centre, centroid(out) - centre
+    # output p <- input c + M (p - c) in (col, row), M = R(angle): the content moves by M^-1
+    m = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    np.testing.assert_allclose(after[::-1], np.linalg.solve(m, before[::-1]), atol=0.3)
+    assert abs(angle) > np.deg2rad(5)  # the check above sees a rotation
+    zoomed = np.abs(fastmri.affine_augment(tf.constant(image), seed, 0.0, 0.2).numpy())
+    factor = 1.0 + draws[1] * 0.2
+    assert zoomed.sum() == pytest.approx(np.abs(image).sum() * factor**2, rel=0.1)
+
+
+@pytest.mark.slow  # several seconds of numerical work: make test, not test-fast
+def test_augmented_pipelines_keep_the_physics(files):
+    infos = fastmri.inspect_files(map(str, files["single"]), 32)
+    sampling = MaskSpec("random", 4, 0.08)
+    plain = next(iter(fastmri.paired_mri_dataset(infos, 32, sampling, batch_size=2, seed=3)))
+    turned = next(iter(fastmri.paired_mri_dataset(infos, 32, sampling, batch_size=2, seed=3, rotation=30.0,
+                                                  zoom=0.1)))
+    assert not np.allclose(plain["x"].numpy(), turned["x"].numpy())  # augmented
+    # the same masks, and y is H of the augmented image: the measurement of what the target shows
+    np.testing.assert_array_equal(plain["y_params"]["mask"].numpy(), turned["y_params"]["mask"].numpy())
+    x = turned["x"].numpy()
+    xc = (x[..., 0] + 1j * x[..., 1]).astype(np.complex64)
+    y = turned["y"].numpy()
+    for i in range(2):
+        want = fastmri.undersample(tf.constant(xc[i : i + 1]), turned["y_params"]["mask"][i]).numpy()[0]
+        np.testing.assert_allclose(y[i, ..., 0] + 1j * y[i, ..., 1], want, atol=1e-4)
+    unpaired = next(iter(fastmri.unpaired_mri_dataset(infos, infos, 32, sampling, batch_size=2, seed=3, rotation=30.0)))
+    assert unpaired["x"].shape == (2, 32, 32, 2) and unpaired["y"].shape == (2, 32, 32, 2)
+
+
 def test_eval_mask_is_reproducible_per_file(files):
     a = fastmri.eval_mask(files["single"][0], MaskSpec("random", 4, 0.08), 32)
     assert np.array_equal(a, fastmri.eval_mask(str(files["single"][0]), MaskSpec("random", 4, 0.08), 32))
@@ -168,3 +228,21 @@ def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled
     y = vol["y"][..., 0] + 1j * vol["y"][..., 1]
     np.testing.assert_allclose(y * vol["scale"][:, None, None], images, rtol=1e-4, atol=1e-6 * np.abs(images).max())
     assert target is not None and np.array_equal(vol["target"], target)
+
+
+@pytest.mark.slow  # builds two input pipelines
+def test_mri_task_checks_and_passes_on_the_augmentation_flags(files):
+    from tf_otcycle import tasks
+
+    task = tasks.get("mri")
+    errors = task.validate(task.default_config(augment_rotation=-1.0, augment_zoom=1.0))
+    assert any("--augment_rotation" in e for e in errors) and any("--augment_zoom" in e for e in errors)
+    assert not [e for e in task.validate(task.default_config(augment_rotation=15.0, augment_zoom=0.1))
+                if "augment" in e]
+    infos = fastmri.inspect_files(map(str, files["single"]), 32)
+    data = {"files": {"measured_files": infos}}
+    plain = task.default_config(crop_size=32, batch_size=1)
+    turned = plain.replace(augment_rotation=30.0)
+    x0 = next(iter(task.paired_dataset(plain, data)))[1].numpy()
+    x1 = next(iter(task.paired_dataset(turned, data)))[1].numpy()
+    assert x0.shape == x1.shape and not np.allclose(x0, x1)

@@ -346,6 +346,32 @@ def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.cond(bits[1] > 0, lambda: tf.reverse(image, [-1]), lambda: image)
 
 
+def affine_augment(image: tf.Tensor, seed: tf.Tensor, rotation: float, zoom: float) -> tf.Tensor:
+    """Rotate a complex ``(H, W)`` image about its centre by an angle drawn uniformly in
+    ``+-rotation`` degrees and zoom it by a factor drawn uniformly in ``[1 - zoom, 1 + zoom]``
+    (> 1 enlarges), both from ``seed`` (a scalar int64 tensor); bilinear on the real and
+    imaginary parts, reflected at the border.
+
+    Applied to a fully sampled image before it is undersampled, so the physics holds: the
+    measurement is ``H`` of the augmented image. Geometric augmentation of the fully sampled
+    images is what lets reconstruction networks learn from few slices (MRAugment, Fabian et al.,
+    ICML 2021); off (both 0) by default.
+    """
+    draws = tf.random.stateless_uniform([2], tf.stack([seed, tf.constant(7, tf.int64)]), -1.0, 1.0)
+    angle = draws[0] * (rotation * np.pi / 180.0)
+    factor = 1.0 + draws[1] * zoom
+    # output pixel p (col, row) <- input c + R(angle) (p - c) / factor
+    a, b = tf.cos(angle) / factor, tf.sin(angle) / factor
+    size = tf.shape(image)[-2:]
+    cy, cx = tf.unstack((tf.cast(size, tf.float32) - 1.0) / 2.0)
+    transform = tf.stack([a, -b, cx - a * cx + b * cy, b, a, cy - b * cx - a * cy, 0.0, 0.0])[None]
+    channels = tf.stack([tf.math.real(image), tf.math.imag(image)], axis=-1)[None]
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=channels, transforms=transform, output_shape=size,
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")[0]
+    return tf.complex(out[..., 0], out[..., 1])
+
+
 def unpaired_mri_dataset(
     clean: Sequence[FastMRIFile],
     measured: Sequence[FastMRIFile],
@@ -357,6 +383,8 @@ def unpaired_mri_dataset(
     cache: bool = False,
     flip: bool = True,
     reader: str = "h5py",
+    rotation: float = 0.0,
+    zoom: float = 0.0,
 ) -> tf.data.Dataset:
     """Infinite unpaired training batches ``{"x", "x_params", "y", "y_params"}``.
 
@@ -366,7 +394,9 @@ def unpaired_mri_dataset(
       divided by ``std(|y|)``, with their mask ``y_params["mask"]`` ``(B, crop)``.
 
     Masks are drawn per sample from ``sampling`` (fastMRI's algorithms, seeds from a ``seed``-ed stream);
-    with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`);
+    with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`), and
+    with ``rotation`` (degrees) or ``zoom`` rotated and zoomed at random (:func:`affine_augment`),
+    before it is undersampled;
     slices are shuffled with a buffer, mapped in parallel and prefetched. ``cache`` keeps
     the cropped images in memory after the first pass (``crop^2 * 8`` bytes a slice).
     ``reader`` reads the HDF5 files (:func:`image_dataset`).
@@ -374,7 +404,7 @@ def unpaired_mri_dataset(
 
     def domain(infos, offset, key):
         return _slice_pairs(infos, crop_size, sampling, seed + offset, shuffle_buffer, cache, flip,
-                            reader).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
+                            reader, rotation, zoom).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
 
     ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
     ds = ds.map(lambda a, b: {**a, **b})
@@ -391,10 +421,12 @@ def paired_mri_dataset(
     cache: bool = False,
     flip: bool = True,
     reader: str = "h5py",
+    rotation: float = 0.0,
+    zoom: float = 0.0,
 ) -> tf.data.Dataset:
     """Infinite *matched* batches ``{"x", "y", "x_params", "y_params"}`` of the same slices, for
     the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
-    ds = _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader)
+    ds = _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader, rotation, zoom)
     ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_params": {"mask": d["mask"]}, "y_params": {"mask": d["mask"]}})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -428,7 +460,8 @@ def check_scorable(infos: Sequence[FastMRIFile], what: str = "evaluation") -> No
             )
 
 
-def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py"):
+def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py", rotation=0.0,
+                 zoom=0.0):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
     check_fully_sampled(infos)
     images = image_dataset(infos, crop_size, reader)
@@ -441,6 +474,8 @@ def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, 
         mask = _mask_from_seed(s, sampling, crop_size)
         if flip:
             image = augment(image, s)
+        if rotation or zoom:
+            image = affine_augment(image, s, rotation, zoom)
         x, y, _ = normalize_pair(image, mask)
         shape = [crop_size, crop_size, 2]
         return {"x": tf.ensure_shape(complex_to_channels(x), shape),

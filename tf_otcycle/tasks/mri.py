@@ -133,6 +133,12 @@ class MRIConfig(CommonConfig):
     mask_type: str = enum("random", ("random", "equispaced"), "1-D Cartesian mask family (fastMRI algorithms).")
     crop_size: int = integer(320, "Centre crop of the images (crop_size x crop_size).")
     residual: bool = boolean(True, "Generator adds its input to its (linear) output.")
+    augment_rotation: float = real(
+        0.0, "Training images are also rotated by a random angle within +- this many degrees before they are "
+        "undersampled (besides the flips; not in the paper): more to learn from few slices. 0: off.")
+    augment_zoom: float = real(
+        0.0, "Training images are also zoomed by a random factor within 1 +- this before they are undersampled. "
+        "0: off.")
     cache_images: bool = boolean(
         False, "Keep the cropped training images in memory after the first epoch.", may_change=True)
     val_slices: int = integer(8, "Validation slices evaluated at each epoch end.", may_change=True)
@@ -165,6 +171,10 @@ class MRITask(Task):
             grid_values(config.pls_lambda_grid, "pls_lambda_grid")
         except ValueError as e:
             errors.append(str(e))
+        if not 0.0 <= config.augment_rotation <= 180.0:
+            errors.append(f"--augment_rotation must be in [0, 180] degrees, got {config.augment_rotation}")
+        if not 0.0 <= config.augment_zoom < 1.0:
+            errors.append(f"--augment_zoom must be in [0, 1), got {config.augment_zoom}")
         if config.crop_size < 1:
             errors.append(f"--crop_size must be >= 1, got {config.crop_size}")
         else:
@@ -206,7 +216,7 @@ class MRITask(Task):
     def _pipeline_args(self, config, input_context=None):
         return dict(crop_size=config.crop_size, sampling=mask_spec(config),
                     batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
-                    cache=config.cache_images)
+                    cache=config.cache_images, rotation=config.augment_rotation, zoom=config.augment_zoom)
 
     def unpaired_dataset(self, config, data, input_context=None):
         files = data["files"]
