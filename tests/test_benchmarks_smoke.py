@@ -81,3 +81,9 @@ def test_psf_conv_smoke(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["psf_conv.py", "--patch=16", "--kernel=5", "--repeats=1"])
     load_script("benchmarks/psf_conv.py", "psf_conv").main()
     assert "speed-up fft vs direct" in capsys.readouterr().out
+
+
+def test_error_split_smoke(tmp_path):
+    means = load_script("benchmarks/error_split.py", "error_split_smoke").main(["--smoke", f"--run_dir={tmp_path}"])
+    assert set(means) == {"input", "supervised", "supervised+dc"}
+    assert means["supervised+dc"]["measured_share"] == pytest.approx(0.0, abs=1e-4)
