@@ -10,8 +10,9 @@ benchmark, and prints the means over the files of: the PSNR of the magnitude (th
 score), the PSNR of the complex image, the PSNR inside the foreground (target above
 ``--foreground`` of the volume's maximum), the background's share of the squared magnitude
 error, and the measured columns' share of the complex error's k-space energy. It adds the
-rows ``input`` (zero-filled) and ``METHOD+dc`` (the measured columns put back). Run on the
-training files as well, it tells a network that learned its slices from one that generalises.
+rows ``input`` (zero-filled), ``METHOD+dc`` (the measured columns put back) and, with
+``--pls_lambda``, the classical baseline ``pls_tv``. Run on the training files as well, it
+tells a network that learned its slices from one that generalises.
 """
 
 from __future__ import annotations
@@ -55,14 +56,19 @@ def error_split(target: np.ndarray, truth: np.ndarray, out: np.ndarray, scale: n
             "measured_share": float((energy * mask[None, None, :]).sum() / energy.sum())}
 
 
-def reconstructions(generators: dict, y: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """``{"input", METHOD, METHOD+dc}`` complex ``(S, H, W)`` outputs for zero-filled ``y`` ``(S, H, W)``."""
+def reconstructions(generators: dict, y: np.ndarray, mask: np.ndarray, pls_lambda: float = 0.0,
+                    pls_iterations: int = 100) -> dict[str, np.ndarray]:
+    """``{"input", ["pls_tv",] METHOD, METHOD+dc}`` complex ``(S, H, W)`` outputs for zero-filled
+    ``y`` ``(S, H, W)``; PLS-TV (the classical baseline) with ``pls_lambda`` when it is > 0."""
     import tensorflow as tf
 
+    from tf_otcycle.classical import pls_tv
     from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
 
     masks = tf.constant(np.repeat(mask[None], len(y), axis=0).astype(np.float32))
     outs = {"input": y}
+    if pls_lambda > 0:
+        outs["pls_tv"] = pls_tv(tf.constant(y), masks, pls_lambda, pls_iterations)[0].numpy()
     for name, generator in generators.items():
         out = channels_to_complex(generator(complex_to_channels(tf.constant(y)), training=False))
         outs[name] = out.numpy()
@@ -71,7 +77,7 @@ def reconstructions(generators: dict, y: np.ndarray, mask: np.ndarray) -> dict[s
 
 
 def split_files(paths: list[str], generators: dict, acceleration: float, center_fraction: float, crop_size: int,
-                foreground: float = 0.05) -> dict[str, dict[str, float]]:
+                foreground: float = 0.05, pls_lambda: float = 0.0) -> dict[str, dict[str, float]]:
     """Method -> the :func:`error_split` numbers averaged over ``paths`` (fastMRI files)."""
     from tf_otcycle.data import fastmri
     from tf_otcycle.physics.masks import MaskSpec
@@ -85,7 +91,7 @@ def split_files(paths: list[str], generators: dict, acceleration: float, center_
             target = np.abs(images)
         mask = fastmri.eval_mask(info, sampling, crop_size)
         truth, y, scale = (t.numpy() for t in fastmri.normalize_pair(images, mask))
-        for name, out in reconstructions(generators, y, mask).items():
+        for name, out in reconstructions(generators, y, mask, pls_lambda).items():
             rows.setdefault(name, []).append(error_split(target, truth, out, scale, mask, foreground))
     return {name: {c: float(np.mean([r[c] for r in values])) for c in COLUMNS} for name, values in rows.items()}
 
@@ -122,12 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--center_fraction", type=float, default=0.04)
     parser.add_argument("--crop_size", type=int, default=128)
     parser.add_argument("--foreground", type=float, default=0.05, help="foreground: target above this x its max")
+    parser.add_argument("--pls_lambda", type=float, default=0.0,
+                        help="also the PLS-TV baseline with this TV weight (the one the benchmark chose); 0: not")
     parser.add_argument("--smoke", action="store_true", help="tiny files and an untrained generator under --run_dir")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.smoke:
         paths, _ = _smoke(run_dir)
-        args.methods, args.crop_size = "supervised", 16
+        args.methods, args.crop_size, args.pls_lambda = "supervised", 16, 0.02
     else:
         paths = sorted(glob.glob(args.files))
         if not paths:
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         if not path.exists():
             parser.error(f"{path}: no saved generator (train it with train/compare.py --methods={name})")
         generators[name] = keras.saving.load_model(path, safe_mode=True)
-    means = split_files(paths, generators, args.acceleration, args.center_fraction, args.crop_size, args.foreground)
+    means = split_files(paths, generators, args.acceleration, args.center_fraction, args.crop_size, args.foreground,
+                        args.pls_lambda)
     print(f"{len(paths)} file(s) {args.files or 'smoke'}, x{args.acceleration:g}, means over the files:")
     print(table(means))
     return means

@@ -85,5 +85,5 @@ def test_psf_conv_smoke(capsys, monkeypatch):
 
 def test_error_split_smoke(tmp_path):
     means = load_script("benchmarks/error_split.py", "error_split_smoke").main(["--smoke", f"--run_dir={tmp_path}"])
-    assert set(means) == {"input", "supervised", "supervised+dc"}
+    assert set(means) == {"input", "pls_tv", "supervised", "supervised+dc"}
     assert means["supervised+dc"]["measured_share"] == pytest.approx(0.0, abs=1e-4)
