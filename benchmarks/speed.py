@@ -237,14 +237,15 @@ def profile_row(name: str, method: str, steps: int) -> dict:
     return {"wall_ms": wall * 1e3, "ops": [[net, kind, ms] for (net, kind), ms in table.items()]}
 
 
-def profile_lines(row: dict) -> list[str]:
-    """The profile as a Markdown table, largest first, with each part's share of the op time."""
+def profile_lines(row: dict, min_share: float = 0.005) -> list[str]:
+    """The profile as a Markdown table, largest first, with each part's share of the op time
+    (parts under ``min_share`` of it left out)."""
     total = sum(ms for _, _, ms in row["ops"])
     lines = [f"{row['name']} {row['method']} (threads {row['threads']}): {row['wall_ms']:.1f} ms per step under the "
              f"profiler, {total:.1f} ms of op time on all threads", "",
              "| network | op kind | ms per step | share |", "|---|---|---|---|"]
     for net, kind, ms in sorted(row["ops"], key=lambda r: -r[2]):
-        if ms >= 0.005 * total:
+        if ms >= min_share * total:
             lines.append(f"| {net} | {kind} | {ms:.1f} | {ms / total:.0%} |")
     return lines
 
@@ -341,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="",
                         help="comma-separated configurations: print where one OT-cycleGAN step's time goes; "
                         "writes nothing")
+    parser.add_argument("--profile_min_share", type=float, default=0.5,
+                        help="--profile: parts under this percentage of the op time are left out of the table")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="", help=argparse.SUPPRESS)
@@ -356,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         for name in args.profile.split(","):
             row = run_child("profile", name, "ot_cyclegan", 1 if "smoke" in name else 5, peak_sizes=(256,))
-            print("\n".join(profile_lines(row)) + "\n", flush=True)
+            print("\n".join(profile_lines(row, args.profile_min_share / 100)) + "\n", flush=True)
         return
     if args.smoke:
         names, methods, peak_sizes = list(SMOKE), ("ot_cyclegan",), (256,)

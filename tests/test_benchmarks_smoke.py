@@ -37,8 +37,11 @@ def test_speed_smoke():
 
 
 def test_speed_profile_smoke():
-    """--profile reads TensorFlow's trace: every network of the OT step shows up with its convolutions."""
-    proc = subprocess.run([sys.executable, "benchmarks/speed.py", "--profile=microscopy_smoke"], cwd=ROOT,
+    """--profile reads TensorFlow's trace: every network of the OT step shows up with its convolutions.
+    Every part is shown (--profile_min_share=0): the PSF's FFT can fall under the table's default 0.5 %
+    when the machine is busy."""
+    proc = subprocess.run([sys.executable, "benchmarks/speed.py", "--profile=microscopy_smoke",
+                           "--profile_min_share=0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split(" | ") for line in proc.stdout.splitlines()
@@ -48,7 +51,7 @@ def test_speed_profile_smoke():
         assert (network, "conv") in parts, proc.stdout
     assert ("forward_op", "FFT") in parts, proc.stdout
     shares = [float(r[3].rstrip(" |%")) for r in rows if r[3].rstrip(" |").endswith("%")]
-    # the parts shown are the op time (those under 0.5 % left out), each share rounded to 1 %
+    # the parts shown are the whole op time, each share rounded to 1 %
     assert 90 <= sum(shares) <= 100 + len(shares) / 2, proc.stdout
 
 
