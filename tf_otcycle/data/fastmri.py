@@ -365,11 +365,10 @@ def affine_augment(image: tf.Tensor, seed: tf.Tensor, rotation: float, zoom: flo
     size = tf.shape(image)[-2:]
     cy, cx = tf.unstack((tf.cast(size, tf.float32) - 1.0) / 2.0)
     transform = tf.stack([a, -b, cx - a * cx + b * cy, b, a, cy - b * cx - a * cy, 0.0, 0.0])[None]
-    channels = tf.stack([tf.math.real(image), tf.math.imag(image)], axis=-1)[None]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=channels, transforms=transform, output_shape=size,
+        images=complex_to_channels(image)[None], transforms=transform, output_shape=size,
         fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")[0]
-    return tf.complex(out[..., 0], out[..., 1])
+    return channels_to_complex(out)
 
 
 def unpaired_mri_dataset(
