@@ -135,3 +135,50 @@ def test_learned_background_adds_a_non_negative_offset_and_round_trips(tmp_path)
     loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("psf")
     assert loaded.learn_background and loaded.background == pytest.approx(0.25)
     np.testing.assert_allclose(loaded(x).numpy(), offset(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel_size", [(5, 6, 6), (4, 7, 7), (3, 5, 6)])
+def test_lateral_symmetry_makes_h_commute_with_the_lateral_flips_and_quarter_turns(kernel_size):
+    """``symmetry='lateral'``: H (flip x) = flip (H x) exactly for both lateral flips (and the
+    lateral transpose on a square kernel), on even and odd kernels; without it, not."""
+    rng = np.random.default_rng(5)
+    psf = rng.random(kernel_size).astype(np.float32)
+    layer, free = PSFConv3D(kernel_size, symmetry="lateral"), PSFConv3D(kernel_size)
+    layer.set_psf(psf)
+    free.set_psf(psf)
+    x = tf.constant(rng.random((1, 9, 12, 12, 1)).astype(np.float32))
+    moves = [lambda v: tf.reverse(v, [2]), lambda v: tf.reverse(v, [3])]
+    if kernel_size[1] == kernel_size[2]:
+        moves.append(lambda v: tf.transpose(v, [0, 1, 3, 2, 4]))
+    for move in moves:
+        np.testing.assert_allclose(layer(move(x)).numpy(), move(layer(x)).numpy(), atol=1e-6)
+        assert np.abs(free(move(x)).numpy() - move(free(x)).numpy()).max() > 1e-3
+    h = layer.psf
+    np.testing.assert_allclose(h.sum(), 1.0, rtol=1e-5)
+    assert h.min() >= 0
+    for axis in (1, 2):  # an even axis's unpaired first plane is zero
+        if kernel_size[axis] % 2 == 0:
+            assert np.all(np.take(h, 0, axis=axis) == 0)
+
+
+def test_lateral_symmetry_keeps_a_symmetric_psf_and_trains_and_round_trips(tmp_path):
+    """A Born & Wolf PSF on an odd grid is already symmetric: unchanged. The gradient reaches
+    the kernel; the setting is saved with the model."""
+    psf = born_wolf_psf((5, 7, 7), (0.2, 0.1, 0.1), 0.5)
+    layer = PSFConv3D((5, 7, 7), symmetry="lateral", name="psf")
+    layer.set_psf(psf)
+    np.testing.assert_allclose(layer.psf, psf / psf.sum(), atol=1e-7)
+    x = tf.random.uniform((1, 9, 11, 11, 1), seed=2)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x) * tf.random.uniform((1, 9, 11, 11, 1), seed=3))
+    grad = tape.gradient(loss, layer.kernel).numpy()[..., 0, 0]
+    assert np.abs(grad).max() > 0
+    np.testing.assert_allclose(grad, grad[:, ::-1, :], rtol=1e-4, atol=1e-7)  # symmetric, as the PSF
+    inp = keras.Input((9, 11, 11, 1))
+    model = keras.Model(inp, layer(inp))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("psf")
+    assert loaded.symmetry == "lateral"
+    np.testing.assert_allclose(loaded(x).numpy(), layer(x).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="symmetry"):
+        PSFConv3D(4, symmetry="radial")

@@ -146,6 +146,10 @@ def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_p
     assert stats["background"] == pytest.approx(estimate_background(data["volumes"]["blurred_files"]))
     paper = task.forward_op(config.replace(learn_background=False), data)
     assert not paper.learn_background and paper.gain == pytest.approx(stats["gain"])
+    assert layer.symmetry == "none"  # the paper's free kernel by default
+    assert task.forward_op(config.replace(psf_symmetry="lateral"), data).symmetry == "lateral"
+    with pytest.raises(ValueError, match="symmetry"):
+        task.forward_op(config.replace(psf_symmetry="radial"), data)
 
 
 def test_the_estimate_holds_in_the_dark_background_of_blurred_nuclei():

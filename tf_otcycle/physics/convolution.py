@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 IMPLEMENTATIONS = ("fft", "direct")
+SYMMETRIES = ("none", "lateral")
 
 
 def good_fft_size(n: int) -> int:
@@ -48,6 +49,41 @@ def convolve_adjoint(y: tf.Tensor, psf: tf.Tensor, implementation: str = "fft") 
     """The adjoint of :func:`convolve`: correlation with ``h``, same shapes."""
     psf = tf.convert_to_tensor(psf, tf.float32)
     return _correlate(y, psf, [k // 2 for k in psf.shape], implementation)
+
+
+def lateral_symmetric(psf: tf.Tensor) -> tf.Tensor:
+    """The mean of ``psf`` over the symmetries of a widefield PSF about its optical axis.
+
+    ``psf``: ``(..., kh, kw)`` float32 (``(kd, kh, kw)`` or ``(kh, kw)``), the axis at
+    ``(kh // 2, kw // 2)``. The mean is taken over the reflections of the last two (lateral)
+    axes about the axis and, where ``kh == kw``, their exchange: the dihedral group of the
+    square (8 elements; 4 on a rectangle), which an aberration-free widefield PSF is invariant
+    under. On an even axis the first plane has no mirror inside the kernel and is set to zero,
+    so the result is exactly symmetric and :func:`convolve` with it commutes with the lateral
+    flips (and quarter turns on a square kernel) of ``x``. The sum is preserved, less that plane's.
+    """
+    psf = tf.convert_to_tensor(psf, tf.float32)
+    if psf.shape.rank is None or psf.shape.rank < 2:
+        raise ValueError(f"psf: expected at least 2 axes (..., kh, kw), got shape {psf.shape}")
+    rank = psf.shape.rank
+    for axis in (rank - 2, rank - 1):
+        psf = _reflection_mean(psf, axis)
+    if psf.shape[-1] == psf.shape[-2]:
+        psf = 0.5 * (psf + tf.linalg.matrix_transpose(psf))
+    return psf
+
+
+def _reflection_mean(psf: tf.Tensor, axis: int) -> tf.Tensor:
+    """``(psf + its reflection about voxel n // 2 on axis)/2``; an unpaired first plane (even n) -> 0."""
+    n = psf.shape[axis]
+    if n % 2 == 0:
+        psf = tf.concat([tf.zeros_like(tf.gather(psf, [0], axis=axis)),
+                         tf.gather(psf, list(range(1, n)), axis=axis)], axis=axis)
+        mirrored = tf.concat([tf.gather(psf, [0], axis=axis),
+                              tf.reverse(tf.gather(psf, list(range(1, n)), axis=axis), [axis])], axis=axis)
+    else:
+        mirrored = tf.reverse(psf, [axis])
+    return 0.5 * (psf + mirrored)
 
 
 def _correlate(x: tf.Tensor, kernel: tf.Tensor, before: Sequence[int], implementation: str) -> tf.Tensor:

@@ -20,6 +20,7 @@ from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_t
 from tf_otcycle.export import export_microscopy_generator
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
+from tf_otcycle.physics.convolution import SYMMETRIES
 from tf_otcycle.physics.noise import (
     affine_match,
     chi_square,
@@ -70,6 +71,10 @@ class BlurConfig(CommonConfig):
     refractive_index: float = real(1.5, "Immersion refractive index for the Born & Wolf initial PSF.")
     true_psf: str | None = string(
         None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True)
+    psf_symmetry: str = enum(
+        "none", SYMMETRIES,
+        "Symmetry imposed on the learned PSF: none (the paper's free kernel) or lateral (the mean over the lateral "
+        "flips and quarter turns about the optical axis, the symmetries of an aberration-free widefield PSF).")
     psf_learning_rate: float | None = real(
         None, "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
         "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step.")

@@ -64,7 +64,8 @@ class Deblur2DTask(BlurTask):
     # --- the physics: a 2-D PSF --------------------------------------------------------------
     def psf_layer(self, config):
         return PSFConv2D(config.psf_size, implementation="fft", learn_gain=True,
-                         learn_background=config.learn_background, name="forward_op")
+                         learn_background=config.learn_background, symmetry=config.psf_symmetry,
+                         name="forward_op")
 
     def initial_psf(self, config):
         k = config.psf_size

@@ -137,7 +137,8 @@ class MicroscopyTask(BlurTask):
 
     def psf_layer(self, config):
         return PSFConv3D(config.psf_size, implementation="fft", learn_gain=True,
-                         learn_background=config.learn_background, name="forward_op")
+                         learn_background=config.learn_background, symmetry=config.psf_symmetry,
+                         name="forward_op")
 
     def voxel_size(self, config):
         return triple(config.voxel_size or DEFAULT_VOXEL_SIZE, "voxel_size")
