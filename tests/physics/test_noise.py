@@ -150,6 +150,11 @@ def test_the_microscopy_task_starts_its_background_from_the_blurred_stacks(tmp_p
     assert task.forward_op(config.replace(psf_symmetry="lateral"), data).symmetry == "lateral"
     with pytest.raises(ValueError, match="symmetry"):
         task.forward_op(config.replace(psf_symmetry="radial"), data)
+    # Without --psf_size the learned PSF fills the patch (a smaller kernel truncates a widefield PSF).
+    auto = config.replace(psf_size=None)
+    assert task.psf_size(auto) == 16 and task.forward_op(auto, data).kernel_size == (16, 16, 16)
+    assert task.initial_psf(auto).shape == (16, 16, 16) and not task.validate(auto.replace(run_dir="r"))
+    assert any("--psf_size" in e for e in task.validate(config.replace(psf_size=17, run_dir="r")))
 
 
 def test_the_estimate_holds_in_the_dark_background_of_blurred_nuclei():

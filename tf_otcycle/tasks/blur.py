@@ -64,7 +64,11 @@ class BlurConfig(CommonConfig):
     val_files: str | None = string(
         None, "Glob(s): validation files (NAME_blurred [+ NAME_gt]) for TensorBoard panels.", may_change=True)
     patch_size: int = integer(64, "Training patch size (paper: 64); divisible by 2**depth.")
-    psf_size: int = integer(20, "Size of the learned PSF kernel per axis (paper: 20).")
+    psf_size: int | None = integer(
+        None, "Size of the learned PSF kernel per axis; default --patch_size, the largest that fits a training patch: "
+        "a widefield PSF spreads its light over every defocused plane, and a smaller kernel truncates it, so the "
+        "learned PSF drifts toward its window's edges and G is trained against a wrong H (paper: 20; "
+        "benchmarks/ABLATION_microscopy.md).", before=20)
     psf_init: str = enum("born_wolf", ("born_wolf", "gaussian", "flat"), "Initial PSF.")
     wavelength: float = real(500.0, "Emission wavelength in nm for the Born & Wolf initial PSF.")
     numerical_aperture: float = real(1.4, "NA for the Born & Wolf initial PSF.")
@@ -74,7 +78,8 @@ class BlurConfig(CommonConfig):
     psf_symmetry: str = enum(
         "none", SYMMETRIES,
         "Symmetry imposed on the learned PSF: none (the paper's free kernel) or lateral (the mean over the lateral "
-        "flips and quarter turns about the optical axis, the symmetries of an aberration-free widefield PSF).")
+        "flips and quarter turns about the optical axis, the symmetries of an aberration-free widefield PSF).",
+        before="none")
     psf_learning_rate: float | None = real(
         None, "Adam learning rate of the learned PSF and gain; default --learning_rate. Blind starts "
         "(--psf_init=gaussian|flat) need a larger one: Adam moves each kernel value by about this much per step.")
@@ -137,7 +142,7 @@ class BlurTask(Task):
             errors.append(f"--patch_size must be >= 4, got {config.patch_size}")
         else:
             errors += divisible("patch_size", config.patch_size, config.depth)
-        if config.psf_size < 1 or config.psf_size > config.patch_size:
+        if config.psf_size is not None and not 1 <= config.psf_size <= config.patch_size:
             errors.append(f"--psf_size must be in [1, patch_size={config.patch_size}], got {config.psf_size}")
         if config.psf_learning_rate is not None and not config.psf_learning_rate > 0:
             errors.append(f"--psf_learning_rate must be > 0, got {config.psf_learning_rate}")
@@ -162,6 +167,10 @@ class BlurTask(Task):
         ``--channel`` for multi-channel stacks; PSFs are read without it)."""
         return tiff.read_stack(path, None if config is None else self.channel(config))
 
+    def psf_size(self, config: BlurConfig) -> int:
+        """The learned PSF's size per axis: ``--psf_size``, by default the patch size."""
+        return config.psf_size or config.patch_size
+
     def channel(self, config: BlurConfig) -> int | None:
         """The channel of multi-channel files to read (microscopy's ``--channel``); none here."""
         return None
@@ -170,7 +179,7 @@ class BlurTask(Task):
         return tiff.gt_path_for(path)
 
     def load_domain(self, paths, config, what) -> list[np.ndarray]:
-        return tiff.load_domain(paths, config.patch_size, config.psf_size, what, self.channel(config))
+        return tiff.load_domain(paths, config.patch_size, self.psf_size(config), what, self.channel(config))
 
     def resolve_data(self, config):
         """Expand and check the file flags; read and normalise the training files."""

@@ -59,16 +59,16 @@ class Deblur2DTask(BlurTask):
         return images.gt_path_for(path)
 
     def load_domain(self, paths, config, what):
-        return images.load_domain(paths, config.patch_size, config.psf_size, what)
+        return images.load_domain(paths, config.patch_size, self.psf_size(config), what)
 
     # --- the physics: a 2-D PSF --------------------------------------------------------------
     def psf_layer(self, config):
-        return PSFConv2D(config.psf_size, implementation="fft", learn_gain=True,
+        return PSFConv2D(self.psf_size(config), implementation="fft", learn_gain=True,
                          learn_background=config.learn_background, symmetry=config.psf_symmetry,
                          name="forward_op")
 
     def initial_psf(self, config):
-        k = config.psf_size
+        k = self.psf_size(config)
         if config.psf_init == "born_wolf":
             dy, dx = _pair(config.pixel_size, "pixel_size")
             psf = born_wolf_psf((1, k, k), (1.0, dy, dx), config.wavelength / 1000, config.numerical_aperture,
@@ -87,7 +87,7 @@ class Deblur2DTask(BlurTask):
     def inference_settings(self, config):
         return export_settings(
             "deblur2d", tile=config.patch_size, overlap=self.tile_overlap(config),
-            pixel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=config.psf_size,
+            pixel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=self.psf_size(config),
             normalization="min-max per image to [0, 1]",
         )
 

@@ -136,7 +136,7 @@ class MicroscopyTask(BlurTask):
         return config.channel
 
     def psf_layer(self, config):
-        return PSFConv3D(config.psf_size, implementation="fft", learn_gain=True,
+        return PSFConv3D(self.psf_size(config), implementation="fft", learn_gain=True,
                          learn_background=config.learn_background, symmetry=config.psf_symmetry,
                          name="forward_op")
 
@@ -144,7 +144,7 @@ class MicroscopyTask(BlurTask):
         return triple(config.voxel_size or DEFAULT_VOXEL_SIZE, "voxel_size")
 
     def initial_psf(self, config):
-        shape = (config.psf_size,) * 3
+        shape = (self.psf_size(config),) * 3
         if config.psf_init == "born_wolf":
             return born_wolf_psf(shape, self.voxel_size(config), config.wavelength / 1000,
                                  config.numerical_aperture, config.refractive_index)
@@ -211,7 +211,7 @@ class MicroscopyTask(BlurTask):
     def inference_settings(self, config):
         return export_settings(
             "microscopy", tile=config.patch_size, overlap=self.tile_overlap(config),
-            voxel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=config.psf_size,
+            voxel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=self.psf_size(config),
             psf_init=config.psf_init,
             psf_fit_epochs=config.psf_fit_epochs,  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
