@@ -77,13 +77,11 @@ def _reflection_mean(psf: tf.Tensor, axis: int) -> tf.Tensor:
     """``(psf + its reflection about voxel n // 2 on axis)/2``; an unpaired first plane (even n) -> 0."""
     n = psf.shape[axis]
     if n % 2 == 0:
-        psf = tf.concat([tf.zeros_like(tf.gather(psf, [0], axis=axis)),
-                         tf.gather(psf, list(range(1, n)), axis=axis)], axis=axis)
-        mirrored = tf.concat([tf.gather(psf, [0], axis=axis),
-                              tf.reverse(tf.gather(psf, list(range(1, n)), axis=axis), [axis])], axis=axis)
-    else:
-        mirrored = tf.reverse(psf, [axis])
-    return 0.5 * (psf + mirrored)
+        shape = [1] * psf.shape.rank
+        shape[axis] = n
+        psf = psf * tf.reshape(tf.constant([0.0] + [1.0] * (n - 1)), shape)
+    mirror = [(2 * (n // 2) - i) % n for i in range(n)]  # i -> 2c - i; the zeroed plane maps onto itself
+    return 0.5 * (psf + tf.gather(psf, mirror, axis=axis))
 
 
 def _correlate(x: tf.Tensor, kernel: tf.Tensor, before: Sequence[int], implementation: str) -> tf.Tensor:
