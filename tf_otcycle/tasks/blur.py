@@ -19,6 +19,7 @@ from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import Sample, volume_views, write_psf_panel, write_tables
 from tf_otcycle.export import export_microscopy_generator
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
+from tf_otcycle.layers import PSFConv2D, PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
 from tf_otcycle.physics.convolution import SYMMETRIES
 from tf_otcycle.physics.noise import (
@@ -260,8 +261,11 @@ class BlurTask(Task):
                                          norm=config.critic_norm, name=f"critic_{domain}")
 
     def psf_layer(self, config):
-        """H's layer (``PSFConv2D`` / ``PSFConv3D``), before its PSF, gain and background are set."""
-        raise NotImplementedError
+        """H's layer (``PSFConv2D`` / ``PSFConv3D`` by the task's ``ndim``), before its PSF, gain and
+        background are set."""
+        layer = {2: PSFConv2D, 3: PSFConv3D}[self.ndim]
+        return layer(self.psf_size(config), implementation="fft", learn_gain=True,
+                     learn_background=config.learn_background, symmetry=config.psf_symmetry, name="forward_op")
 
     def forward_op(self, config, data):
         """H: the initial PSF, the gain (and with --learn_background the background) from the

@@ -16,7 +16,6 @@ import numpy as np
 
 from tf_otcycle.data import images
 from tf_otcycle.export import export_settings
-from tf_otcycle.layers import PSFConv2D
 from tf_otcycle.physics.psf import born_wolf_psf, flat_psf, gaussian_psf
 from tf_otcycle.tasks.base import numbers
 from tf_otcycle.tasks.blur import BlurConfig, BlurTask
@@ -62,11 +61,6 @@ class Deblur2DTask(BlurTask):
         return images.load_domain(paths, config.patch_size, self.psf_size(config), what)
 
     # --- the physics: a 2-D PSF --------------------------------------------------------------
-    def psf_layer(self, config):
-        return PSFConv2D(self.psf_size(config), implementation="fft", learn_gain=True,
-                         learn_background=config.learn_background, symmetry=config.psf_symmetry,
-                         name="forward_op")
-
     def initial_psf(self, config):
         k = self.psf_size(config)
         if config.psf_init == "born_wolf":

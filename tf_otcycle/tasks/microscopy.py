@@ -135,11 +135,6 @@ class MicroscopyTask(BlurTask):
     def channel(self, config):
         return config.channel
 
-    def psf_layer(self, config):
-        return PSFConv3D(self.psf_size(config), implementation="fft", learn_gain=True,
-                         learn_background=config.learn_background, symmetry=config.psf_symmetry,
-                         name="forward_op")
-
     def voxel_size(self, config):
         return triple(config.voxel_size or DEFAULT_VOXEL_SIZE, "voxel_size")
 
