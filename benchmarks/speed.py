@@ -47,12 +47,16 @@ CONFIGS = {
     "mri_paper": ("mri", 320, MRI_PAPER),
     "microscopy_demo": ("microscopy", 32, MIC_DEMO),
     "microscopy_paper": ("microscopy", 64, MIC_PAPER),
+    # the paper's 20^3 learned PSF (the default fills the patch): train steps, only when --only names them
+    "microscopy_demo_psf20": ("microscopy", 32, {**MIC_DEMO, "psf_size": 20}),
+    "microscopy_paper_psf20": ("microscopy", 64, {**MIC_PAPER, "psf_size": 20}),
     # --smoke: the same code paths on tiny networks (seconds; numbers meaningless)
     "mri_smoke": ("mri", 16, {"base_filters": 2, "depth": 2, "critic_filters": 2, "critic_layers": 1}),
     "microscopy_smoke": ("microscopy", 16, {"base_filters": 2, "depth": 1, "critic_filters": 2, "critic_layers": 1,
                                             "psf_size": 5}),
 }
 SMOKE = ("mri_smoke", "microscopy_smoke")
+VARIANTS = ("microscopy_demo_psf20", "microscopy_paper_psf20")
 # RESULTS.md from this heading on is measured by input_pipelines.py and out_of_core.py: kept on rewrite.
 KEPT = "\n## Input pipelines"
 METHODS = ("ot_cyclegan", "cyclegan", "supervised")
@@ -331,7 +335,9 @@ def other_threads(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated configurations (default: all)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated configurations (default: all but the _psf20 variants, the paper's "
+                             "20^3 PSF)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--methods", default=",".join(METHODS), help="train-step methods (default: all three)")
@@ -364,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         names, methods, peak_sizes = list(SMOKE), ("ot_cyclegan",), (256,)
     else:
-        names = [n for n in args.only.split(",") if n] or [n for n in CONFIGS if n not in SMOKE]
+        names = configurations(args.only)
         methods, peak_sizes = tuple(m for m in args.methods.split(",") if m), (2048, 4096)
     rows, infer = [], []
     for name in names:
@@ -378,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             print(train_line(rows[-1]), flush=True)
         solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy",
                                                                               "richardson_lucy_skimage"])
-        for method in solvers[: 1 if args.smoke else 0 if args.mixed_precision != "none" else None]:
+        for method in solvers[: 1 if args.smoke else 0 if args.mixed_precision != "none" or name in VARIANTS else None]:
             infer.append(run_child("infer", name, method, 1 if args.smoke else 3, "tensorflow", peak_sizes))
             print(f"{name:18} {method:24} {1 / infer[-1]['seconds']:9.2f} {infer[-1]['unit']}s/s", flush=True)
     if not args.only and not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
@@ -389,6 +395,15 @@ def main(argv: list[str] | None = None) -> None:
                     for name in ("mri_demo", "microscopy_demo")]
         out.write_text(report(rows, infer, profiles) + kept)
         print(f"wrote {args.out}")
+
+
+def configurations(only: str) -> list[str]:
+    """The configurations ``--only`` names, or by default all but the smoke ones and the variants."""
+    names = [n for n in only.split(",") if n] or [n for n in CONFIGS if n not in SMOKE + VARIANTS]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"speed.py: unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
+    return names
 
 
 def train_line(r: dict) -> str:

@@ -1,5 +1,7 @@
 """benchmarks/speed.py's report: the CPU it names, each row's peak, the profile's table."""
 
+import pytest
+
 from tests.scripts import load_script
 
 speed = load_script("benchmarks/speed.py", "speed")
@@ -33,3 +35,16 @@ def test_report_gives_each_row_its_peak_and_the_profiles():
     assert speed.op_kind("_MklNativeConv3DBackpropFilterV2") == "conv, filter gradient"
     assert speed.op_kind("Conv2DBackpropInput") == "conv, input gradient"
     assert speed.op_kind("_MklNativeFusedBatchNormGradV3") == "normalisation"
+
+
+def test_the_psf20_variants_differ_from_their_configuration_only_in_the_kernel_and_run_only_when_named():
+    for name in speed.VARIANTS:
+        task, size, overrides = speed.CONFIGS[name]
+        base_task, base_size, base_overrides = speed.CONFIGS[name.removesuffix("_psf20")]
+        assert (task, size, overrides) == (base_task, base_size, {**base_overrides, "psf_size": 20})
+    default = speed.configurations("")
+    assert "microscopy_paper" in default and not set(default) & set(speed.VARIANTS + speed.SMOKE)
+    assert speed.configurations("microscopy_paper,microscopy_paper_psf20") == ["microscopy_paper",
+                                                                               "microscopy_paper_psf20"]
+    with pytest.raises(SystemExit, match="unknown configuration"):
+        speed.configurations("microscopy_papr")
