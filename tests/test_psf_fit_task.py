@@ -10,6 +10,7 @@ import pytest
 from tf_otcycle.data.synthetic import write_microscopy_dataset
 from tf_otcycle.data.tiff import gt_path_for, normalize, read_stack, reflect_depth
 from tf_otcycle.physics.psf import born_wolf_psf
+from tf_otcycle.physics.psf_fit import minimax_wavelength
 from tf_otcycle.tasks.microscopy import TASK
 from tf_otcycle.training import AtEpochEnd, reset_average
 
@@ -32,8 +33,9 @@ def setup(tmp_path_factory):
 
 def test_an_unreliable_fit_moves_only_a_non_physical_psf(setup, tmp_path, capsys):
     """An untrained G explains the data no better at one wavelength than at another: the
-    fit's minimum falls on the grid's edge and is recorded as unreliable; it replaces the
-    Gaussian start (a Born & Wolf PSF is nearer the truth) but never a physical PSF."""
+    fit's minimum falls on the grid's edge and is recorded as unreliable and not used; the
+    Gaussian start goes on from the range's minimax wavelength (a Born & Wolf PSF is nearer
+    the truth), a physical PSF stays."""
     config, data, model = setup
     before = model.forward_op.psf
     fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1, physical=True)
@@ -42,10 +44,13 @@ def test_an_unreliable_fit_moves_only_a_non_physical_psf(setup, tmp_path, capsys
     (record,) = json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())
     assert record["reliable"] is False and record["applied"] is False and record["reason"] == fit.reason
     fit = TASK.fit_psf(config, data, model, tmp_path, epoch=1)  # the Gaussian start (--psf_init=gaussian)
-    assert not fit.reliable and "UNRELIABLE" in capsys.readouterr().out
-    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), fit.wavelength)
+    out = capsys.readouterr().out
+    assert not fit.reliable and "UNRELIABLE" in out and "H goes on from 480.0 nm" in out and "20%" in out
+    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), 0.48)  # 400-600 nm: 2 * 400 * 600 / 1000
     np.testing.assert_allclose(model.forward_op.psf, expected, rtol=1e-4, atol=1e-7)
-    assert json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())[0]["applied"] is True
+    assert fit.wavelength != pytest.approx(0.48)  # the edge, not used
+    (record,) = json.loads((tmp_path / "psf" / "wavelength_fit.json").read_text())
+    assert record["applied"] is True and record["applied_wavelength"] == pytest.approx(0.48)
     model.forward_op.set_psf(before)
 
 
@@ -62,6 +67,17 @@ def test_the_callback_applies_an_unreliable_fit_only_first(setup, monkeypatch, t
     (callback,) = TASK.callbacks(config.replace(psf_fit_epochs="2"), data, model, tmp_path)  # resumed after epoch 1
     callback.on_epoch_end(1)
     assert seen[-1] is True
+
+
+def test_the_minimax_wavelength_bounds_the_fwhm_error_over_the_range():
+    wavelength, worst = minimax_wavelength(0.4, 0.7)
+    assert wavelength == pytest.approx(0.50909, abs=1e-5) and worst == pytest.approx(3 / 11)
+    for true in (0.4, 0.7):  # the ends are off alike, by the worst error; the range's middle does worse
+        assert abs(wavelength - true) / true == pytest.approx(worst)
+    assert abs(0.55 - 0.4) / 0.4 > worst
+    assert minimax_wavelength(0.5, 0.5) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        minimax_wavelength(0.7, 0.4)
 
 
 @pytest.fixture
