@@ -182,16 +182,16 @@ class MicroscopyTask(BlurTask):
         measurements = [centre_to(y, np.minimum(y.shape, FIT_MAX_SHAPE)) for y in volumes]
         predict = self.generator_method(config, model.generator)
         optics = (config.numerical_aperture, config.refractive_index)
+        grid = [w / 1000 for w in wavelengths(config)]  # micrometres
         fit = fit_wavelength(measurements, [predict(y) for y in measurements], self.voxel_size(config),
-                             [w / 1000 for w in wavelengths(config)], *optics, kernel_size=config.psf_fit_size,
+                             grid, *optics, kernel_size=config.psf_fit_size,
                              offset=model.forward_op.background)  # H's learned background (0 without it)
         misfit, gain = fit.misfits[fit.wavelength]
         found = (f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
                  f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried)")
         physical = config.psf_init == "born_wolf" if physical is None else physical
         applied = fit.reliable or not physical
-        grid = wavelengths(config)
-        prior, worst = minimax_wavelength(grid[0] / 1000, grid[-1] / 1000)
+        prior, worst = minimax_wavelength(grid[0], grid[-1])
         wavelength = fit.wavelength if fit.reliable else prior
         if applied:
             layer = model.forward_op
@@ -202,8 +202,8 @@ class MicroscopyTask(BlurTask):
             print(f"{found}; the PSF goes on from it", flush=True)
         elif applied:
             print(f"{unreliable}; not used: H goes on from {wavelength * 1000:.1f} nm, the wavelength whose FWHMs are "
-                  f"at most {worst:.0%} off anywhere in {grid[0]:g}-{grid[-1]:g} nm (give --wavelength if you know "
-                  "the dye's emission)", flush=True)
+                  f"at most {worst:.0%} off anywhere in {grid[0] * 1000:g}-{grid[-1] * 1000:g} nm (give --wavelength "
+                  "if you know the dye's emission)", flush=True)
         else:
             print(f"{unreliable}; H keeps its PSF", flush=True)
         if out_dir is not None:
