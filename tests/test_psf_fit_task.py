@@ -69,6 +69,31 @@ def test_the_callback_applies_an_unreliable_fit_only_first(setup, monkeypatch, t
     assert seen[-1] is True
 
 
+
+def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch, tmp_path):
+    """``--psf_init=file``: H starts from the file's PSF, resampled from the file's own voxel
+    size to the stacks' and cropped about its peak; an unreliable fit does not replace it."""
+    from tf_otcycle.data.tiff import write_stack
+
+    config, data, model = setup
+    path = tmp_path / "bead_psf.tif"  # sampled twice as finely as the stacks, in counts
+    write_stack(path, 1000 * born_wolf_psf((24, 24, 24), (0.1, 0.05, 0.05), 0.5), voxel_size=(0.1, 0.05, 0.05))
+    measured = config.replace(psf_init="file", psf_file=str(path))
+    assert TASK.validate(measured) == []
+    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), 0.5)  # (computed on another radial grid: 0.4 % apart)
+    np.testing.assert_allclose(TASK.initial_psf(measured), expected, atol=0.005 * expected.max())
+    np.testing.assert_allclose(TASK.forward_op(measured, data).psf, expected, atol=0.005 * expected.max())
+    seen = []
+    monkeypatch.setattr(TASK, "fit_psf", lambda *args, physical=None, **kw: seen.append(physical))
+    (callback,) = TASK.callbacks(measured, data, model, None)
+    callback.on_epoch_end(0)
+    assert seen == [True]
+    for wrong in (config.replace(psf_init="file"), config.replace(psf_file=str(path))):
+        assert any("--psf_init=file and --psf_file go together" in e for e in TASK.validate(wrong))
+    write_stack(tmp_path / "empty.tif", np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="empty.tif: a PSF must be .* positive maximum"):
+        TASK.resolve_data(measured.replace(psf_file=str(tmp_path / "empty.tif")))
+
 def test_the_minimax_wavelength_bounds_the_fwhm_error_over_the_range():
     wavelength, worst = minimax_wavelength(0.4, 0.7)
     assert wavelength == pytest.approx(0.50909, abs=1e-5) and worst == pytest.approx(3 / 11)

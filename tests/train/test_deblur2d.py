@@ -88,3 +88,15 @@ def test_bad_images_name_the_file(data, tmp_path):
     proc = run([str(ROOT / "train" / "deblur2d.py"), f"--run_dir={tmp_path / 'r'}", *files(data), *TINY,
                 f"--sharp_files={rgb}/*.tif"], check=False)
     assert proc.returncode != 0 and "colour.tif" in proc.stderr and "2-D grayscale" in proc.stderr
+
+
+def test_a_psf_file_starts_the_2d_task(data):
+    from tf_otcycle import tasks
+
+    task = tasks.get("deblur2d")
+    config = task.default_config(psf_init="file", psf_file=str(data / "psf.tif"), psf_size=7, patch_size=16)
+    assert not [e for e in task.validate(config) if "psf" in e]
+    kernel, given = task.initial_psf(config), images.read_image(data / "psf.tif").astype(np.float64)
+    inner = given[1:8, 1:8]  # the 9 x 9 file's centre, its peak at the kernel's centre
+    np.testing.assert_allclose(kernel, inner / inner.sum(), rtol=1e-5, atol=1e-8)
+    assert kernel.shape == (7, 7) and np.unravel_index(np.argmax(kernel), kernel.shape) == (3, 3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal, special
+from scipy import ndimage, signal, special
 
 
 def _check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, int, int]:
@@ -215,11 +215,11 @@ def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Seque
             **{f"fwhm_{ax}_true": v for ax, v in zip(axes, fr)}}
 
 
-def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Crop or zero-pad ``psf`` (or any array, e.g. a stack) around its ``shape // 2`` centre
-    to ``shape`` (float64)."""
+def centre_to(psf: np.ndarray, shape: Sequence[int], centre: Sequence[int] | None = None) -> np.ndarray:
+    """Crop or zero-pad ``psf`` (or any array, e.g. a stack) around ``centre`` (default its
+    ``shape // 2``) to ``shape``, the centre landing on the output's ``shape // 2`` (float64)."""
     out = np.zeros(shape, np.float64)
-    src_c = [n // 2 for n in psf.shape]
+    src_c = [n // 2 for n in psf.shape] if centre is None else [int(c) for c in centre]
     dst_c = [n // 2 for n in shape]
     src, dst = [], []
     for sn, dn, sc, dc in zip(psf.shape, shape, src_c, dst_c):
@@ -229,3 +229,48 @@ def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         dst.append(slice(dc - lo, dc + hi))
     out[tuple(dst)] = psf[tuple(src)]
     return out
+
+
+def peak_centre(psf: np.ndarray) -> tuple[int, ...]:
+    """The voxel nearest the centroid of ``psf``'s voxels at or above half its maximum: the
+    optical axis of a measured PSF, robust to a noisy single brightest voxel."""
+    psf = np.asarray(psf, np.float64)
+    bright = np.argwhere(psf >= 0.5 * psf.max())
+    weights = psf[tuple(bright.T)]
+    return tuple(int(round(c)) for c in (bright * weights[:, None]).sum(0) / weights.sum())
+
+
+def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[float] | None = None,
+                     target_spacing: Sequence[float] | None = None, path: str = "PSF") -> np.ndarray:
+    """A PSF read from a file (measured from beads, or computed elsewhere) as a learnable
+    kernel of ``shape``: its peak (:func:`peak_centre`) at ``shape // 2``, cropped or
+    zero-padded to ``shape``, resampled by linear interpolation about that peak from its
+    ``spacing`` to ``target_spacing`` (voxel sizes, same unit and axis order) where both are
+    given and differ by more than 1 %, negative values clipped, unit sum (float32).
+
+    The file's constant background (a camera offset under a bead) is not removed: subtract
+    it before, or it becomes a flat part of the kernel.
+
+    Raises:
+        ValueError: ``psf``'s rank is not ``len(shape)``, it has a negative or non-finite
+            value, or no light in the kernel; the message names ``path``.
+    """
+    psf = np.asarray(psf, np.float64)
+    if psf.ndim != len(shape):
+        raise ValueError(f"{path}: expected a {len(shape)}-D PSF, got shape {psf.shape}")
+    if not np.all(np.isfinite(psf)) or psf.min() < 0 or psf.max() <= 0:
+        raise ValueError(f"{path}: a PSF must be finite and non-negative with a positive maximum")
+    centre = peak_centre(psf)
+    step = None
+    if spacing is not None and target_spacing is not None:
+        step = np.asarray(target_spacing, np.float64) / np.asarray(spacing, np.float64)  # file voxels per kernel voxel
+    if step is None or np.all(np.abs(step - 1) <= 0.01):
+        kernel = centre_to(psf, shape, centre)
+    else:
+        per_axis = (-1,) + (1,) * len(shape)  # one value per axis, broadcast over the kernel's voxels
+        offsets = np.indices(shape, np.float64) - np.reshape([n // 2 for n in shape], per_axis)
+        coords = np.reshape(centre, per_axis) + offsets * step.reshape(per_axis)
+        kernel = np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)
+    if kernel.sum() <= 0:
+        raise ValueError(f"{path}: no light of the PSF is left in the {tuple(shape)} kernel")
+    return (kernel / kernel.sum()).astype(np.float32)

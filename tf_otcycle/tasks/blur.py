@@ -31,6 +31,7 @@ from tf_otcycle.physics.noise import (
 )
 from tf_otcycle.physics.psf import (
     blur,
+    kernel_from_file,
     psf_similarity,
 )
 from tf_otcycle.tasks.base import (
@@ -71,14 +72,19 @@ class BlurConfig(CommonConfig):
         "learned PSF drifts toward its window's edges and G is trained against a wrong H (paper: 20; "
         "benchmarks/ABLATION_microscopy.md).", before=20)
     psf_init: str = enum(
-        "born_wolf", ("born_wolf", "gaussian", "flat"),
-        "Initial PSF: born_wolf (--wavelength, --numerical_aperture, --refractive_index), gaussian or "
-        "flat. With the emission wavelength unknown, a Born & Wolf start at a guessed one (509 nm, the minimax "
-        "over 400-700 nm) lost at most 0.27 dB against the true wavelength's start on the microscopy benchmark "
-        "sets (three-seed means), a flat start up to 0.43 dB (one seed; benchmarks/ABLATION_microscopy.md).")
+        "born_wolf", ("born_wolf", "gaussian", "flat", "file"),
+        "Initial PSF: born_wolf (--wavelength, --numerical_aperture, --refractive_index), gaussian, "
+        "flat, or file (--psf_file: a measured PSF). With the emission wavelength unknown, a Born & Wolf start "
+        "at a guessed one (509 nm, the minimax over 400-700 nm) lost at most 0.27 dB against the true "
+        "wavelength's start on the microscopy benchmark sets (three-seed means), a flat start up to 0.43 dB (one "
+        "seed; benchmarks/ABLATION_microscopy.md).")
     wavelength: float = real(500.0, "Emission wavelength in nm for the Born & Wolf initial PSF.")
     numerical_aperture: float = real(1.4, "NA for the Born & Wolf initial PSF.")
     refractive_index: float = real(1.5, "Immersion refractive index for the Born & Wolf initial PSF.")
+    psf_file: str | None = string(
+        None, "With --psf_init=file: TIFF of the PSF to start from (e.g. measured from sub-resolution beads, "
+        "background subtracted): resampled to --voxel_size when its own metadata gives another, centred on its "
+        "peak, cropped or padded to --psf_size, normalised to unit sum.", before=None)
     true_psf: str | None = string(
         None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True)
     psf_symmetry: str = enum(
@@ -155,6 +161,9 @@ class BlurTask(Task):
         if config.tile_overlap is not None and not 0 <= config.tile_overlap <= config.patch_size // 2:
             errors.append(f"--tile_overlap must be in [0, patch_size // 2 = {config.patch_size // 2}], "
                           f"got {config.tile_overlap}")
+        if (config.psf_init == "file") != bool(config.psf_file):
+            errors.append("--psf_init=file and --psf_file go together: give both or neither, got "
+                          f"--psf_init={config.psf_init} --psf_file={config.psf_file or ''}")
         if not config.wavelength > 0:
             errors.append(f"--wavelength must be > 0 (nm), got {config.wavelength}")
         if not 0 < config.numerical_aperture < config.refractive_index:
@@ -198,6 +207,8 @@ class BlurTask(Task):
             psf = self.read(config.true_psf)  # names the file if it is not a PSF of this task's rank
             if psf.min() < 0 or psf.sum() <= 0:
                 raise ValueError(f"{config.true_psf}: a PSF must be non-negative with a positive sum")
+        if config.psf_file:
+            self.initial_psf(config)  # before training: names the file if it is no usable PSF
         if config.val_files:
             files["val_files"] = expand_files(config.val_files, "--val_files")
         volumes = {}
@@ -286,7 +297,19 @@ class BlurTask(Task):
         return layer
 
     def initial_psf(self, config) -> np.ndarray:
+        """H's PSF at the start (``--psf_init``): the ``--psf_file`` kernel, or the task's model."""
+        if config.psf_init == "file":
+            return kernel_from_file(self.read(config.psf_file), (self.psf_size(config),) * self.ndim,
+                                    self.file_voxel_size(config.psf_file), self.voxel_size(config), config.psf_file)
+        return self.model_psf(config)
+
+    def model_psf(self, config) -> np.ndarray:
+        """The ``--psf_init=born_wolf|gaussian|flat`` PSF of the task's rank, unit sum."""
         raise NotImplementedError
+
+    def file_voxel_size(self, path) -> tuple[float, ...] | None:
+        """The voxel size stored in a PSF file's metadata (None: unknown, used as it is)."""
+        return None
 
     def noise(self, config, data):
         """``--measurement_noise``: given, none, or (auto) estimated from the normalised

@@ -61,7 +61,7 @@ class Deblur2DTask(BlurTask):
         return images.load_domain(paths, config.patch_size, self.psf_size(config), what)
 
     # --- the physics: a 2-D PSF --------------------------------------------------------------
-    def initial_psf(self, config):
+    def model_psf(self, config):
         k = self.psf_size(config)
         if config.psf_init == "born_wolf":
             dy, dx = _pair(config.pixel_size, "pixel_size")

@@ -39,6 +39,8 @@ def triple(text: str, name: str) -> tuple[float, float, float]:
     """``"a,b,c"`` -> three positive floats; ``ValueError`` naming the flag otherwise."""
     return numbers(text, name, 3)  # type: ignore[return-value]
 DEFAULT_VOXEL_SIZE = "0.2,0.1,0.1"  # micrometres, dz,dy,dx (the simulated data's)
+# --psf_init values that start H from the optics (not replaced by an unreliable wavelength fit)
+PHYSICAL_STARTS = ("born_wolf", "file")
 FIT_MAX_SHAPE = (64, 256, 256)  # voxels of each stack the wavelength fit reads (its centre): seconds, not minutes
 
 
@@ -136,10 +138,13 @@ class MicroscopyTask(BlurTask):
     def channel(self, config):
         return config.channel
 
+    def file_voxel_size(self, path):
+        return tiff.read_voxel_size(path)
+
     def voxel_size(self, config):
         return triple(config.voxel_size or DEFAULT_VOXEL_SIZE, "voxel_size")
 
-    def initial_psf(self, config):
+    def model_psf(self, config):
         shape = (self.psf_size(config),) * 3
         if config.psf_init == "born_wolf":
             return born_wolf_psf(shape, self.voxel_size(config), config.wavelength / 1000,
@@ -156,7 +161,7 @@ class MicroscopyTask(BlurTask):
         record = fit_record_path(out_dir) if out_dir is not None else None
         applied_before = record is not None and record.exists() and any(  # a resumed run
             f.get("applied", True) for f in json.loads(record.read_text()))
-        physical = [config.psf_init == "born_wolf" or applied_before]  # the Born & Wolf start, or a fit applied
+        physical = [config.psf_init in PHYSICAL_STARTS or applied_before]  # a physical start, or a fit applied
 
         def fit(epoch: int) -> None:
             self.fit_psf(config, data, model, out_dir, epoch, physical=physical[0])
@@ -189,7 +194,7 @@ class MicroscopyTask(BlurTask):
         misfit, gain = fit.misfits[fit.wavelength]
         found = (f"\n--psf_fit_epochs, epoch {epoch}: emission wavelength {fit.wavelength * 1000:.1f} nm (misfit "
                  f"{misfit:.5f}, gain {gain:.3f}; {len(fit.misfits)} wavelengths tried)")
-        physical = config.psf_init == "born_wolf" if physical is None else physical
+        physical = config.psf_init in PHYSICAL_STARTS if physical is None else physical
         applied = fit.reliable or not physical
         prior, worst = minimax_wavelength(grid[0], grid[-1])
         wavelength = fit.wavelength if fit.reliable else prior
@@ -219,7 +224,7 @@ class MicroscopyTask(BlurTask):
         return export_settings(
             "microscopy", tile=config.patch_size, overlap=self.tile_overlap(config),
             voxel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=self.psf_size(config),
-            psf_init=config.psf_init,
+            psf_init=config.psf_init, psf_file=config.psf_file,
             psf_fit_epochs=config.psf_fit_epochs,  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
         )
