@@ -70,7 +70,7 @@ def test_the_callback_applies_an_unreliable_fit_only_first(setup, monkeypatch, t
 
 
 
-def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch, tmp_path):
+def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch, tmp_path, capsys):
     """``--psf_init=file``: H starts from the file's PSF, resampled from the file's own voxel
     size to the stacks' and cropped about its peak; an unreliable fit does not replace it."""
     from tf_otcycle.data.tiff import write_stack
@@ -80,6 +80,8 @@ def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch,
     write_stack(path, 1000 * born_wolf_psf((24, 24, 24), (0.1, 0.05, 0.05), 0.5), voxel_size=(0.1, 0.05, 0.05))
     measured = config.replace(psf_init="file", psf_file=str(path))
     assert TASK.validate(measured) == []
+    TASK.resolve_data(measured)
+    assert "bead_psf.tif: voxel size (0.1, 0.05, 0.05) in its metadata" in capsys.readouterr().out
     expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), 0.5)  # (computed on another radial grid: 0.4 % apart)
     np.testing.assert_allclose(TASK.initial_psf(measured), expected, atol=0.005 * expected.max())
     np.testing.assert_allclose(TASK.forward_op(measured, data).psf, expected, atol=0.005 * expected.max())

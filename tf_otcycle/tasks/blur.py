@@ -209,6 +209,9 @@ class BlurTask(Task):
                 raise ValueError(f"{config.true_psf}: a PSF must be non-negative with a positive sum")
         if config.psf_file:
             self.initial_psf(config)  # before training: names the file if it is no usable PSF
+            found, used = self.file_voxel_size(config.psf_file), self.voxel_size(config)
+            stored = f"{found} in its metadata" if found else "not in its metadata"
+            print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}", flush=True)
         if config.val_files:
             files["val_files"] = expand_files(config.val_files, "--val_files")
         volumes = {}
