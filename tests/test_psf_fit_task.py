@@ -96,6 +96,25 @@ def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch,
     with pytest.raises(ValueError, match="empty.tif: a PSF must be .* positive maximum"):
         TASK.resolve_data(measured.replace(psf_file=str(tmp_path / "empty.tif")))
 
+
+def test_psf_file_fit_starts_h_from_the_born_wolf_psf_fitted_to_the_bead(setup, tmp_path, capsys):
+    from tf_otcycle.data.tiff import write_stack
+
+    config, data, _ = setup
+    rng = np.random.default_rng(1)
+    psf = born_wolf_psf((24, 24, 24), (0.1, 0.05, 0.05), 0.55)
+    bead = rng.poisson(1000 * psf / psf.max()) + rng.normal(0, 2, psf.shape) + 100.0  # counts on a camera offset
+    path = tmp_path / "bead.tif"
+    write_stack(path, np.clip(bead - 95.0, 0, None).astype(np.float32), voxel_size=(0.1, 0.05, 0.05))
+    fitted = config.replace(psf_init="file", psf_file=str(path), psf_file_fit=True, psf_fit_epochs=None)
+    assert TASK.validate(fitted) == []
+    settled = TASK.settle(fitted, data)
+    assert settled.wavelength == pytest.approx(550, abs=10) and "H starts from it" in capsys.readouterr().out
+    expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), settled.wavelength / 1000)
+    np.testing.assert_allclose(TASK.initial_psf(settled), expected, rtol=1e-5, atol=1e-8)  # noise-free
+    assert TASK.settle(fitted.replace(psf_file_fit=False), data).wavelength == fitted.wavelength
+    assert any("--psf_file_fit needs --psf_init=file" in e for e in TASK.validate(config.replace(psf_file_fit=True)))
+
 def test_the_minimax_wavelength_bounds_the_fwhm_error_over_the_range():
     wavelength, worst = minimax_wavelength(0.4, 0.7)
     assert wavelength == pytest.approx(0.50909, abs=1e-5) and worst == pytest.approx(3 / 11)

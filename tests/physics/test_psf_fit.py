@@ -120,3 +120,18 @@ def test_the_misfit_takes_the_measurements_background_off(beads):
     assert measurement_misfit([y + 0.3], [x], psf)[0] > 0.1
     fit = fit_wavelength([y + 0.3], [x], VOX, [0.4, 0.45, 0.55, 0.6], kernel_size=12, offset=0.3)
     assert fit.reliable and fit.wavelength == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_noisy_bead_with_a_background_gives_its_emission_wavelength():
+    from tf_otcycle.physics.psf_fit import fit_bead
+
+    rng = np.random.default_rng(0)
+    voxel = (0.15, 0.05, 0.05)
+    bead = 2000 * born_wolf_psf((24, 32, 32), voxel, 0.55, 1.3, 1.518) / born_wolf_psf(
+        (24, 32, 32), voxel, 0.55, 1.3, 1.518).max()
+    bead = rng.poisson(bead / 3) * 3 + rng.normal(0, 2, bead.shape) - 7.0  # photons, read noise, a leftover offset
+    wavelength, misfits = fit_bead(bead, voxel, [0.4, 0.5, 0.6, 0.7], 1.3, 1.518)
+    assert wavelength == pytest.approx(0.55, abs=0.005)
+    assert min(misfits, key=misfits.get) == wavelength and len(misfits) > 4  # the grid, then the refinement
+    with pytest.raises(ValueError, match="positive"):
+        fit_bead(bead, voxel, [], 1.3, 1.518)

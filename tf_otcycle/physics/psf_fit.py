@@ -196,10 +196,55 @@ def fit_wavelength(
             misfits[w], blocks[w] = (float(np.mean(errors)), gain), block_means(errors, BLOCKS)
         return misfits[w][0]
 
-    best = min(grid, key=score)
+    best = refined_minimum(score, grid, tolerance)
+    return WavelengthFit(best, misfits, *reliability(grid, best, blocks, tolerance))
+
+
+def refined_minimum(score, grid: Sequence[float], tolerance: float) -> float:
+    """The ``grid`` point of least ``score``, then a bounded scalar search between its
+    neighbours (to ``tolerance``): the best point scored, so a smooth score is resolved below
+    the grid step. ``score`` is called once per point."""
+    scores: dict[float, float] = {}
+
+    def cached(w: float) -> float:
+        if w not in scores:
+            scores[w] = float(score(w))
+        return scores[w]
+
+    grid = sorted({float(w) for w in grid})
+    best = min(grid, key=cached)
     i = grid.index(best)
     if len(grid) > 1:
         lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        optimize.minimize_scalar(score, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
-        best = min(misfits, key=lambda w: misfits[w][0])  # every point scored: the search's, or the grid's
-    return WavelengthFit(best, misfits, *reliability(grid, best, blocks, tolerance))
+        optimize.minimize_scalar(cached, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
+    return min(scores, key=scores.get)
+
+
+def fit_bead(bead: np.ndarray, voxel_size: Sequence[float], wavelengths: Sequence[float],
+             numerical_aperture: float = 1.4, refractive_index: float = 1.5,
+             tolerance: float = 0.002) -> tuple[float, dict[float, float]]:
+    """The emission wavelength whose Born & Wolf PSF best matches a measured PSF.
+
+    ``bead``: ``(D, H, W)`` image of a sub-resolution bead, its peak at ``shape // 2``, at
+    ``voxel_size`` (the unit of ``wavelengths``); the PSF is scaled and offset by least
+    squares (``bead ~ a h_lambda + b``: any exposure, any background left by the user's
+    subtraction) and the wavelength searched as in :func:`refined_minimum`. The measured PSF
+    identifies the wavelength that the measurement cycle cannot: it is ``h`` itself.
+
+    Returns:
+        ``(wavelength, {wavelength: mean squared residual})`` over the points scored.
+    """
+    grid = sorted({float(w) for w in wavelengths})
+    if not grid or grid[0] <= 0:
+        raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
+    target = np.asarray(bead, np.float64).ravel()
+    misfits: dict[float, float] = {}
+
+    def score(w: float) -> float:
+        h = born_wolf_psf(np.shape(bead), voxel_size, w, numerical_aperture, refractive_index).astype(np.float64)
+        design = np.stack([h.ravel(), np.ones_like(target)], 1)
+        coef = np.linalg.lstsq(design, target, rcond=None)[0]
+        misfits[w] = float(np.mean((design @ coef - target) ** 2))
+        return misfits[w]
+
+    return refined_minimum(score, grid, tolerance), misfits

@@ -290,7 +290,8 @@ class Task:
 
     def settle(self, config: CommonConfig, data: dict) -> CommonConfig:
         """``config`` with what :meth:`resolve_data` found in the files for flags left unset
-        (the microscopy voxel size from the stacks' metadata); unchanged by default."""
+        (the microscopy voxel size from the stacks' metadata, the wavelength fitted to a PSF
+        file); unchanged by default."""
         return config
 
     def steps_per_epoch(self, config: CommonConfig, data: dict) -> int:

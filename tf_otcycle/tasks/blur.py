@@ -208,7 +208,7 @@ class BlurTask(Task):
             if psf.min() < 0 or psf.sum() <= 0:
                 raise ValueError(f"{config.true_psf}: a PSF must be non-negative with a positive sum")
         if config.psf_file:
-            self.initial_psf(config)  # before training: names the file if it is no usable PSF
+            self.file_psf(config)  # before training: names the file if it is no usable PSF
             found, used = self.file_voxel_size(config.psf_file), self.voxel_size(config)
             stored = f"{found} in its metadata" if found else "not in its metadata"
             print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}", flush=True)
@@ -301,10 +301,12 @@ class BlurTask(Task):
 
     def initial_psf(self, config) -> np.ndarray:
         """H's PSF at the start (``--psf_init``): the ``--psf_file`` kernel, or the task's model."""
-        if config.psf_init == "file":
-            return kernel_from_file(self.read(config.psf_file), (self.psf_size(config),) * self.ndim,
-                                    self.file_voxel_size(config.psf_file), self.voxel_size(config), config.psf_file)
-        return self.model_psf(config)
+        return self.file_psf(config) if config.psf_init == "file" else self.model_psf(config)
+
+    def file_psf(self, config) -> np.ndarray:
+        """The ``--psf_file`` PSF as H's kernel (:func:`kernel_from_file`)."""
+        return kernel_from_file(self.read(config.psf_file), (self.psf_size(config),) * self.ndim,
+                                self.file_voxel_size(config.psf_file), self.voxel_size(config), config.psf_file)
 
     def model_psf(self, config) -> np.ndarray:
         """The ``--psf_init=born_wolf|gaussian|flat`` PSF of the task's rank, unit sum."""

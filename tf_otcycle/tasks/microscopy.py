@@ -26,12 +26,12 @@ from tf_otcycle.physics.psf import (
     flat_psf,
     gaussian_psf,
 )
-from tf_otcycle.physics.psf_fit import WavelengthFit, fit_wavelength, minimax_wavelength
+from tf_otcycle.physics.psf_fit import WavelengthFit, fit_bead, fit_wavelength, minimax_wavelength
 from tf_otcycle.tasks.base import (
     numbers,
 )
 from tf_otcycle.tasks.blur import BlurConfig, BlurTask
-from tf_otcycle.tasks.config import integer, reset, string
+from tf_otcycle.tasks.config import boolean, integer, reset, string
 from tf_otcycle.training import AtEpochEnd, reset_average
 
 
@@ -98,6 +98,11 @@ class MicroscopyConfig(BlurConfig):
         32, "PSF cube (voxels) of the wavelength fit; it must hold the PSF's halo (a 20^3 crop biases the fit toward "
         "wider PSFs). The learned PSF keeps --psf_size.", before=32)
     psf_fit_files: int = integer(4, "How many of the --blurred_files volumes the wavelength fit uses.", before=4)
+    psf_file_fit: bool = boolean(
+        False, "With --psf_init=file: fit the emission wavelength of a Born & Wolf PSF (--numerical_aperture, "
+        "--refractive_index) to the file, scale and background by least squares over --psf_fit_wavelengths, and "
+        "start H from that noise-free model PSF instead of the file's voxels (a single bead's noise and background "
+        "cost up to 1 dB on the benchmark sets; the model has no aberrations). Sets --wavelength.", before=False)
     channel: int | None = integer(
         None, "Channel (0-based) of multi-channel stacks (axes ZCYX etc. in the ImageJ/OME metadata); single-channel "
         "stacks and 2-D planes need none.")
@@ -123,9 +128,11 @@ class MicroscopyTask(BlurTask):
         for name in ("psf_fit_size", "psf_fit_files"):
             if config[name] < 1:
                 errors.append(f"--{name} must be >= 1, got {config[name]}")
+        if config.psf_file_fit and config.psf_init != "file":
+            errors.append(f"--psf_file_fit needs --psf_init=file, got --psf_init={config.psf_init}")
         return errors
 
-    def settle(self, config, data):
+    def settle_voxel_size(self, config, data):
         """``--voxel_size`` left unset: the first stack's own, as Fiji wrote it (else the default)."""
         if config.voxel_size is not None:
             return config
@@ -134,6 +141,26 @@ class MicroscopyTask(BlurTask):
         config = config.replace(voxel_size=",".join(f"{v:g}" for v in found) if found else DEFAULT_VOXEL_SIZE)
         print(f"--voxel_size={config.voxel_size} ({'from ' + str(first) if found else 'default'})", flush=True)
         return config
+
+    def settle(self, config, data):
+        """``--voxel_size`` left unset: the first stack's own, as Fiji wrote it (else the default);
+        ``--psf_file_fit``: ``--wavelength`` fitted to the ``--psf_file`` (:func:`fit_bead`)."""
+        config = self.settle_voxel_size(config, data)
+        if not config.psf_file_fit:
+            return config
+        grid = [w / 1000 for w in wavelengths(config)]  # micrometres
+        wavelength, misfits = fit_bead(self.file_psf(config), self.voxel_size(config), grid,
+                                       config.numerical_aperture, config.refractive_index)
+        edge = " (on the grid's edge: widen --psf_fit_wavelengths)" if wavelength in (grid[0], grid[-1]) else ""
+        print(f"--psf_file_fit: the Born & Wolf PSF that best matches {config.psf_file} has the emission wavelength "
+              f"{wavelength * 1000:.1f} nm ({len(misfits)} wavelengths tried){edge}; H starts from it", flush=True)
+        return config.replace(wavelength=round(wavelength * 1000, 1))
+
+    def initial_psf(self, config):
+        """``--psf_file_fit``: the Born & Wolf PSF at the wavelength fitted to the file; else the blur tasks'."""
+        if config.psf_init == "file" and config.psf_file_fit:
+            return self.model_psf(config.replace(psf_init="born_wolf"))
+        return super().initial_psf(config)
 
     def channel(self, config):
         return config.channel
@@ -224,7 +251,7 @@ class MicroscopyTask(BlurTask):
         return export_settings(
             "microscopy", tile=config.patch_size, overlap=self.tile_overlap(config),
             voxel_size=list(self.voxel_size(config)), wavelength_nm=config.wavelength, psf_size=self.psf_size(config),
-            psf_init=config.psf_init, psf_file=config.psf_file,
+            psf_init=config.psf_init, psf_file=config.psf_file, psf_file_fit=config.psf_file_fit,
             psf_fit_epochs=config.psf_fit_epochs,  # fitted wavelengths: psf/wavelength_fit.json
             normalization="min-max per volume to [0, 1]",
         )
