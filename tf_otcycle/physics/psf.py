@@ -215,11 +215,11 @@ def psf_similarity(learned: np.ndarray, reference: np.ndarray, voxel_size: Seque
             **{f"fwhm_{ax}_true": v for ax, v in zip(axes, fr)}}
 
 
-def centre_to(psf: np.ndarray, shape: Sequence[int], centre: Sequence[int] | None = None) -> np.ndarray:
-    """Crop or zero-pad ``psf`` (or any array, e.g. a stack) around ``centre`` (default its
-    ``shape // 2``) to ``shape``, the centre landing on the output's ``shape // 2`` (float64)."""
+def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Crop or zero-pad ``psf`` (or any array, e.g. a stack) around its ``shape // 2`` centre
+    to ``shape`` (float64)."""
     out = np.zeros(shape, np.float64)
-    src_c = [n // 2 for n in psf.shape] if centre is None else [int(c) for c in centre]
+    src_c = [n // 2 for n in psf.shape]
     dst_c = [n // 2 for n in shape]
     src, dst = [], []
     for sn, dn, sc, dc in zip(psf.shape, shape, src_c, dst_c):
@@ -260,17 +260,14 @@ def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[fl
         raise ValueError(f"{path}: expected a {len(shape)}-D PSF, got shape {psf.shape}")
     if not np.all(np.isfinite(psf)) or psf.min() < 0 or psf.max() <= 0:
         raise ValueError(f"{path}: a PSF must be finite and non-negative with a positive maximum")
-    centre = peak_centre(psf)
-    step = None
+    step = np.ones(len(shape))  # file voxels per kernel voxel: 1 (the file's voxels taken as they are)
     if spacing is not None and target_spacing is not None:
-        step = np.asarray(target_spacing, np.float64) / np.asarray(spacing, np.float64)  # file voxels per kernel voxel
-    if step is None or np.all(np.abs(step - 1) <= 0.01):
-        kernel = centre_to(psf, shape, centre)
-    else:
-        per_axis = (-1,) + (1,) * len(shape)  # one value per axis, broadcast over the kernel's voxels
-        offsets = np.indices(shape, np.float64) - np.reshape([n // 2 for n in shape], per_axis)
-        coords = np.reshape(centre, per_axis) + offsets * step.reshape(per_axis)
-        kernel = np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)
+        ratio = np.asarray(target_spacing, np.float64) / np.asarray(spacing, np.float64)
+        step = ratio if np.any(np.abs(ratio - 1) > 0.01) else step
+    per_axis = (-1,) + (1,) * len(shape)  # one value per axis, broadcast over the kernel's voxels
+    offsets = np.indices(shape, np.float64) - np.reshape([n // 2 for n in shape], per_axis)
+    coords = np.reshape(peak_centre(psf), per_axis) + offsets * step.reshape(per_axis)
+    kernel = np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)  # zero outside the file
     if kernel.sum() <= 0:
         raise ValueError(f"{path}: no light of the PSF is left in the {tuple(shape)} kernel")
     return (kernel / kernel.sum()).astype(np.float32)

@@ -183,27 +183,31 @@ def fit_wavelength(
         lies on the grid's edge or the misfit is too flat to single it out.
     """
     grid = sorted({float(w) for w in wavelengths})
-    if not grid or grid[0] <= 0:
-        raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
     shape = (int(kernel_size),) * 3
     misfits: dict[float, tuple[float, float]] = {}
     blocks: dict[float, np.ndarray] = {}
 
-    def score(w: float) -> float:
-        if w not in misfits:
-            psf = born_wolf_psf(shape, voxel_size, w, numerical_aperture, refractive_index)
-            errors, gain = residuals(measurements, estimates, psf, offset)
-            misfits[w], blocks[w] = (float(np.mean(errors)), gain), block_means(errors, BLOCKS)
+    def score(w: float) -> float:  # called once per wavelength (refined_minimum caches)
+        psf = born_wolf_psf(shape, voxel_size, w, numerical_aperture, refractive_index)
+        errors, gain = residuals(measurements, estimates, psf, offset)
+        misfits[w], blocks[w] = (float(np.mean(errors)), gain), block_means(errors, BLOCKS)
         return misfits[w][0]
 
-    best = refined_minimum(score, grid, tolerance)
+    best, _ = refined_minimum(score, grid, tolerance)
     return WavelengthFit(best, misfits, *reliability(grid, best, blocks, tolerance))
 
 
-def refined_minimum(score, grid: Sequence[float], tolerance: float) -> float:
-    """The ``grid`` point of least ``score``, then a bounded scalar search between its
-    neighbours (to ``tolerance``): the best point scored, so a smooth score is resolved below
-    the grid step. ``score`` is called once per point."""
+def refined_minimum(score, wavelengths: Sequence[float], tolerance: float) -> tuple[float, dict[float, float]]:
+    """The grid point (of ``wavelengths``) of least ``score``, then a bounded scalar search
+    between its neighbours (to ``tolerance``), so a smooth score is resolved below the grid
+    step. ``score`` is called once per point. Returns ``(best point scored, {point: score})``.
+
+    Raises:
+        ValueError: no wavelengths, or one that is not positive.
+    """
+    grid = sorted({float(w) for w in wavelengths})
+    if not grid or grid[0] <= 0:
+        raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
     scores: dict[float, float] = {}
 
     def cached(w: float) -> float:
@@ -211,13 +215,12 @@ def refined_minimum(score, grid: Sequence[float], tolerance: float) -> float:
             scores[w] = float(score(w))
         return scores[w]
 
-    grid = sorted({float(w) for w in grid})
     best = min(grid, key=cached)
     i = grid.index(best)
     if len(grid) > 1:
         lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
         optimize.minimize_scalar(cached, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
-    return min(scores, key=scores.get)
+    return min(scores, key=scores.get), scores
 
 
 def fit_bead(bead: np.ndarray, voxel_size: Sequence[float], wavelengths: Sequence[float],
@@ -234,17 +237,12 @@ def fit_bead(bead: np.ndarray, voxel_size: Sequence[float], wavelengths: Sequenc
     Returns:
         ``(wavelength, {wavelength: mean squared residual})`` over the points scored.
     """
-    grid = sorted({float(w) for w in wavelengths})
-    if not grid or grid[0] <= 0:
-        raise ValueError(f"wavelengths: expected positive values, got {list(wavelengths)}")
     target = np.asarray(bead, np.float64).ravel()
-    misfits: dict[float, float] = {}
 
     def score(w: float) -> float:
         h = born_wolf_psf(np.shape(bead), voxel_size, w, numerical_aperture, refractive_index).astype(np.float64)
         design = np.stack([h.ravel(), np.ones_like(target)], 1)
         coef = np.linalg.lstsq(design, target, rcond=None)[0]
-        misfits[w] = float(np.mean((design @ coef - target) ** 2))
-        return misfits[w]
+        return float(np.mean((design @ coef - target) ** 2))
 
-    return refined_minimum(score, grid, tolerance), misfits
+    return refined_minimum(score, wavelengths, tolerance)
