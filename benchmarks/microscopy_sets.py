@@ -9,7 +9,8 @@ Each set ``<out>/<name>/`` has the layout of ``python -m tf_otcycle.data.synthet
 reference only), ``train/sharp/*_sharp.tif`` (other samples), ``val/`` and one test folder per
 structure, ``test_<structure>/`` (the set's own, then another one: train on one family, test
 on others), ``psf.tif`` (the true PSF), ``bead_psf.tif`` (the PSF as a user measures it
-from a bead, :func:`bead_psf`, for ``--psf_init=file``) and ``optics.flags`` (what a user knows of the
+from a bead, :func:`bead_psf`, for ``--psf_init=file``), ``bead_slide_psf.tif`` (the same
+from a slide of nine beads) and ``optics.flags`` (what a user knows of the
 microscope: ``--wavelength``, ``--numerical_aperture``, ``--refractive_index``; the voxel size
 is in each stack's ImageJ metadata). The optics and the noise of every set are away from the
 training simulator's defaults (500 nm, NA 1.4, n 1.5, voxels 0.2 x 0.1 x 0.1 um, gain 7 gray
@@ -138,7 +139,8 @@ def write_set(out: Path, name: str, spec: SetSpec, cache: Path, seed: int = 0) -
                 written[split].append(Path(f"{stem}_blurred.tif"))
             sample += 1
     write_stack(root / "psf.tif", psf, spec.voxel_size)
-    write_bead_psf(root, spec, seed)
+    for grid in BEAD_FILES:
+        write_bead_psf(root, spec, seed, grid)
     (root / "optics.flags").write_text(
         f"# {name}: the optics a user knows (the voxel size is in each stack's metadata)\n"
         f"--wavelength={spec.wavelength * 1000:g}\n--numerical_aperture={spec.numerical_aperture:g}\n"
@@ -146,29 +148,44 @@ def write_set(out: Path, name: str, spec: SetSpec, cache: Path, seed: int = 0) -
     return written
 
 
-def bead_psf(spec: SetSpec, rng: np.random.RandomState, peak: float = 2000.0,
-             oversampling: int = 2) -> tuple[np.ndarray, tuple[float, float, float]]:
+def bead_psf(spec: SetSpec, rng: np.random.RandomState, peak: float = 2000.0, oversampling: int = 2,
+             grid: int = 1) -> tuple[np.ndarray, tuple[float, float, float]]:
     """The set's PSF as a user measures it, for ``--psf_init=file``: one sub-resolution bead
     imaged with the set's optics and camera at ``oversampling`` times finer voxels (over the
     field of :data:`PSF_SHAPE`), ``peak`` gray levels at its brightest, the camera's noise and
     offset drawn (:func:`microscopy_sim.add_noise`), then the offset taken off as a user does:
     the median of the stack's outermost voxels (which also takes off some of the defocused
-    light there), clipped at zero. Returns ``(float32 stack, its voxel size)``."""
+    light there), clipped at zero. ``grid`` > 1: a bead slide instead, ``grid`` x ``grid``
+    beads in one plane, 1.5 fields apart, each bead's light spread over two fields.
+    Returns ``(float32 stack, its voxel size)``."""
     size = tuple(n * oversampling for n in PSF_SHAPE)
     voxel = tuple(v / oversampling for v in spec.voxel_size)
-    psf = born_wolf_psf(size, voxel, spec.wavelength, spec.numerical_aperture, spec.refractive_index)
-    counts = microscopy_sim.add_noise(psf * np.float32(peak / psf.max()), rng, spec.gain, spec.sigma) + spec.offset
-    border = np.ones(size, bool)
+    optics = (spec.wavelength, spec.numerical_aperture, spec.refractive_index)
+    if grid == 1:
+        image = born_wolf_psf(size, voxel, *optics)
+    else:
+        reach = (size[0], 2 * size[1], 2 * size[2])
+        psf, pitch = born_wolf_psf(reach, voxel, *optics), 3 * size[1] // 2
+        image = np.zeros((size[0], grid * pitch, grid * pitch), np.float32)
+        for i, j in np.ndindex(grid, grid):
+            top, left = pitch // 2 + i * pitch - size[1], pitch // 2 + j * pitch - size[2]
+            dst = (slice(None), slice(max(top, 0), top + reach[1]), slice(max(left, 0), left + reach[2]))
+            image[dst] += psf[:, max(-top, 0):, max(-left, 0):][:, :image[dst].shape[1], :image[dst].shape[2]]
+    counts = microscopy_sim.add_noise(image * np.float32(peak / image.max()), rng, spec.gain, spec.sigma) + spec.offset
+    border = np.ones(image.shape, bool)
     border[1:-1, 1:-1, 1:-1] = False
     return np.clip(counts - np.median(counts[border]), 0, None).astype(np.float32), voxel
 
 
-def write_bead_psf(root: Path, spec: SetSpec, seed: int = 0) -> Path:
-    """Write :func:`bead_psf` to ``root / "bead_psf.tif"`` with its voxel size (its own seed:
+BEAD_FILES = {1: "bead_psf.tif", 3: "bead_slide_psf.tif"}  # beads per side -> file name
+
+
+def write_bead_psf(root: Path, spec: SetSpec, seed: int = 0, grid: int = 1) -> Path:
+    """Write :func:`bead_psf` to ``root / BEAD_FILES[grid]`` with its voxel size (its own seed:
     the set's other files do not change)."""
-    volume, voxel = bead_psf(spec, np.random.RandomState(seed + 2000))
-    write_stack(root / "bead_psf.tif", volume, voxel)
-    return root / "bead_psf.tif"
+    volume, voxel = bead_psf(spec, np.random.RandomState(seed + 2000), grid=grid)
+    write_stack(root / BEAD_FILES[grid], volume, voxel)
+    return root / BEAD_FILES[grid]
 
 
 def set_flags(root: Path) -> list[str]:

@@ -81,9 +81,16 @@ def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch,
     measured = config.replace(psf_init="file", psf_file=str(path))
     assert TASK.validate(measured) == []
     TASK.resolve_data(measured)
-    assert "bead_psf.tif: voxel size (0.1, 0.05, 0.05) in its metadata" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "bead_psf.tif: voxel size (0.1, 0.05, 0.05) in its metadata" in log and "from 1 bead alone" in log
     expected = born_wolf_psf((6, 6, 6), (0.2, 0.1, 0.1), 0.5)  # (computed on another radial grid: 0.4 % apart)
     np.testing.assert_allclose(TASK.initial_psf(measured), expected, atol=0.005 * expected.max())
+    slide = np.concatenate([np.zeros((24, 24, 8)), np.asarray(TASK.read(str(path)))] * 2, axis=2)  # two beads
+    write_stack(tmp_path / "slide.tif", slide.astype(np.float32), voxel_size=(0.1, 0.05, 0.05))
+    on_slide = measured.replace(psf_file=str(tmp_path / "slide.tif"))
+    TASK.resolve_data(on_slide)
+    assert "from 2 beads alone in its window" in capsys.readouterr().out
+    np.testing.assert_allclose(TASK.initial_psf(on_slide), TASK.initial_psf(measured), rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(TASK.forward_op(measured, data).psf, expected, atol=0.005 * expected.max())
     seen = []
     monkeypatch.setattr(TASK, "fit_psf", lambda *args, physical=None, **kw: seen.append(physical))

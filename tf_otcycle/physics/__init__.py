@@ -1,5 +1,6 @@
 """Physics of the inverse problems: Fourier transforms, sampling masks, PSFs, convolution,
-the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`), the
+the forward operators with their adjoints (:mod:`tf_otcycle.physics.operators`), the beads
+of a measured PSF image (:mod:`tf_otcycle.physics.beads`), the
 camera's Poisson-Gaussian noise (:mod:`tf_otcycle.physics.noise`) and the emission-wavelength
 fit of a widefield PSF (:mod:`tf_otcycle.physics.psf_fit`).
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage, signal, special
 
+from tf_otcycle.physics.beads import bead_centres, peak_centre  # noqa: F401 (peak_centre: re-exported)
+
 
 def _check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, int, int]:
     shape = tuple(int(s) for s in shape)
@@ -231,13 +233,15 @@ def centre_to(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return out
 
 
-def peak_centre(psf: np.ndarray) -> tuple[int, ...]:
-    """The voxel nearest the centroid of ``psf``'s voxels at or above half its maximum: the
-    optical axis of a measured PSF, robust to a noisy single brightest voxel."""
-    psf = np.asarray(psf, np.float64)
-    bright = np.argwhere(psf >= 0.5 * psf.max())
-    weights = psf[tuple(bright.T)]
-    return tuple(int(round(c)) for c in (bright * weights[:, None]).sum(0) / weights.sum())
+def sampling_step(ndim: int, spacing: Sequence[float] | None = None,
+                  target_spacing: Sequence[float] | None = None) -> np.ndarray:
+    """File voxels per kernel voxel along each of ``ndim`` axes: ``target_spacing / spacing``
+    where both are given and differ by more than 1 %, else 1 (the file's voxels as they are)."""
+    if spacing is not None and target_spacing is not None:
+        ratio = np.asarray(target_spacing, np.float64) / np.asarray(spacing, np.float64)
+        if np.any(np.abs(ratio - 1) > 0.01):
+            return ratio
+    return np.ones(ndim)
 
 
 def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[float] | None = None,
@@ -248,26 +252,30 @@ def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[fl
     ``spacing`` to ``target_spacing`` (voxel sizes, same unit and axis order) where both are
     given and differ by more than 1 %, negative values clipped, unit sum (float32).
 
+    A file with several beads gives the sum of the kernels about each bead that is alone in
+    the kernel's window (:func:`tf_otcycle.physics.beads.bead_centres`): averaging beads
+    lowers the noise of the measured PSF.
+
     The file's constant background (a camera offset under a bead) is not removed: subtract
     it before, or it becomes a flat part of the kernel.
 
     Raises:
         ValueError: ``psf``'s rank is not ``len(shape)``, it has a negative or non-finite
-            value, or no light in the kernel; the message names ``path``.
+            value, no light in the kernel, or several beads and none alone; the message
+            names ``path``.
     """
     psf = np.asarray(psf, np.float64)
     if psf.ndim != len(shape):
         raise ValueError(f"{path}: expected a {len(shape)}-D PSF, got shape {psf.shape}")
     if not np.all(np.isfinite(psf)) or psf.min() < 0 or psf.max() <= 0:
         raise ValueError(f"{path}: a PSF must be finite and non-negative with a positive maximum")
-    step = np.ones(len(shape))  # file voxels per kernel voxel: 1 (the file's voxels taken as they are)
-    if spacing is not None and target_spacing is not None:
-        ratio = np.asarray(target_spacing, np.float64) / np.asarray(spacing, np.float64)
-        step = ratio if np.any(np.abs(ratio - 1) > 0.01) else step
+    step = sampling_step(len(shape), spacing, target_spacing)
     per_axis = (-1,) + (1,) * len(shape)  # one value per axis, broadcast over the kernel's voxels
     offsets = np.indices(shape, np.float64) - np.reshape([n // 2 for n in shape], per_axis)
-    coords = np.reshape(peak_centre(psf), per_axis) + offsets * step.reshape(per_axis)
-    kernel = np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)  # zero outside the file
+    kernel = np.zeros(shape, np.float64)
+    for centre in bead_centres(psf, np.asarray(shape) * step, path):
+        coords = np.reshape(centre, per_axis) + offsets * step.reshape(per_axis)
+        kernel += np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)  # zero outside the file
     if kernel.sum() <= 0:
         raise ValueError(f"{path}: no light of the PSF is left in the {tuple(shape)} kernel")
     return (kernel / kernel.sum()).astype(np.float32)

@@ -21,6 +21,7 @@ from tf_otcycle.export import export_microscopy_generator
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv2D, PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
+from tf_otcycle.physics.beads import bead_centres
 from tf_otcycle.physics.convolution import SYMMETRIES
 from tf_otcycle.physics.noise import (
     affine_match,
@@ -33,6 +34,7 @@ from tf_otcycle.physics.psf import (
     blur,
     kernel_from_file,
     psf_similarity,
+    sampling_step,
 )
 from tf_otcycle.tasks.base import (
     Task,
@@ -84,7 +86,8 @@ class BlurConfig(CommonConfig):
     psf_file: str | None = string(
         None, "With --psf_init=file: TIFF of the PSF to start from (e.g. measured from sub-resolution beads, "
         "background subtracted): resampled to --voxel_size when its own metadata gives another, centred on its "
-        "peak, cropped or padded to --psf_size, normalised to unit sum.", before=None)
+        "peak, cropped or padded to --psf_size, normalised to unit sum. A field of beads: the sum of the kernels "
+        "about each bead alone in the kernel's window.", before=None)
     true_psf: str | None = string(
         None, "Optional TIFF of the true PSF, compared with the learned one (and Richardson-Lucy's).", may_change=True)
     psf_symmetry: str = enum(
@@ -211,7 +214,10 @@ class BlurTask(Task):
             self.file_psf(config)  # before training: names the file if it is no usable PSF
             found, used = self.file_voxel_size(config.psf_file), self.voxel_size(config)
             stored = f"{found} in its metadata" if found else "not in its metadata"
-            print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}", flush=True)
+            window = self.psf_size(config) * sampling_step(self.ndim, found, used)
+            beads = len(bead_centres(self.read(config.psf_file), window, config.psf_file))
+            print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}, "
+                  f"from {beads} bead{'s' if beads > 1 else ''} alone in its window", flush=True)
         if config.val_files:
             files["val_files"] = expand_files(config.val_files, "--val_files")
         volumes = {}
