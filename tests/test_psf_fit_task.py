@@ -2,6 +2,7 @@
 the current G), its callback, its flags, and the weight average it restarts."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -89,7 +90,11 @@ def test_a_measured_psf_file_starts_h_and_counts_as_physical(setup, monkeypatch,
     write_stack(tmp_path / "slide.tif", slide.astype(np.float32), voxel_size=(0.1, 0.05, 0.05))
     on_slide = measured.replace(psf_file=str(tmp_path / "slide.tif"))
     TASK.resolve_data(on_slide)
-    assert "from 2 beads alone in its window" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "from 2 beads alone in its window" in log and "WARNING" not in log
+    write_stack(tmp_path / "raw.tif", (slide + 0.05 * slide.max()).astype(np.float32), voxel_size=(0.1, 0.05, 0.05))
+    TASK.resolve_data(measured.replace(psf_file=str(tmp_path / "raw.tif")))  # a camera offset left in
+    assert re.search(r"WARNING: --psf_file .*raw.tif: its median is [45]\.\d% of its maximum", capsys.readouterr().out)
     np.testing.assert_allclose(TASK.initial_psf(on_slide), TASK.initial_psf(measured), rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(TASK.forward_op(measured, data).psf, expected, atol=0.005 * expected.max())
     seen = []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tf_otcycle.physics.beads import bead_centres, local_maxima
+from tf_otcycle.physics.beads import OFFSET_FRACTION, bead_centres, local_maxima, median_fraction
 from tf_otcycle.physics.psf import born_wolf_psf, kernel_from_file
 
 VOX = (0.2, 0.1, 0.1)
@@ -61,9 +61,11 @@ def test_beads_not_alone_in_the_window_clusters_and_beads_at_the_edge_are_left_o
         kernel_from_file(_slide(near), SHAPE, path="beads.tif")
 
 
-def test_a_camera_offset_does_not_move_the_beads():
+def test_a_camera_offset_does_not_move_the_beads_and_is_told_from_a_psf():
     image = _slide([(8, 12, 14), (8, 44, 50)], peak=200.0) + 100.0  # offset not subtracted
     assert sorted(bead_centres(image, SHAPE)) == [(8, 12, 14), (8, 44, 50)]
+    assert median_fraction(image) > 0.3 > OFFSET_FRACTION
+    assert median_fraction(born_wolf_psf((32, 32, 32), VOX, 0.5)) < OFFSET_FRACTION  # its own defocused light
 
 
 def test_axial_side_lobes_are_the_same_bead():

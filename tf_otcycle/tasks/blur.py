@@ -21,7 +21,7 @@ from tf_otcycle.export import export_microscopy_generator
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv2D, PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
-from tf_otcycle.physics.beads import bead_centres
+from tf_otcycle.physics.beads import OFFSET_FRACTION, bead_centres, median_fraction
 from tf_otcycle.physics.convolution import SYMMETRIES
 from tf_otcycle.physics.noise import (
     affine_match,
@@ -214,10 +214,17 @@ class BlurTask(Task):
             self.file_psf(config)  # before training: names the file if it is no usable PSF
             found, used = self.file_voxel_size(config.psf_file), self.voxel_size(config)
             stored = f"{found} in its metadata" if found else "not in its metadata"
+            image = self.read(config.psf_file)
             window = self.psf_size(config) * sampling_step(self.ndim, found, used)
-            beads = len(bead_centres(self.read(config.psf_file), window, config.psf_file))
+            beads = len(bead_centres(image, window, config.psf_file))
             print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}, "
                   f"from {beads} bead{'s' if beads > 1 else ''} alone in its window", flush=True)
+            if median_fraction(image) > OFFSET_FRACTION:
+                fit = ", or add --psf_file_fit (it fits a background)" if hasattr(config, "psf_file_fit") else ""
+                print(f"WARNING: --psf_file {config.psf_file}: its median is {median_fraction(image):.1%} of its "
+                      "maximum (a widefield PSF's own defocused light: 0.1-1.3 % on the fields measured): a camera "
+                      "offset is likely left in it, and it becomes a flat part of H's kernel. Subtract the dark offset "
+                      f"first{fit}.", flush=True)
         if config.val_files:
             files["val_files"] = expand_files(config.val_files, "--val_files")
         volumes = {}
