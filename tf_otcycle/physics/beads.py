@@ -89,7 +89,7 @@ def bead_centres(image: np.ndarray, window: Sequence[float], path: str = "PSF") 
     brighter than ``CLUSTER_FACTOR`` times the median bead.
 
     Raises:
-        ValueError: several beads and none isolated; the message names ``path``.
+        ValueError: several beads and none alone; the message names ``path``.
     """
     image = np.asarray(image, np.float64)
     found = _same_bead_merged(local_maxima(image), tuple(window))
@@ -104,13 +104,15 @@ def bead_centres(image: np.ndarray, window: Sequence[float], path: str = "PSF") 
     if len(inside) >= 3:
         median = float(np.median([h for _, h in inside]))
         inside = [(p, h) for p, h in inside if h <= CLUSTER_FACTOR * median]
-    return [_refined(image, p, window) for p, _ in inside]
+    background = float(np.median(image))
+    return [_refined(image, p, window, background) for p, _ in inside]
 
 
-def _refined(image: np.ndarray, centre: Sequence[int], window: Sequence[float]) -> tuple[int, ...]:
-    """:func:`peak_centre` of the window about ``centre``, over the image's median (a camera
-    offset would otherwise pull the centroid to the window's middle)."""
+def _refined(image: np.ndarray, centre: Sequence[int], window: Sequence[float],
+             background: float) -> tuple[int, ...]:
+    """:func:`peak_centre` of the window about ``centre``, over ``background`` (the image's
+    median: a camera offset would otherwise pull the centroid to the window's middle)."""
     lo = [max(0, int(c - w // 2)) for c, w in zip(centre, window)]
     box = tuple(slice(a, int(c + w // 2) + 1) for a, c, w in zip(lo, centre, window))
-    part = np.clip(image[box] - np.median(image), 0, None)
+    part = np.clip(image[box] - background, 0, None)
     return tuple(a + c for a, c in zip(lo, peak_centre(part)))
