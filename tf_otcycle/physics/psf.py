@@ -246,6 +246,12 @@ def sampling_step(ndim: int, spacing: Sequence[float] | None = None,
 
 def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[float] | None = None,
                      target_spacing: Sequence[float] | None = None, path: str = "PSF") -> np.ndarray:
+    """The kernel of :func:`file_kernel`, without its bead count."""
+    return file_kernel(psf, shape, spacing, target_spacing, path)[0]
+
+
+def file_kernel(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[float] | None = None,
+                target_spacing: Sequence[float] | None = None, path: str = "PSF") -> tuple[np.ndarray, int]:
     """A PSF read from a file (measured from beads, or computed elsewhere) as a learnable
     kernel of ``shape``: its peak (:func:`peak_centre`) at ``shape // 2``, cropped or
     zero-padded to ``shape``, resampled by linear interpolation about that peak from its
@@ -258,6 +264,9 @@ def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[fl
 
     The file's constant background (a camera offset under a bead) is not removed: subtract
     it before, or it becomes a flat part of the kernel.
+
+    Returns:
+        ``(kernel, number of beads summed into it)``.
 
     Raises:
         ValueError: ``psf``'s rank is not ``len(shape)``, it has a negative or non-finite
@@ -273,9 +282,10 @@ def kernel_from_file(psf: np.ndarray, shape: Sequence[int], spacing: Sequence[fl
     per_axis = (-1,) + (1,) * len(shape)  # one value per axis, broadcast over the kernel's voxels
     offsets = np.indices(shape, np.float64) - np.reshape([n // 2 for n in shape], per_axis)
     kernel = np.zeros(shape, np.float64)
-    for centre in bead_centres(psf, np.asarray(shape) * step, path):
+    centres = bead_centres(psf, np.asarray(shape) * step, path)
+    for centre in centres:
         coords = np.reshape(centre, per_axis) + offsets * step.reshape(per_axis)
         kernel += np.clip(ndimage.map_coordinates(psf, coords, order=1, cval=0.0), 0, None)  # zero outside the file
     if kernel.sum() <= 0:
         raise ValueError(f"{path}: no light of the PSF is left in the {tuple(shape)} kernel")
-    return (kernel / kernel.sum()).astype(np.float32)
+    return (kernel / kernel.sum()).astype(np.float32), len(centres)

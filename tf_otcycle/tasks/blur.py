@@ -21,7 +21,7 @@ from tf_otcycle.export import export_microscopy_generator
 from tf_otcycle.io_utils import atomic_write_text, exists, expand_files
 from tf_otcycle.layers import PSFConv2D, PSFConv3D
 from tf_otcycle.models import build_multiscale_patchgan, build_unet, predictor
-from tf_otcycle.physics.beads import OFFSET_FRACTION, bead_centres, median_fraction
+from tf_otcycle.physics.beads import OFFSET_FRACTION, median_fraction
 from tf_otcycle.physics.convolution import SYMMETRIES
 from tf_otcycle.physics.noise import (
     affine_match,
@@ -32,9 +32,8 @@ from tf_otcycle.physics.noise import (
 )
 from tf_otcycle.physics.psf import (
     blur,
-    kernel_from_file,
+    file_kernel,
     psf_similarity,
-    sampling_step,
 )
 from tf_otcycle.tasks.base import (
     Task,
@@ -211,17 +210,16 @@ class BlurTask(Task):
             if psf.min() < 0 or psf.sum() <= 0:
                 raise ValueError(f"{config.true_psf}: a PSF must be non-negative with a positive sum")
         if config.psf_file:
-            self.file_psf(config)  # before training: names the file if it is no usable PSF
+            image = self.read(config.psf_file)
+            _, beads = self.psf_file_kernel(config, image)  # before training: names the file if it is no usable PSF
             found, used = self.file_voxel_size(config.psf_file), self.voxel_size(config)
             stored = f"{found} in its metadata" if found else "not in its metadata"
-            image = self.read(config.psf_file)
-            window = self.psf_size(config) * sampling_step(self.ndim, found, used)
-            beads = len(bead_centres(image, window, config.psf_file))
             print(f"--psf_file {config.psf_file}: voxel size {stored}; H's kernel is sampled at {used}, "
                   f"from {beads} bead{'s' if beads > 1 else ''} alone in its window", flush=True)
-            if median_fraction(image) > OFFSET_FRACTION:
+            background = median_fraction(image)
+            if background > OFFSET_FRACTION:
                 fit = ", or add --psf_file_fit (it fits a background)" if hasattr(config, "psf_file_fit") else ""
-                print(f"WARNING: --psf_file {config.psf_file}: its median is {median_fraction(image):.1%} of its "
+                print(f"WARNING: --psf_file {config.psf_file}: its median is {background:.1%} of its "
                       "maximum (a widefield PSF's own defocused light: 0.1-1.3 % on the fields measured): a camera "
                       "offset is likely left in it, and it becomes a flat part of H's kernel. Subtract the dark offset "
                       f"first{fit}.", flush=True)
@@ -317,9 +315,14 @@ class BlurTask(Task):
         return self.file_psf(config) if config.psf_init == "file" else self.model_psf(config)
 
     def file_psf(self, config) -> np.ndarray:
-        """The ``--psf_file`` PSF as H's kernel (:func:`kernel_from_file`)."""
-        return kernel_from_file(self.read(config.psf_file), (self.psf_size(config),) * self.ndim,
-                                self.file_voxel_size(config.psf_file), self.voxel_size(config), config.psf_file)
+        """The ``--psf_file`` PSF as H's kernel."""
+        return self.psf_file_kernel(config, self.read(config.psf_file))[0]
+
+    def psf_file_kernel(self, config, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """``image`` (the ``--psf_file``'s contents) as H's kernel, and the number of beads in it
+        (:func:`tf_otcycle.physics.psf.file_kernel`)."""
+        return file_kernel(image, (self.psf_size(config),) * self.ndim, self.file_voxel_size(config.psf_file),
+                           self.voxel_size(config), config.psf_file)
 
     def model_psf(self, config) -> np.ndarray:
         """The ``--psf_init=born_wolf|gaussian|flat`` PSF of the task's rank, unit sum."""
