@@ -101,6 +101,7 @@ def test_bad_inputs_name_the_file(data, tmp_path):
     tifffile.imwrite(flat / "img.tif", np.zeros((24, 24), np.uint16))
     proc = run(flags(data, tmp_path / "r1", blurred_files=f"{flat}/*.tif"), check=False)
     assert proc.returncode != 0 and "img.tif" in proc.stderr and "depth 1 is too small" in proc.stderr
+    assert "train/deblur2d.py" in proc.stderr  # a 2-D plane given to the 3-D task: where 2-D images go
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run(flags(data, tmp_path / "r2", sharp_files=f"{empty}/*.tif"), check=False)
