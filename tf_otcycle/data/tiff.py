@@ -207,7 +207,7 @@ def load_domain(
         need = max(patch_size, min_size)
         if v.shape[1] < need or v.shape[2] < need:
             raise TiffFormatError(f"{path}: lateral size {v.shape[1:]} is smaller than the patch/kernel size {need}")
-        if v.shape[0] < min_size and v.shape[0] * 2 < min_size:
+        if v.shape[0] * 2 < min_size:
             plane = " (a single 2-D plane: train/deblur2d.py deblurs 2-D images)" if v.shape[0] == 1 else ""
             raise TiffFormatError(f"{path}: depth {v.shape[0]} is too small for the kernel size {min_size}{plane}")
         volumes.append(reflect_depth(normalize(v), patch_size))
