@@ -130,3 +130,13 @@ def test_the_package_reads_configs_by_field_name():
     found = [f"{p.relative_to(package)}:{i}" for p in package.rglob("*.py") if p.name != "config.py"  # its docs
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, found
+
+
+def test_eval_only_reads_the_training_time_recorded_beside_the_model(tmp_path):
+    (tmp_path / "mc").mkdir()
+    assert comparison.recorded_seconds(tmp_path, "mc") is None  # a run saved before the record existed
+    (tmp_path / "mc" / comparison.TRAINING_RECORD).write_text('{"train_seconds": 12.5}\n')
+    assert comparison.recorded_seconds(tmp_path, "mc") == 12.5
+    (tmp_path / "mc" / comparison.TRAINING_RECORD).write_text("{not json")
+    with pytest.raises(app.UsageError, match=r"mc/training.json is not a training record"):
+        comparison.recorded_seconds(tmp_path, "mc")

@@ -3,8 +3,9 @@
 :func:`compare` trains each learned method of ``config.methods`` (``--epochs`` x
 ``--steps_per_epoch`` generator steps, the task's optimizers and schedule, the epoch kept by
 ``--select``), runs every method on the test files and writes the tables, panels and each
-learned model under ``<run_dir>/<method>/generator.keras``; ``--eval_only`` rebuilds the
-tables from those models. Nothing here depends on the task. ``train/compare.py`` is its
+learned model under ``<run_dir>/<method>/generator.keras`` (its training seconds beside it,
+``training.json``); ``--eval_only`` rebuilds the tables, training times included, from those
+models. Nothing here depends on the task. ``train/compare.py`` is its
 command line.
 
 Methods: ``input``, ``supervised`` (the same generator on matched pairs), ``cyclegan``
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from tf_otcycle import baselines, tasks
 from tf_otcycle.data import tiff
 from tf_otcycle.evaluation import evaluate, write_report
 from tf_otcycle.export import export_keras
+from tf_otcycle.io_utils import atomic_write_text
 from tf_otcycle.run import flags_text, select_monitor
 from tf_otcycle.self_supervised import METHODS as SELF_SUPERVISED
 from tf_otcycle.tasks.base import ema_momentum_error, gan_kwargs, set_precision, with_loss_scaling
@@ -47,10 +50,11 @@ from tf_otcycle.training import (
 
 __all__ = ["COMPARISON_FLAGS", "KNOWN", "LEARNED", "ComparisonConfig", "ComparisonFields", "build", "build_model",
            "check_flags", "compare", "comparison_config", "config_class", "load", "method_config", "methods_for",
-           "train"]
+           "recorded_seconds", "train"]
 
 LEARNED = ("supervised", "cyclegan", *SELF_SUPERVISED, "ot_cyclegan")
 KNOWN = {"input", "classical", "zeros", "mean", *LEARNED}
+TRAINING_RECORD = "training.json"  # beside each learned method's generator.keras: its training seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +160,20 @@ def train(task: tasks.Task, name: str, config: ComparisonConfig, data: dict, run
     export_keras(generator, run_dir / name / "generator.keras")
     if name == "ot_cyclegan" and hasattr(model.forward_op, "psf"):
         tiff.write_stack(run_dir / name / "learned_psf.tif", model.forward_op.psf)
+    atomic_write_text(run_dir / name / TRAINING_RECORD, json.dumps({"train_seconds": seconds}) + "\n")
     return model, seconds
+
+
+def recorded_seconds(run_dir: Path, name: str) -> float | None:
+    """The training seconds ``train`` recorded beside method ``name``'s saved generator (for
+    ``--eval_only``'s tables), or None for a run saved without the record."""
+    path = run_dir / name / TRAINING_RECORD
+    if not path.exists():
+        return None
+    try:
+        return float(json.loads(path.read_text())["train_seconds"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise app.UsageError(f"--eval_only: {path} is not a training record ({e})") from None
 
 
 def kept_networks(model: keras.Model) -> dict:
@@ -242,7 +259,7 @@ def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:
     models, train_seconds = {}, {}
     for name in learned:
         if config.eval_only:
-            models[name] = load(run_dir, name)
+            models[name], train_seconds[name] = load(run_dir, name), recorded_seconds(run_dir, name)
         else:
             models[name], train_seconds[name] = train(task, name, config, data, run_dir)
 

@@ -50,8 +50,11 @@ def test_compare_mri(tmp_path):
     assert list((run_dir / "eval").glob("*.png")) and (run_dir / "flags.txt").exists()
     before = [r[:4] for r in table]
     flags_before = (run_dir / "flags.txt").read_text()
+    seconds = table[0].index("train_seconds")
+    assert all(float(r[seconds]) > 0 for r in table[1:] if r[0] in ("supervised", "cyclegan", "ot_cyclegan"))
     run([*args, "--eval_only"])  # the table again, from the saved models, without training
     assert [r[:4] for r in rows(run_dir)] == before
+    assert [r[seconds] for r in rows(run_dir)] == [r[seconds] for r in table]  # the training record read back
     assert (run_dir / "flags.txt").read_text() == flags_before  # still the record of the training run
 
 
