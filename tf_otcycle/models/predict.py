@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 
@@ -21,10 +22,19 @@ def compiled(model, fn: Callable | None = None) -> Callable:
     other reference is gone."""
     per_model = _COMPILED.setdefault(model, {})
     if fn not in per_model:
-        ref = weakref.ref(model)
-        body = (lambda x: ref()(x, training=False)) if fn is None else (lambda *args: fn(ref(), *args))
+        # a partial, not a closure: TensorFlow keys its retracing warning by the code traced, so
+        # closures of one code object over several models would count as one function retracing
+        body = functools.partial(_call_weak, weakref.ref(model), fn or _inference)
         per_model[fn] = tf.function(body, reduce_retracing=True)
     return _Bound(per_model[fn], model)
+
+
+def _inference(model, x):
+    return model(x, training=False)
+
+
+def _call_weak(ref: weakref.ref, fn: Callable, *args):
+    return fn(ref(), *args)
 
 
 class _Bound:
