@@ -256,6 +256,8 @@ def compare(task: tasks.Task, config: ComparisonConfig, data: dict) -> str:
         save_flags(run_dir, flags_text(config), config.to_dict())
 
     learned = [m for m in LEARNED if m in config.methods]
+    if "supervised" in learned and not config.eval_only and (problems := task.paired_problems(data)):
+        raise app.UsageError("--methods=supervised: " + "; ".join(problems))
     models, train_seconds = {}, {}
     for name in learned:
         if config.eval_only:

@@ -3,10 +3,12 @@
     python -m tf_otcycle.reconstruct --model=RUN/export/generator.keras --input=file.h5 --output=out.h5
 
 Single- or multi-coil files. A file with a ``mask`` dataset holds an undersampled
-acquisition: its zero-filled image is reconstructed as is. A fully sampled file is
-undersampled retrospectively on the crop with the per-file mask of the evaluation
-(``--mask_type``, ``--acceleration``, ``--center_fraction``, seed from the file name), and
-``--data_consistency`` then puts the measured k-space lines back into the output.
+acquisition: its zero-filled image is reconstructed under its own mask on the crop (exact
+when its k-space is ``--crop_size`` columns wide, the nearest-frequency approximation
+otherwise). A fully sampled file is undersampled retrospectively on the crop with the
+per-file mask of the evaluation (``--mask_type``, ``--acceleration``, ``--center_fraction``,
+seed from the file name). ``--data_consistency`` then puts the measured k-space lines back
+into the output.
 The output is a fastMRI-style file: ``reconstruction`` float32 ``(slices, crop, crop)``
 (magnitude, file units) with the input's attributes. ``--input`` may be a folder or a glob
 pattern, then ``--output`` is a folder. Existing outputs are kept unless ``--overwrite``;
@@ -33,7 +35,8 @@ def reconstruct_file(generator, path: str, crop_size: int, sampling, data_consis
 
     ``sampling`` (:class:`tf_otcycle.physics.masks.MaskSpec`): the masks of a fully sampled
     file's retrospective undersampling, drawn with its file seed; a file holding its own
-    ``mask`` is reconstructed from its zero-filled image."""
+    ``mask`` is reconstructed from its zero-filled image under that mask on the crop
+    (:func:`tf_otcycle.data.fastmri.acquired_mask`, as in training)."""
     import tensorflow as tf
 
     from tf_otcycle.data import fastmri
@@ -43,17 +46,15 @@ def reconstruct_file(generator, path: str, crop_size: int, sampling, data_consis
     info = fastmri.inspect_file(path, crop_size)
     images, _ = fastmri.read_volume(info, crop_size)  # zero-filled when the file holds a mask
     if info.has_mask:
-        mask = np.ones((crop_size,), np.float32)  # the zero-filled image is the measurement
-        dc = False
+        mask = fastmri.acquired_mask(info, crop_size)  # H_m of the zero-filled crop, in the graph
     else:
         mask = fastmri.eval_mask(info, sampling, crop_size)  # applied in the graph
-        dc = data_consistency
     out = []
     reconstruct = compiled_reconstruct_kspace(generator)
     for i in range(0, len(images), batch_size):
         k = fft2c(tf.constant(images[i : i + batch_size]))
         n = int(k.shape[0])
-        result = reconstruct(k, tf.constant(np.repeat(mask[None], n, 0)), tf.fill([n], dc))
+        result = reconstruct(k, tf.constant(np.repeat(mask[None], n, 0)), tf.fill([n], data_consistency))
         out.append(result["magnitude"].numpy())
         if progress is not None:
             progress(n)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tf_otcycle.data import fastmri
 from tf_otcycle.data.synthetic import write_fastmri_file
-from tf_otcycle.physics.masks import MaskSpec
+from tf_otcycle.physics.masks import MaskSpec, flip_mask
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,11 @@ def _with_own_mask(path, keep_target: bool):
     return mask
 
 
-def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled_twice(tmp_path):
+def _complex(a):
+    return a[..., 0] + 1j * a[..., 1]
+
+
+def test_acquisitions_are_refused_as_clean_images_or_pairs_and_scored_under_their_own_mask(tmp_path):
     from tf_otcycle.tasks.mri import prepare_volume
 
     scored, unscored = tmp_path / "scored.h5", tmp_path / "unscored.h5"
@@ -215,19 +219,95 @@ def test_files_with_their_own_mask_are_refused_for_training_and_not_undersampled
     _with_own_mask(unscored, keep_target=False)
     infos = fastmri.inspect_files([str(scored), str(unscored)], 16)
     assert all(i.has_mask for i in infos)
-    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*fully sampled"):
+    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*fully sampled.*--measured_files"):
         fastmri.check_fully_sampled(infos)
-    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5"):
-        fastmri.unpaired_mri_dataset(infos[:1], infos[:1], 16, MaskSpec("random", 4, 0.25))
+    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*clean images"):
+        fastmri.unpaired_mri_dataset(infos[:1], infos[1:], 16, MaskSpec("random", 4, 0.25))
+    with pytest.raises(fastmri.FastMRIFormatError, match="scored.h5.*supervised"):
+        fastmri.paired_mri_dataset(infos[:1], 16, MaskSpec("random", 4, 0.25))
     with pytest.raises(fastmri.FastMRIFormatError, match="unscored.h5.*nothing to score"):
         prepare_volume(infos[1], 16, MaskSpec("random", 4, 0.25))
     fastmri.check_scorable(infos[:1])
     vol = prepare_volume(infos[0], 16, MaskSpec("random", 4, 0.25))
-    images, target = fastmri.read_volume(infos[0], 16)
-    np.testing.assert_array_equal(vol["mask"], 1)  # its own measurement, not undersampled again
-    y = vol["y"][..., 0] + 1j * vol["y"][..., 1]
-    np.testing.assert_allclose(y * vol["scale"][:, None, None], images, rtol=1e-4, atol=1e-6 * np.abs(images).max())
+    images, target = fastmri.read_volume(infos[0], 16)  # zero-filled crops
+    mask = fastmri.acquired_mask(infos[0], 16)
+    np.testing.assert_array_equal(vol["mask"], np.repeat(mask[None], 2, 0))  # its own mask, not a drawn one
+    want = fastmri.undersample(tf.constant(images), mask).numpy()  # H_m of the zero-filled crop
+    np.testing.assert_allclose(_complex(vol["y"]) * vol["scale"][:, None, None], want, rtol=1e-4,
+                               atol=1e-5 * np.abs(want).max())
     assert target is not None and np.array_equal(vol["target"], target)
+
+
+def _acquisition(path, seed, size, slices=2, coils=0, acceleration=4):
+    """A fastMRI challenge-style file whose k-space is ``size`` columns wide (its mask on the crop is exact)."""
+    from tf_otcycle.data.synthetic import KneePhantom, write_kspace_file
+    from tf_otcycle.physics.masks import random_mask
+
+    phantom = KneePhantom(size, seed)
+    images = np.zeros((slices, 2 * size, size), np.complex64)
+    for i in range(slices):
+        images[i, size // 2: size // 2 + size] = phantom.slice(0.2 + 0.6 * i / max(1, slices - 1))
+    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(images, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    if coils:
+        kspace = np.repeat(kspace[:, None], coils, 1)
+    write_kspace_file(path, kspace, size, 0.0, np.random.RandomState(seed), f"acq{seed}")
+    mask = random_mask(size, acceleration, 0.125, seed=seed)
+    with h5py.File(path, "r+") as f:
+        f["kspace"][...] = f["kspace"][()] * mask
+        f.create_dataset("mask", data=mask.astype(bool))
+        del f["reconstruction_rss" if coils else "reconstruction_esc"]
+    return mask
+
+
+def test_acquisitions_are_measurements_under_their_own_masks(tmp_path):
+    masks = [_acquisition(tmp_path / f"acq{i}.h5", i, 16) for i in range(2)]
+    infos = fastmri.inspect_files([str(tmp_path / f"acq{i}.h5") for i in range(2)], 16)
+    images = {i.path: fastmri.read_volume(i, 16)[0] for i in infos}
+    for info, mask in zip(infos, masks):
+        np.testing.assert_array_equal(fastmri.acquired_mask(info, 16), mask)  # as wide as the crop: exact
+    clean = [tmp_path / f"clean{i}.h5" for i in range(2)]
+    for i, p in enumerate(clean):
+        write_fastmri_file(p, 10 + i, size=16, slices=2)
+    ds = fastmri.unpaired_mri_dataset(fastmri.inspect_files(map(str, clean), 16), infos, 16,
+                                      MaskSpec("random", 4, 0.25), batch_size=1, seed=3, flip=True)
+    flipped = 0
+    for batch in ds.take(12):
+        y, m = _complex(batch["y"].numpy()[0]), batch["y_params"]["mask"].numpy()[0]
+        np.testing.assert_allclose(fastmri.undersample(tf.constant(y.astype(np.complex64)), m).numpy(), y,
+                                   atol=1e-5)  # in H_m's range
+        # the zero-filled slice it came from, up to the flips and the normalisation
+        found = False
+        for vol in images.values():
+            for zf in vol:
+                for ud in (False, True):
+                    for lr in (False, True):
+                        cand = zf[::-1] if ud else zf
+                        cand = cand[:, ::-1] if lr else cand
+                        cand = cand / np.std(np.abs(cand))
+                        if np.allclose(cand, y, atol=1e-4):
+                            found, flipped = True, flipped + lr
+        assert found
+        assert any(np.array_equal(m, k) or np.array_equal(m, flip_mask(k)) for k in masks)
+    assert flipped > 0  # the left-right flips (and their mirrored masks) were drawn
+
+
+def test_measured_files_mix_acquisitions_and_fully_sampled_files_and_refuse_multicoil_acquisitions(tmp_path):
+    _acquisition(tmp_path / "acq.h5", 1, 16)
+    write_fastmri_file(tmp_path / "full.h5", 2, size=16, slices=2)
+    write_fastmri_file(tmp_path / "clean.h5", 3, size=16, slices=2)
+    infos = fastmri.inspect_files([str(tmp_path / "acq.h5"), str(tmp_path / "full.h5")], 16)
+    acquired = fastmri.acquired_mask(infos[0], 16)
+    ds = fastmri.unpaired_mri_dataset(fastmri.inspect_files([str(tmp_path / "clean.h5")], 16), infos, 16,
+                                      MaskSpec("random", 4, 0.25), seed=0)
+    own = [np.array_equal(m, acquired) or np.array_equal(m, flip_mask(acquired))
+           for m in (b["y_params"]["mask"].numpy()[0] for b in ds.take(24))]
+    assert any(own) and not all(own)
+    _acquisition(tmp_path / "coils.h5", 4, 16, coils=3)
+    multi = fastmri.inspect_files([str(tmp_path / "coils.h5")], 16)
+    with pytest.raises(fastmri.FastMRIFormatError, match="coils.h5.*multi-coil"):
+        fastmri.check_acquisitions(multi)
+    with pytest.raises(fastmri.FastMRIFormatError, match="full.h5.*not an acquisition"):
+        fastmri.check_acquisitions(infos[1:])
 
 
 @pytest.mark.slow  # builds two input pipelines
@@ -246,3 +326,39 @@ def test_mri_task_checks_and_passes_on_the_augmentation_flags(files):
     x0 = next(iter(task.paired_dataset(plain, data)))[1].numpy()
     x1 = next(iter(task.paired_dataset(turned, data)))[1].numpy()
     assert x0.shape == x1.shape and not np.allclose(x0, x1)
+
+
+def test_flips_are_drawn_from_the_pipeline_seeds():
+    """``tf.data.Dataset.random`` gives values below 2^32: the flips once read bits 40 and 41 of
+    them and so never flipped. Each flip is now drawn with probability 1/2."""
+    seeds = list(tf.data.Dataset.random(seed=5).take(400))
+    draws = np.array([fastmri.flip_draws(s).numpy() for s in seeds])
+    assert np.all(np.abs(draws.mean(axis=0) - 0.5) < 0.1)
+    image = tf.constant((np.arange(12).reshape(3, 4) + 1j).astype(np.complex64))
+    variants = {fastmri.augment(image, s).numpy().tobytes() for s in seeds[:40]}
+    assert len(variants) == 4  # none, up-down, left-right, both
+
+
+def test_reconstruct_gives_an_acquisition_s_measurement_under_its_own_mask(tmp_path):
+    import keras
+
+    from tf_otcycle.reconstruct import reconstruct_file
+    from tf_otcycle.tasks.mri import prepare_volume
+
+    _acquisition(tmp_path / "acq.h5", 3, 16)
+    write_fastmri_file(tmp_path / "wide.h5", 4, size=16, slices=2)
+    _with_own_mask(tmp_path / "wide.h5", keep_target=True)  # 18 acquired columns, a 16-column crop
+    inputs = keras.Input((None, None, 2))
+    identity = keras.Model(inputs, keras.layers.Identity()(inputs))
+    for name in ("acq.h5", "wide.h5"):
+        info = fastmri.inspect_file(tmp_path / name, 16)
+        images, _ = fastmri.read_volume(info, 16)
+        mask = fastmri.acquired_mask(info, 16)
+        want = np.abs(fastmri.undersample(tf.constant(images), mask).numpy())
+        for dc in (False, True):  # the identity keeps the measured columns: data consistency changes nothing
+            got = reconstruct_file(identity, str(tmp_path / name), 16, MaskSpec("random", 4, 0.25), dc)
+            assert not got["retrospective"]
+            np.testing.assert_allclose(got["reconstruction"], want, rtol=1e-4, atol=1e-5 * want.max())
+    vol = prepare_volume(fastmri.inspect_file(tmp_path / "wide.h5", 16), 16, MaskSpec("random", 4, 0.25))
+    np.testing.assert_allclose(np.abs(_complex(vol["y"])) * vol["scale"][:, None, None], want, rtol=1e-4,
+                               atol=1e-5 * want.max())

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tf_otcycle.physics import equispaced_mask, file_seed, random_mask
+from tf_otcycle.physics.masks import acs_columns
 
 
 def _fastmri_random(num_cols, acceleration, center_fraction, seed):
@@ -110,3 +111,38 @@ def test_the_mri_flags_and_mask_spec_share_one_rule():
     assert problems[0] in mri.validate(mri.default_config(acceleration=8, center_fraction=0.2))
     with pytest.raises(ValueError, match=r"--center_fraction \* --acceleration"):
         MaskSpec("random", 8, 0.2)
+
+
+def test_crop_mask_is_the_mask_itself_when_the_crop_is_as_wide_and_keeps_the_centre_otherwise():
+    from tf_otcycle.physics.masks import crop_mask, sampled_acceleration
+
+    mask = random_mask(368, 4, 0.08, seed=2)
+    np.testing.assert_array_equal(crop_mask(mask, 368), mask)
+    narrow = crop_mask(mask, 320)
+    assert narrow.shape == (320,) and narrow.dtype == np.float32 and set(np.unique(narrow)) <= {0.0, 1.0}
+    # the zero frequency and the ACS block stay acquired; each crop column takes its nearest acquired one
+    start, stop = acs_columns(368, 0.08)
+    freq = (np.arange(320) - 160) * 368 / 320
+    inside = (freq >= start - 184) & (freq <= stop - 1 - 184)
+    assert narrow[160] == 1 and narrow[inside].all()
+    assert narrow[5] == mask[int(round((5 - 160) * 368 / 320)) + 184]
+    assert abs(sampled_acceleration(narrow) - sampled_acceleration(mask)) < 0.5
+    with pytest.raises(ValueError, match="num_cols=400"):
+        crop_mask(mask, 400)
+
+
+@pytest.mark.parametrize("n", [16, 17])
+def test_flip_mask_is_the_k_space_support_of_the_flipped_image(n):
+    from tf_otcycle.physics.masks import flip_mask
+
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    mask = random_mask(n, 4, 0.25, seed=1)
+
+    def fft(a):
+        return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(a)))
+
+    measured = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(fft(x) * mask)))
+    support = (np.abs(fft(measured[:, ::-1])).max(axis=0) > 1e-9).astype(np.float32)
+    np.testing.assert_array_equal(flip_mask(mask), support)
+    np.testing.assert_array_equal(flip_mask(flip_mask(mask)), mask)

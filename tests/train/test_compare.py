@@ -84,3 +84,23 @@ def test_bad_flags(tmp_path, bad, message):
                            "--clean_files=x", "--measured_files=y", "--test_files=z", *bad.split()],
                           capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and message in proc.stderr
+
+
+def test_compare_mri_on_acquisitions_trains_the_methods_without_pairs_and_refuses_supervised(tmp_path):
+    from tf_otcycle.physics.masks import MaskSpec
+
+    data = tmp_path / "mri"
+    write_mri_dataset(data, size=16, slices=2, num_clean=2, num_measured=2, num_val=1, num_test=1,
+                      acquisition=MaskSpec("random", 4, 0.125))
+    args = [f"--run_dir={tmp_path / 'run'}", "--application=mri", f"--clean_files={data}/clean/*.h5",
+            f"--measured_files={data}/measured/*.h5", f"--test_files={data}/test/*.h5", "--crop_size=16",
+            "--center_fraction=0.125", "--pls_iterations=5", "--fake_pool=2", *TRAIN]
+    out = run([*args, "--methods=input,ssdu,classical,ot_cyclegan"])
+    assert "hold their own acquisition" in out
+    assert [r[0] for r in rows(tmp_path / "run")[1:]] == ["input", "ssdu", "ssdu+dc", "pls_tv", "ot_cyclegan",
+                                                           "ot_cyclegan+dc"]
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), *args, "--methods=input,supervised",
+                           f"--run_dir={tmp_path / 'sup'}"], capture_output=True, text=True, env=ENV, cwd=ROOT,
+                          timeout=900)
+    assert proc.returncode != 0 and "--methods=supervised: supervised learning needs fully sampled" in proc.stderr
+    assert not (tmp_path / "sup" / "supervised").exists()

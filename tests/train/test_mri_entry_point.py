@@ -206,3 +206,29 @@ def test_eval_only_evaluates_the_averaged_weights_as_training_did(mri_data, tmp_
     assert quality(run_dir) == trained
     run(tiny_flags(mri_data, tmp_path / "raw", **dict(flags, ema_momentum=0.0)))
     assert quality(tmp_path / "raw")["ot_cyclegan"] != trained["ot_cyclegan"]  # the average is not the raw weights
+
+
+@pytest.fixture(scope="module")
+def acquired_data(tmp_path_factory):
+    """As ``mri_data``, with the measured files written as fastMRI challenge-style acquisitions."""
+    from tf_otcycle.data.synthetic import write_mri_dataset
+    from tf_otcycle.physics.masks import MaskSpec
+
+    root = tmp_path_factory.mktemp("mri_acquired")
+    write_mri_dataset(root, size=32, slices=2, num_clean=2, num_measured=2, num_val=1, num_test=1,
+                      acquisition=MaskSpec("random", 4, 0.08))
+    return root
+
+
+def test_measured_files_may_be_acquisitions_with_their_own_masks(acquired_data, tmp_path):
+    run_dir = tmp_path / "run"
+    out = run(tiny_flags(acquired_data, run_dir, acceleration=2)).stdout
+    assert "--measured_files: 2 of 2 files hold their own acquisition" in out
+    assert "nearest-frequency approximation" in out  # 36 acquired columns, a 32-column crop
+    assert "WARNING: 2 acquisitions realise an acceleration" in out and "--acceleration=2" in out
+    rows = {r["method"]: r for r in csv.DictReader(open(run_dir / "eval" / "metrics.csv"))}
+    assert set(rows) >= {"input", "ot_cyclegan"} and np.isfinite(float(rows["ot_cyclegan"]["psnr"]))
+    proc = run([*tiny_flags(acquired_data, tmp_path / "swapped", clean_files=f"{acquired_data}/measured/*.h5",
+                            measured_files=f"{acquired_data}/clean/*.h5")], check=False)
+    assert proc.returncode != 0 and "file000002.h5: holds an undersampled acquisition" in proc.stderr
+    assert "--clean_files (clean images) needs fully sampled k-space" in proc.stderr

@@ -35,7 +35,7 @@ from tf_otcycle.io_utils import (
     open_binary,
 )
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, ifft2c
-from tf_otcycle.physics.masks import MaskSpec, file_seed
+from tf_otcycle.physics.masks import MaskSpec, crop_mask, file_seed
 from tf_otcycle.physics.operators import undersampling
 
 _UNDERSAMPLING = undersampling()
@@ -266,6 +266,26 @@ def eval_mask(info_or_path, sampling: MaskSpec, num_cols: int) -> np.ndarray:
     return sampling(num_cols, seed=file_seed(Path(path).name))
 
 
+def file_mask(info: FastMRIFile) -> np.ndarray:
+    """The ``mask`` ``(W,)`` float32 of a file that holds its own undersampled acquisition."""
+    try:
+        with _open_h5(info.path) as f:
+            mask = np.asarray(f["mask"][()]).astype(np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FastMRIFormatError(f"{info.path}: unreadable 'mask' ({type(e).__name__}: {e})") from None
+    if not np.any(mask):
+        raise FastMRIFormatError(f"{info.path}: 'mask' acquires no k-space column")
+    return (mask != 0).astype(np.float32)
+
+
+def acquired_mask(info: FastMRIFile, crop_size: int) -> np.ndarray:
+    """The column mask ``(crop_size,)`` of a file that holds its own undersampled acquisition:
+    its ``mask`` on the centre crop's columns (:func:`tf_otcycle.physics.masks.crop_mask`:
+    exact when the k-space is ``crop_size`` columns wide, the nearest-frequency approximation
+    otherwise). Its measurement is ``H_m`` of the zero-filled crop, so it lies in ``H_m``'s range."""
+    return crop_mask(file_mask(info), crop_size)
+
+
 # --- training pipelines -----------------------------------------------------------------------
 
 
@@ -291,22 +311,26 @@ def _tfio_slices(path: tf.Tensor, spec: tf.TensorSpec) -> tf.data.Dataset:
     return tfio.IODataset.from_hdf5(path, dataset="/kspace", spec=spec)
 
 
-def _slice_dataset(infos: Sequence[FastMRIFile], multicoil: bool, reader: str = "h5py") -> tf.data.Dataset:
-    """Every k-space slice of the files of one kind (single- or multi-coil), files interleaved."""
+def _slice_reader(multicoil: bool, reader: str = "h5py"):
+    """``path -> dataset of k-space slices`` (single- or multi-coil) with ``reader``."""
     if reader not in HDF5_READERS:
         raise ValueError(f"hdf5 reader must be one of {HDF5_READERS}, got {reader!r}")
-    paths = [i.path for i in infos if i.multicoil == multicoil]
-    rank = 3 if multicoil else 2
-    spec = tf.TensorSpec([None] * rank, tf.complex64)
+    spec = tf.TensorSpec([None] * (3 if multicoil else 2), tf.complex64)
     if reader == "tensorflow_io":
-        def read(p):
-            return _tfio_slices(p, spec)
-    else:
-        def read(p):
-            return tf.data.Dataset.from_generator(_h5py_slices, args=(p, multicoil), output_signature=spec)
-    files = tf.data.Dataset.from_tensor_slices(paths)
-    return files.interleave(read, cycle_length=max(1, min(len(paths), 4)), num_parallel_calls=tf.data.AUTOTUNE,
+        return lambda p: _tfio_slices(p, spec)
+    return lambda p: tf.data.Dataset.from_generator(_h5py_slices, args=(p, multicoil), output_signature=spec)
+
+
+def _interleave(files: tf.data.Dataset, read, count: int) -> tf.data.Dataset:
+    return files.interleave(read, cycle_length=max(1, min(count, 4)), num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=True)
+
+
+def _slice_dataset(infos: Sequence[FastMRIFile], multicoil: bool, reader: str = "h5py") -> tf.data.Dataset:
+    """Every k-space slice of the files of one kind (single- or multi-coil), files interleaved."""
+    read = _slice_reader(multicoil, reader)
+    paths = [i.path for i in infos if i.multicoil == multicoil]
+    return _interleave(tf.data.Dataset.from_tensor_slices(paths), read, len(paths))
 
 
 def image_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h5py") -> tf.data.Dataset:
@@ -326,6 +350,40 @@ def image_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h
     return ds
 
 
+def acquired_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str = "h5py") -> tf.data.Dataset:
+    """``(image, mask)`` for every slice of single-coil files that hold their own acquisition
+    (fastMRI's challenge files): the zero-filled image ``crop(ifft2c(kspace * mask))``, complex
+    ``(crop, crop)``, and the file's mask on the crop, :func:`acquired_mask` ``(crop,)``.
+
+    Raises:
+        FastMRIFormatError: a file without a ``mask``, or a multi-coil acquisition (its
+            root-sum-of-squares is not a measurement of the single-coil ``H``).
+    """
+    check_acquisitions(infos)
+    paths = [i.path for i in infos]
+    wide = tf.ragged.constant([file_mask(i).tolist() for i in infos], dtype=tf.float32)
+    narrow = np.stack([acquired_mask(i, crop_size) for i in infos])
+    read = _slice_reader(False, reader)
+
+    def slices(path, w, c):
+        return read(path).map(lambda k: (kspace_to_image(k * tf.cast(w, tf.complex64), crop_size, False), c))
+
+    return _interleave(tf.data.Dataset.from_tensor_slices((paths, wide, narrow)), slices, len(paths))
+
+
+def check_acquisitions(infos: Sequence[FastMRIFile]) -> None:
+    """Raise :class:`FastMRIFormatError` naming the first file that is not a single-coil acquisition
+    with its own ``mask`` (what :func:`acquired_dataset` can train on)."""
+    for info in infos:
+        if not info.has_mask:
+            raise FastMRIFormatError(f"{info.path}: fully sampled (no 'mask' dataset), not an acquisition")
+        if info.multicoil:
+            raise FastMRIFormatError(
+                f"{info.path}: a multi-coil undersampled acquisition; training needs single-coil ones (the root-sum-"
+                "of-squares of aliased coil images is not a measurement of the single-coil operator H). Combine its "
+                "coils into single-coil k-space first, or give fully sampled files.")
+
+
 def _mask_from_seed(seed: tf.Tensor, sampling: MaskSpec, num_cols: int) -> tf.Tensor:
     """``sampling`` drawn with the integer ``seed`` (a scalar int64 tensor) -> ``(num_cols,)``."""
 
@@ -336,14 +394,32 @@ def _mask_from_seed(seed: tf.Tensor, sampling: MaskSpec, num_cols: int) -> tf.Te
     return tf.ensure_shape(m, [num_cols])
 
 
+def flip_draws(seed: tf.Tensor) -> tf.Tensor:
+    """Two booleans ``(up-down, left-right)``, each true with probability 1/2, drawn from ``seed``
+    (a scalar int64 tensor, e.g. an element of ``tf.data.Dataset.random``, whose values lie in
+    ``[0, 2^32)``)."""
+    return tf.random.stateless_uniform([2], tf.stack([seed, tf.constant(13, tf.int64)])) < 0.5
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Flip a complex ``(H, W)`` image up-down and/or left-right from two bits of ``seed``.
+    """Flip a complex ``(H, W)`` image up-down and/or left-right as :func:`flip_draws` draws from ``seed``.
 
     Flips keep the physics: the flipped image's k-space is the flipped k-space.
     """
-    bits = tf.math.floormod(tf.bitwise.right_shift(seed, [40, 41]), 2)
-    image = tf.cond(bits[0] > 0, lambda: tf.reverse(image, [-2]), lambda: image)
-    return tf.cond(bits[1] > 0, lambda: tf.reverse(image, [-1]), lambda: image)
+    bits = flip_draws(seed)
+    image = tf.cond(bits[0], lambda: tf.reverse(image, [-2]), lambda: image)
+    return tf.cond(bits[1], lambda: tf.reverse(image, [-1]), lambda: image)
+
+
+def augment_acquired(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`augment` of a measured image ``(H, W)`` and its column mask ``(W,)``: an up-down flip
+    keeps the mask, a left-right flip mirrors its frequencies (:func:`tf_otcycle.physics.masks.flip_mask`)."""
+    bits = flip_draws(seed)
+    image = tf.cond(bits[0], lambda: tf.reverse(image, [-2]), lambda: image)
+    n = tf.shape(mask)[-1]
+    mirrored = tf.math.floormod(2 * (n // 2) - tf.range(n), n)
+    return tf.cond(bits[1], lambda: (tf.reverse(image, [-1]), tf.gather(mask, mirrored)),
+                   lambda: (image, mask))
 
 
 def affine_augment(image: tf.Tensor, seed: tf.Tensor, rotation: float, zoom: float) -> tf.Tensor:
@@ -380,7 +456,7 @@ def unpaired_mri_dataset(
     seed: int = 0,
     shuffle_buffer: int = 256,
     cache: bool = False,
-    flip: bool = True,
+    flip: bool = False,
     reader: str = "h5py",
     rotation: float = 0.0,
     zoom: float = 0.0,
@@ -389,23 +465,29 @@ def unpaired_mri_dataset(
 
     * ``x``: clean images from ``clean`` files, ``(B, crop, crop, 2)``, divided by
       ``std(|H x|)`` under the mask ``x_params["mask"]`` drawn for it (used by the cycle ``G(Hx)``);
-    * ``y``: retrospectively undersampled images of the *other* files, ``(B, crop, crop, 2)``,
-      divided by ``std(|y|)``, with their mask ``y_params["mask"]`` ``(B, crop)``.
+    * ``y``: measurements of the *other* files, ``(B, crop, crop, 2)``, divided by ``std(|y|)``, with
+      their mask ``y_params["mask"]`` ``(B, crop)``: fully sampled files are undersampled
+      retrospectively; files that hold their own acquisition (a ``mask`` dataset, as fastMRI's
+      challenge files) give ``H_m`` of their zero-filled crop under their own mask on the crop
+      (:func:`acquired_dataset`), drawn in proportion to their slices.
 
     Masks are drawn per sample from ``sampling`` (fastMRI's algorithms, seeds from a ``seed``-ed stream);
     with ``flip`` each image is also flipped up-down / left-right at random (:func:`augment`), and
     with ``rotation`` (degrees) or ``zoom`` rotated and zoomed at random (:func:`affine_augment`),
-    before it is undersampled;
+    before it is undersampled (acquisitions are only flipped, their masks with them);
     slices are shuffled with a buffer, mapped in parallel and prefetched. ``cache`` keeps
     the cropped images in memory after the first pass (``crop^2 * 8`` bytes a slice).
     ``reader`` reads the HDF5 files (:func:`image_dataset`).
     """
 
-    def domain(infos, offset, key):
-        return _slice_pairs(infos, crop_size, sampling, seed + offset, shuffle_buffer, cache, flip,
-                            reader, rotation, zoom).map(lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}})
+    def params(key):
+        return lambda d: {key: d[key], f"{key}_params": {"mask": d["mask"]}}
 
-    ds = tf.data.Dataset.zip(domain(clean, 0, "x"), domain(measured, 1, "y"))
+    images = _slice_pairs(clean, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader, rotation, zoom,
+                          what="--clean_files (clean images)")
+    measurements = _measurement_slices(measured, crop_size, sampling, seed + 1, shuffle_buffer, cache, flip, reader,
+                                       rotation, zoom)
+    ds = tf.data.Dataset.zip(images.map(params("x")), measurements.map(params("y")))
     ds = ds.map(lambda a, b: {**a, **b})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -418,14 +500,15 @@ def paired_mri_dataset(
     seed: int = 0,
     shuffle_buffer: int = 256,
     cache: bool = False,
-    flip: bool = True,
+    flip: bool = False,
     reader: str = "h5py",
     rotation: float = 0.0,
     zoom: float = 0.0,
 ) -> tf.data.Dataset:
     """Infinite *matched* batches ``{"x", "y", "x_params", "y_params"}`` of the same slices, for
     the supervised baseline (same normalisation and masks as :func:`unpaired_mri_dataset`)."""
-    ds = _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader, rotation, zoom)
+    ds = _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader, rotation, zoom,
+                      what="supervised learning (matched pairs)")
     ds = ds.map(lambda d: {"x": d["x"], "y": d["y"], "x_params": {"mask": d["mask"]}, "y_params": {"mask": d["mask"]}})
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -433,15 +516,16 @@ def paired_mri_dataset(
 def check_fully_sampled(infos: Sequence[FastMRIFile], what: str = "training") -> None:
     """Raise :class:`FastMRIFormatError` naming the first file that holds its own ``mask``.
 
-    Training simulates the acquisition from fully sampled k-space (both domains); a file
-    that is already undersampled (fastMRI challenge/test files) would be read as if its
-    zeros were measured. Such files are for ``python -m tf_otcycle.reconstruct``.
+    Clean images and supervised pairs come from fully sampled k-space; a file that is
+    already undersampled (fastMRI challenge/test files) has no clean image. Such files are
+    measurements (``--measured_files``) or for ``python -m tf_otcycle.reconstruct``.
     """
     for info in infos:
         if info.has_mask:
             raise FastMRIFormatError(
                 f"{info.path}: holds an undersampled acquisition (a 'mask' dataset); {what} needs fully sampled "
-                "k-space. Reconstruct such files with `python -m tf_otcycle.reconstruct`."
+                "k-space. Give such files as --measured_files, or reconstruct them with "
+                "`python -m tf_otcycle.reconstruct`."
             )
 
 
@@ -460,9 +544,9 @@ def check_scorable(infos: Sequence[FastMRIFile], what: str = "evaluation") -> No
 
 
 def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py", rotation=0.0,
-                 zoom=0.0):
+                 zoom=0.0, what="training"):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
-    check_fully_sampled(infos)
+    check_fully_sampled(infos, what)
     images = image_dataset(infos, crop_size, reader)
     if cache:
         images = images.cache()
@@ -482,6 +566,46 @@ def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, 
                 "mask": mask}
 
     return tf.data.Dataset.zip(images, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _acquired_measurements(infos, crop_size, seed, shuffle_buffer, cache, flip, reader="h5py"):
+    """Shuffled, repeated ``{"y", "mask"}`` per slice of acquisitions: ``H_m`` of the zero-filled
+    crop under the file's mask on the crop, normalised as :func:`normalize_pair` does."""
+    pairs = acquired_dataset(infos, crop_size, reader)
+    if cache:
+        pairs = pairs.cache()
+    pairs = pairs.shuffle(shuffle_buffer, seed=seed).repeat()
+    seeds = tf.data.Dataset.random(seed=seed + 1000)
+
+    def prepare(pair, s):
+        image, mask = pair
+        if flip:
+            image, mask = augment_acquired(image, mask, s)
+        _, y, _ = normalize_pair(image, mask)
+        return {"y": tf.ensure_shape(complex_to_channels(y), [crop_size, crop_size, 2]),
+                "mask": tf.ensure_shape(mask, [crop_size])}
+
+    return tf.data.Dataset.zip(pairs, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _measurement_slices(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py", rotation=0.0,
+                        zoom=0.0):
+    """The measurement domain ``{"y", "mask"}``: fully sampled files undersampled retrospectively,
+    acquisitions as they were acquired, the two drawn in proportion to their slices."""
+    full = [i for i in infos if not i.has_mask]
+    acquired = [i for i in infos if i.has_mask]
+    parts, slices = [], []
+    if full:
+        retrospective = _slice_pairs(full, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader, rotation,
+                                     zoom)
+        parts.append(retrospective.map(lambda d: {"y": d["y"], "mask": d["mask"]}))
+        slices.append(sum(i.num_slices for i in full))
+    if acquired:
+        parts.append(_acquired_measurements(acquired, crop_size, seed + 2, shuffle_buffer, cache, flip, reader))
+        slices.append(sum(i.num_slices for i in acquired))
+    if len(parts) == 1:
+        return parts[0]
+    return tf.data.Dataset.sample_from_datasets(parts, weights=[n / sum(slices) for n in slices], seed=seed + 3)
 
 
 def inspect_files(paths: Iterable[str], crop_size: int) -> list[FastMRIFile]:

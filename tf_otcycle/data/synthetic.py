@@ -44,6 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from tf_otcycle.io_utils import atomic_path
+from tf_otcycle.physics.masks import MaskSpec, file_seed, sampled_acceleration
 
 # --- MRI ------------------------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ def write_fastmri_file(
     slices: int = 8,
     coils: int = 0,
     noise: float = 0.01,
+    acquisition: MaskSpec | None = None,
 ) -> None:
     """Write one synthetic subject as a fastMRI knee file (single-coil, or multi-coil if coils > 0).
 
@@ -180,6 +182,9 @@ def write_fastmri_file(
         coils: 0 for a single-coil file (``reconstruction_esc``), else the coil count
             (``reconstruction_rss``).
         noise: standard deviation of complex k-space noise relative to the image scale.
+        acquisition: write an undersampled acquisition in fastMRI's challenge layout instead:
+            k-space times a mask drawn from it with the file name's seed, the ``mask``, and no
+            ``reconstruction_*`` (:func:`write_kspace_file`).
     """
     phantom = KneePhantom(size, subject_seed)
     rng = np.random.RandomState(subject_seed + 7919)
@@ -202,7 +207,8 @@ def write_fastmri_file(
         kspace = fft2c(images_c)
     else:
         kspace = fft2c(images)
-    write_kspace_file(path, kspace, size, noise, rng, f"synthetic-{subject_seed:05d}")
+    mask = None if acquisition is None else acquisition(kspace.shape[-1], seed=file_seed(Path(path).name))
+    write_kspace_file(path, kspace, size, noise, rng, f"synthetic-{subject_seed:05d}", mask=mask)
 
 
 def write_kspace_file(
@@ -213,6 +219,7 @@ def write_kspace_file(
     rng: np.random.RandomState,
     patient_id: str,
     acquisition: str = "CORPD_FBK",
+    mask: np.ndarray | None = None,
 ) -> None:
     """Write fully sampled ``kspace`` as a fastMRI file, with complex Gaussian noise added.
 
@@ -226,6 +233,10 @@ def write_kspace_file(
         rng: draws the noise.
         patient_id: the file's ``patient_id`` attribute.
         acquisition: its ``acquisition`` attribute (fastMRI's protocol name, e.g. ``AXT1``).
+        mask: ``(W,)``: write the undersampled acquisition instead, as fastMRI's challenge files
+            hold it: ``kspace`` times the mask, a ``mask`` dataset (bool), the attributes
+            ``acceleration`` and ``num_low_frequency`` (the centre's run of acquired columns),
+            and no ``reconstruction_*``.
     """
     kspace = kspace + noise * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape)) / np.sqrt(2)
     kspace = (kspace * 1e-4).astype(np.complex64)  # scanner units are small, as in fastMRI
@@ -238,13 +249,30 @@ def write_kspace_file(
         name = "reconstruction_esc"
     target = _crop(target, size).astype(np.float32)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("kspace", data=kspace)
-        f.create_dataset(name, data=target)
+        if mask is None:
+            f.create_dataset("kspace", data=kspace)
+            f.create_dataset(name, data=target)
+            f.attrs["max"] = float(target.max())
+            f.attrs["norm"] = float(np.linalg.norm(target))
+        else:
+            f.create_dataset("kspace", data=(kspace * mask).astype(np.complex64))
+            f.create_dataset("mask", data=np.asarray(mask) != 0)
+            f.attrs["acceleration"] = int(round(sampled_acceleration(mask)))
+            f.attrs["num_low_frequency"] = _centre_run(mask)
         f.create_dataset("ismrmrd_header", data=_ismrmrd_header(kspace.shape, size))
         f.attrs["acquisition"] = acquisition
-        f.attrs["max"] = float(target.max())
-        f.attrs["norm"] = float(np.linalg.norm(target))
         f.attrs["patient_id"] = patient_id
+
+
+def _centre_run(mask: np.ndarray) -> int:
+    """The number of consecutive acquired columns around the centre ``W // 2``."""
+    acquired = np.asarray(mask) != 0
+    centre = acquired.shape[0] // 2
+    if not acquired[centre]:
+        return 0
+    left = centre - np.argmin(acquired[centre::-1]) if not acquired[: centre + 1].all() else -1
+    right = centre + np.argmin(acquired[centre:]) if not acquired[centre:].all() else acquired.shape[0]
+    return int(right - left - 1)
 
 
 def write_mri_dataset(
@@ -257,8 +285,11 @@ def write_mri_dataset(
     num_test: int = 4,
     coils: int = 0,
     seed: int = 0,
+    acquisition: MaskSpec | None = None,
 ) -> dict[str, list[Path]]:
-    """Write ``clean/``, ``measured/``, ``val/`` and ``test/`` folders of distinct subjects."""
+    """Write ``clean/``, ``measured/``, ``val/`` and ``test/`` folders of distinct subjects;
+    with ``acquisition`` the ``measured/`` files are undersampled acquisitions (fastMRI's
+    challenge layout, :func:`write_fastmri_file`)."""
     out = Path(out)
     written: dict[str, list[Path]] = {}
     subject = seed * 10_000
@@ -266,7 +297,8 @@ def write_mri_dataset(
         written[split] = []
         for _ in range(count):
             path = out / split / f"file{subject:06d}.h5"
-            write_fastmri_file(path, subject, size=size, slices=slices, coils=coils)
+            write_fastmri_file(path, subject, size=size, slices=slices, coils=coils,
+                               acquisition=acquisition if split == "measured" else None)
             written[split].append(path)
             subject += 1
     return written
@@ -414,6 +446,14 @@ def main(argv: list[str] | None = None) -> None:
     mri.add_argument("--num_test", type=int, default=4, help="subjects in test/")
     mri.add_argument("--coils", type=int, default=0, help="0: single-coil files; N: N-coil files")
     mri.add_argument("--seed", type=int, default=0, help="base seed of the subjects")
+    mri.add_argument("--acquired", action="store_true",
+                     help="write measured/ as undersampled acquisitions in fastMRI's challenge layout (k-space times "
+                          "a 'mask' drawn with the file name's seed, no reconstruction), single-coil")
+    mri.add_argument("--acceleration", type=float, default=4.0, help="with --acquired: the masks' acceleration")
+    mri.add_argument("--center_fraction", type=float, default=0.04,
+                     help="with --acquired: the masks' fully sampled centre fraction")
+    mri.add_argument("--mask_type", choices=["random", "equispaced"], default="random",
+                     help="with --acquired: fastMRI's mask algorithm")
     mic = sub.add_parser("microscopy", help="TIFF stacks of simulated microtubules")
     mic.add_argument("--out", required=True, help="output folder")
     mic.add_argument("--shape", default="32,96,96", help="volume shape z,y,x in voxels")
@@ -448,9 +488,17 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "mri":
         if args.size < 8 or args.slices < 1:
             parser.error("--size must be >= 8 and --slices >= 1")
+        acquisition = None
+        if args.acquired:
+            if args.coils:
+                parser.error("--acquired writes single-coil acquisitions; leave --coils at 0")
+            try:
+                acquisition = MaskSpec(args.mask_type, args.acceleration, args.center_fraction)
+            except ValueError as e:
+                parser.error(str(e))
         written = write_mri_dataset(
             args.out, args.size, args.slices, args.num_clean, args.num_measured, args.num_val,
-            args.num_test, args.coils, args.seed,
+            args.num_test, args.coils, args.seed, acquisition,
         )
         for split, paths in written.items():
             print(f"{split:>9}: {len(paths)} files in {Path(args.out) / split}")

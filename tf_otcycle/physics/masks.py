@@ -140,6 +140,45 @@ def make_mask(
     raise ValueError(f"mask_type: expected 'random' or 'equispaced', got {mask_type!r}")
 
 
+def crop_mask(mask: np.ndarray, num_cols: int) -> np.ndarray:
+    """An acquisition's column mask ``(W,)`` on the centre crop's ``num_cols`` columns.
+
+    Cropping the image keeps its pixel pitch, so crop column ``i`` holds the frequency
+    ``(i - num_cols // 2) / num_cols`` cycles per pixel and takes the value of the acquired
+    column nearest to it, ``round((i - num_cols // 2) * W / num_cols) + W // 2``. Exact when
+    ``W == num_cols`` (then the mask itself); otherwise the crop's k-space mixes neighbouring
+    columns within ``1 / num_cols`` and the result is the nearest-frequency approximation
+    (fastMRI's knee files: 368 acquired columns, 320 cropped).
+
+    Args:
+        mask: ``(W,)``, non-zero where a column was acquired (centred k-space).
+        num_cols: the crop's width, ``<= W``.
+
+    Returns:
+        float32 ``(num_cols,)`` of 0 and 1.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 1 or not 1 <= num_cols <= mask.shape[0]:
+        raise ValueError(f"crop_mask: expected a 1-D mask of at least num_cols={num_cols} columns, got {mask.shape}")
+    width = mask.shape[0]
+    freq = np.arange(num_cols) - num_cols // 2
+    cols = np.clip(np.round(freq * width / num_cols).astype(np.int64) + width // 2, 0, width - 1)
+    return (mask[cols] != 0).astype(np.float32)
+
+
+def flip_mask(mask: np.ndarray) -> np.ndarray:
+    """The column mask of the left-right flipped image: ``x[..., ::-1]`` has centred k-space column
+    ``i`` where ``x`` had ``(2 * (n // 2) - i) mod n`` (frequency ``f -> -f``; for even ``n`` the
+    Nyquist column stays)."""
+    n = mask.shape[-1]
+    return np.take(mask, (2 * (n // 2) - np.arange(n)) % n, axis=-1)
+
+
+def sampled_acceleration(mask: np.ndarray) -> float:
+    """``W / (columns acquired)`` of a mask ``(W,)``: the acceleration it realises."""
+    return float(mask.shape[-1] / max(1, np.count_nonzero(mask)))
+
+
 def mask_problems(mask_type: str, acceleration: float, center_fraction: float) -> list[str]:
     """What is wrong with these mask parameters, each message naming its flag (empty: none)."""
     problems = []

@@ -309,6 +309,10 @@ class Task:
         """Infinite batches ``(y, x)`` of matched samples (the supervised baseline)."""
         raise NotImplementedError
 
+    def paired_problems(self, data: dict) -> list[str]:
+        """Why :meth:`paired_dataset` cannot be built from ``data`` (empty: it can)."""
+        return []
+
     # --- networks and the physics ----------------------------------------------------------
     def generator(self, config: CommonConfig, data: dict | None, name: str = "generator", domain: str = "x"
                   ) -> keras.Model:

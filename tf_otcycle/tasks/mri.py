@@ -24,7 +24,7 @@ from tf_otcycle.export import export_mri_generator, export_settings
 from tf_otcycle.layers import FFTMask
 from tf_otcycle.models import build_patchgan, build_unet, predictor
 from tf_otcycle.physics.fft import channels_to_complex, complex_to_channels, data_consistency, fft2c
-from tf_otcycle.physics.masks import MaskSpec, acs_columns, mask_problems
+from tf_otcycle.physics.masks import MaskSpec, acs_columns, mask_problems, sampled_acceleration
 from tf_otcycle.tasks.base import (
     Method,
     Task,
@@ -48,9 +48,10 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
     seed); normalise each slice.
 
     A file that holds its own undersampled acquisition (a ``mask`` dataset) is not
-    undersampled again: its zero-filled crop is the measurement (mask of ones on the crop,
-    as ``reconstruct`` does, so ``+dc`` changes nothing), scored against its
-    ``reconstruction_*`` target, and refused without one (nothing to score against).
+    undersampled again: its measurement is ``H_m`` of its zero-filled crop under its own mask
+    on the crop (:func:`tf_otcycle.data.fastmri.acquired_mask`, as training and ``reconstruct``
+    use it), scored against its ``reconstruction_*`` target, and refused without one (nothing
+    to score against).
 
     Returns:
         dict with ``y`` ``(S, crop, crop, 2)`` normalised input, ``mask`` ``(S, crop)``,
@@ -60,7 +61,7 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
     images, target = fastmri.read_volume(info, crop_size)
     if info.has_mask:
         fastmri.check_scorable([info])
-        mask = np.ones((crop_size,), np.float32)
+        mask = fastmri.acquired_mask(info, crop_size)
     else:
         mask = fastmri.eval_mask(info, sampling, crop_size)
     _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
@@ -72,6 +73,26 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
         "scale": scale.numpy(),
         "target": target,
     }
+
+
+def report_acquisitions(infos: list[fastmri.FastMRIFile], config: MRIConfig) -> None:
+    """Print how the measured files are used: how many are acquisitions with their own masks, the
+    accelerations those realise on the crop, and a warning when they differ from the one the image
+    cycle simulates (``--acceleration``) by more than 20 %."""
+    acquired = [i for i in infos if i.has_mask]
+    if not acquired:
+        return
+    rates = [sampled_acceleration(fastmri.acquired_mask(i, config.crop_size)) for i in acquired]
+    inexact = sum(i.kspace_shape[-1] != config.crop_size for i in acquired)
+    print(f"--measured_files: {len(acquired)} of {len(infos)} files hold their own acquisition, used as acquired "
+          f"(acceleration on the {config.crop_size}-column crop {min(rates):.2f}-{max(rates):.2f}); "
+          + (f"{inexact} of them have k-space wider than --crop_size, so their masks on the crop are the "
+             "nearest-frequency approximation" if inexact else "their masks on the crop are exact"), flush=True)
+    far = [r for r in rates if abs(r / config.acceleration - 1) > 0.2]
+    if far:
+        print(f"WARNING: {len(far)} acquisitions realise an acceleration of {min(far):.2f}-{max(far):.2f} on the "
+              f"crop, while the image cycle G(Hx) simulates --acceleration={config.acceleration:g}: set it (and "
+              "--center_fraction) to match the acquisitions", flush=True)
 
 
 def file_units(scale: np.ndarray):
@@ -122,7 +143,9 @@ class MRIConfig(CommonConfig):
     clean_files: str | None = string(
         None, "Glob(s), comma-separated: fully sampled fastMRI files, the clean image domain X.")
     measured_files: str | None = string(
-        None, "Glob(s): fastMRI files of *other* subjects, undersampled to form the measurement domain Y.")
+        None, "Glob(s): fastMRI files of *other* subjects, the measurement domain Y: fully sampled files are "
+        "undersampled with --mask_type/--acceleration/--center_fraction; files holding their own acquisition (a "
+        "'mask' dataset, as fastMRI's challenge files; single-coil) are used as acquired.")
     val_files: str | None = string(
         None, "Glob(s): validation files (fixed per-file masks), for TensorBoard metrics and panels.", may_change=True)
     test_files: str | None = string(
@@ -133,9 +156,14 @@ class MRIConfig(CommonConfig):
     mask_type: str = enum("random", ("random", "equispaced"), "1-D Cartesian mask family (fastMRI algorithms).")
     crop_size: int = integer(320, "Centre crop of the images (crop_size x crop_size).")
     residual: bool = boolean(True, "Generator adds its input to its (linear) output.")
+    augment_flip: bool = boolean(
+        False, "Training images are also flipped up-down and left-right at random before they are undersampled "
+        "(acquisitions with their masks; not in the paper). Off by default: every published number was measured "
+        "without flips.")
     augment_rotation: float = real(
         0.0, "Training images are also rotated by a random angle within +- this many degrees before they are "
-        "undersampled (besides the flips; not in the paper): more to learn from few slices. 0: off.")
+        "undersampled (not in the paper; fully sampled files only): more to learn from few "
+        "slices. 0: off.")
     augment_zoom: float = real(
         0.0, "Training images are also zoomed by a random factor within 1 +- this before they are undersampled. "
         "0: off.")
@@ -188,8 +216,11 @@ class MRITask(Task):
         for name in ("clean_files", "measured_files", "val_files", "test_files"):
             if config[name] and (name in ("val_files", "test_files") or not config.eval_only):
                 infos = fastmri.inspect_files(fastmri.expand_files(config[name], f"--{name}"), config.crop_size)
-                if name in ("clean_files", "measured_files"):
-                    fastmri.check_fully_sampled(infos, f"--{name} (training)")
+                if name == "clean_files":
+                    fastmri.check_fully_sampled(infos, "--clean_files (clean images)")
+                elif name == "measured_files":
+                    fastmri.check_acquisitions([i for i in infos if i.has_mask])
+                    report_acquisitions(infos, config)
                 else:
                     fastmri.check_scorable(infos, f"--{name}")
                 files[name] = infos
@@ -216,13 +247,21 @@ class MRITask(Task):
     def _pipeline_args(self, config, input_context=None):
         return dict(crop_size=config.crop_size, sampling=mask_spec(config),
                     batch_size=batch_size(config, input_context), seed=pipeline_seed(config, input_context),
-                    cache=config.cache_images, rotation=config.augment_rotation, zoom=config.augment_zoom)
+                    cache=config.cache_images, flip=config.augment_flip, rotation=config.augment_rotation,
+                    zoom=config.augment_zoom)
 
     def unpaired_dataset(self, config, data, input_context=None):
         files = data["files"]
         return fastmri.unpaired_mri_dataset(shard(files["clean_files"], input_context),
                                             shard(files["measured_files"], input_context),
                                             **self._pipeline_args(config, input_context))
+
+    def paired_problems(self, data):
+        acquired = [i.path for i in data["files"].get("measured_files", []) if i.has_mask]
+        if acquired:
+            return [f"supervised learning needs fully sampled --measured_files (matched pairs); {acquired[0]} and "
+                    f"{len(acquired) - 1} more hold only their acquisition"]
+        return []
 
     def paired_dataset(self, config, data):
         # The measured files are fully sampled: their pairs are the supervised upper reference.
