@@ -361,8 +361,9 @@ def acquired_dataset(infos: Sequence[FastMRIFile], crop_size: int, reader: str =
     """
     check_acquisitions(infos)
     paths = [i.path for i in infos]
-    wide = tf.ragged.constant([file_mask(i).tolist() for i in infos], dtype=tf.float32)
-    narrow = np.stack([acquired_mask(i, crop_size) for i in infos])
+    masks = [file_mask(i) for i in infos]
+    wide = tf.ragged.constant([m.tolist() for m in masks], dtype=tf.float32)
+    narrow = np.stack([crop_mask(m, crop_size) for m in masks])
     read = _slice_reader(False, reader)
 
     def slices(path, w, c):

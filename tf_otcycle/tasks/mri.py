@@ -76,23 +76,24 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
 
 
 def report_acquisitions(infos: list[fastmri.FastMRIFile], config: MRIConfig) -> None:
-    """Print how the measured files are used: how many are acquisitions with their own masks, the
-    accelerations those realise on the crop, and a warning when they differ from the one the image
-    cycle simulates (``--acceleration``) by more than 20 %."""
+    """Print how the measured files are used: how many are acquisitions with their own masks and the
+    acceleration those realise on the crop, with a warning when their average differs from the one
+    the image cycle simulates (``--acceleration``) by more than 20 %."""
     acquired = [i for i in infos if i.has_mask]
     if not acquired:
         return
-    rates = [sampled_acceleration(fastmri.acquired_mask(i, config.crop_size)) for i in acquired]
+    fractions = [1.0 / sampled_acceleration(fastmri.acquired_mask(i, config.crop_size)) for i in acquired]
+    average = 1.0 / float(np.mean(fractions))
     inexact = sum(i.kspace_shape[-1] != config.crop_size for i in acquired)
     print(f"--measured_files: {len(acquired)} of {len(infos)} files hold their own acquisition, used as acquired "
-          f"(acceleration on the {config.crop_size}-column crop {min(rates):.2f}-{max(rates):.2f}); "
+          f"(acceleration on the {config.crop_size}-column crop {average:.2f} on average, "
+          f"{1 / max(fractions):.2f}-{1 / min(fractions):.2f}); "
           + (f"{inexact} of them have k-space wider than --crop_size, so their masks on the crop are the "
              "nearest-frequency approximation" if inexact else "their masks on the crop are exact"), flush=True)
-    far = [r for r in rates if abs(r / config.acceleration - 1) > 0.2]
-    if far:
-        print(f"WARNING: {len(far)} acquisitions realise an acceleration of {min(far):.2f}-{max(far):.2f} on the "
-              f"crop, while the image cycle G(Hx) simulates --acceleration={config.acceleration:g}: set it (and "
-              "--center_fraction) to match the acquisitions", flush=True)
+    if abs(average / config.acceleration - 1) > 0.2:
+        print(f"WARNING: the acquisitions realise an acceleration of {average:.2f} on average on the crop, while the "
+              f"image cycle G(Hx) simulates --acceleration={config.acceleration:g}: set it (and --center_fraction) "
+              "to match the acquisitions", flush=True)
 
 
 def file_units(scale: np.ndarray):
