@@ -362,3 +362,16 @@ def test_reconstruct_gives_an_acquisition_s_measurement_under_its_own_mask(tmp_p
     vol = prepare_volume(fastmri.inspect_file(tmp_path / "wide.h5", 16), 16, MaskSpec("random", 4, 0.25))
     np.testing.assert_allclose(np.abs(_complex(vol["y"])) * vol["scale"][:, None, None], want, rtol=1e-4,
                                atol=1e-5 * want.max())
+
+
+def test_synthetic_acquisitions_have_the_challenge_layout(tmp_path):
+    from tf_otcycle.physics.masks import acs_columns
+
+    write_fastmri_file(tmp_path / "acq.h5", 1, size=32, slices=2, acquisition=MaskSpec("equispaced", 4, 0.125))
+    with h5py.File(tmp_path / "acq.h5", "r") as f:
+        mask, kspace = f["mask"][()], f["kspace"][()]
+        assert mask.dtype == bool and mask.shape == (36,) and "reconstruction_esc" not in f
+        assert np.all(kspace[..., ~mask] == 0) and np.all(np.abs(kspace[..., mask]) > 0)
+        start, stop = acs_columns(36, 0.125)
+        assert f.attrs["num_low_frequency"] >= stop - start and f.attrs["acceleration"] in (3, 4)
+    assert fastmri.inspect_file(tmp_path / "acq.h5", 32).has_mask

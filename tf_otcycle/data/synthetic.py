@@ -270,8 +270,8 @@ def _centre_run(mask: np.ndarray) -> int:
     centre = acquired.shape[0] // 2
     if not acquired[centre]:
         return 0
-    left = centre - np.argmin(acquired[centre::-1]) if not acquired[: centre + 1].all() else -1
-    right = centre + np.argmin(acquired[centre:]) if not acquired[centre:].all() else acquired.shape[0]
+    gaps = np.flatnonzero(~acquired)
+    left, right = gaps[gaps < centre].max(initial=-1), gaps[gaps > centre].min(initial=acquired.shape[0])
     return int(right - left - 1)
 
 
