@@ -45,10 +45,7 @@ def reconstruct_file(generator, path: str, crop_size: int, sampling, data_consis
 
     info = fastmri.inspect_file(path, crop_size)
     images, _ = fastmri.read_volume(info, crop_size)  # zero-filled when the file holds a mask
-    if info.has_mask:
-        mask = fastmri.acquired_mask(info, crop_size)  # H_m of the zero-filled crop, in the graph
-    else:
-        mask = fastmri.eval_mask(info, sampling, crop_size)  # applied in the graph
+    mask = fastmri.measurement_mask(info, sampling, crop_size)  # applied in the graph
     out = []
     reconstruct = compiled_reconstruct_kspace(generator)
     for i in range(0, len(images), batch_size):

@@ -266,6 +266,12 @@ def eval_mask(info_or_path, sampling: MaskSpec, num_cols: int) -> np.ndarray:
     return sampling(num_cols, seed=file_seed(Path(path).name))
 
 
+def measurement_mask(info: FastMRIFile, sampling: MaskSpec, crop_size: int) -> np.ndarray:
+    """The column mask ``(crop_size,)`` a file's test measurement is made under: its own
+    (:func:`acquired_mask`) when it holds an acquisition, else its :func:`eval_mask`."""
+    return acquired_mask(info, crop_size) if info.has_mask else eval_mask(info, sampling, crop_size)
+
+
 def file_mask(info: FastMRIFile) -> np.ndarray:
     """The ``mask`` ``(W,)`` float32 of a file that holds its own undersampled acquisition."""
     try:
@@ -548,11 +554,6 @@ def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, 
                  zoom=0.0, what="training"):
     """Shuffled, repeated ``{"x", "y", "mask"}`` per slice: normalised image, its undersampling, mask."""
     check_fully_sampled(infos, what)
-    images = image_dataset(infos, crop_size, reader)
-    if cache:
-        images = images.cache()
-    images = images.shuffle(shuffle_buffer, seed=seed).repeat()
-    seeds = tf.data.Dataset.random(seed=seed + 1000)
 
     def prepare(image, s):
         mask = _mask_from_seed(s, sampling, crop_size)
@@ -566,17 +567,12 @@ def _slice_pairs(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, 
                 "y": tf.ensure_shape(complex_to_channels(y), shape),
                 "mask": mask}
 
-    return tf.data.Dataset.zip(images, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return _shuffled_map(image_dataset(infos, crop_size, reader), prepare, seed, shuffle_buffer, cache)
 
 
 def _acquired_measurements(infos, crop_size, seed, shuffle_buffer, cache, flip, reader="h5py"):
     """Shuffled, repeated ``{"y", "mask"}`` per slice of acquisitions: ``H_m`` of the zero-filled
     crop under the file's mask on the crop, normalised as :func:`normalize_pair` does."""
-    pairs = acquired_dataset(infos, crop_size, reader)
-    if cache:
-        pairs = pairs.cache()
-    pairs = pairs.shuffle(shuffle_buffer, seed=seed).repeat()
-    seeds = tf.data.Dataset.random(seed=seed + 1000)
 
     def prepare(pair, s):
         image, mask = pair
@@ -586,7 +582,18 @@ def _acquired_measurements(infos, crop_size, seed, shuffle_buffer, cache, flip, 
         return {"y": tf.ensure_shape(complex_to_channels(y), [crop_size, crop_size, 2]),
                 "mask": tf.ensure_shape(mask, [crop_size])}
 
-    return tf.data.Dataset.zip(pairs, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return _shuffled_map(acquired_dataset(infos, crop_size, reader), prepare, seed, shuffle_buffer, cache)
+
+
+def _shuffled_map(ds: tf.data.Dataset, prepare, seed: int, shuffle_buffer: int, cache: bool) -> tf.data.Dataset:
+    """``ds`` (kept in memory after the first pass with ``cache``) shuffled and repeated, each
+    element mapped in parallel by ``prepare(element, s)`` with its own int64 ``s`` from a
+    ``seed``-ed stream (the masks' and augmentations' draws)."""
+    if cache:
+        ds = ds.cache()
+    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
+    seeds = tf.data.Dataset.random(seed=seed + 1000)
+    return tf.data.Dataset.zip(ds, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _measurement_slices(infos, crop_size, sampling, seed, shuffle_buffer, cache, flip, reader="h5py", rotation=0.0,

@@ -59,11 +59,8 @@ def prepare_volume(info: fastmri.FastMRIFile, crop_size: int, sampling: MaskSpec
         ``(S, crop, crop)`` (the file's reconstruction, or ``|x|`` when absent).
     """
     images, target = fastmri.read_volume(info, crop_size)
-    if info.has_mask:
-        fastmri.check_scorable([info])
-        mask = fastmri.acquired_mask(info, crop_size)
-    else:
-        mask = fastmri.eval_mask(info, sampling, crop_size)
+    fastmri.check_scorable([info])
+    mask = fastmri.measurement_mask(info, sampling, crop_size)
     _, y, scale = fastmri.normalize_pair(tf.constant(images), mask)  # per slice, as in training
     if target is None:
         target = np.abs(images).astype(np.float32)
