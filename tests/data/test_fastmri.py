@@ -1,3 +1,5 @@
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -163,6 +165,7 @@ def _write(path, **datasets):
         (lambda p: _write(p, kspace=np.zeros((40, 40), np.complex64)), "shape"),
         (lambda p: _write(p, kspace=np.zeros((0, 40, 40), np.complex64)), "empty"),
         (lambda p: _write(p, kspace=np.zeros((2, 40, 40), np.complex64), mask=np.ones(39, np.float32)), "'mask'"),
+        (lambda p: _write(p, kspace=np.zeros((2, 40, 40), np.complex64), mask=np.zeros(40, bool)), "acquires no"),
         (lambda p: _write(p, kspace=np.zeros((2, 20, 40), np.complex64)), "smaller than crop_size"),
         (lambda p: p.write_bytes(b""), "not a readable HDF5"),
         (lambda p: p.write_bytes(b"this is not hdf5 at all" * 10), "not a readable HDF5"),
@@ -362,6 +365,21 @@ def test_reconstruct_gives_an_acquisition_s_measurement_under_its_own_mask(tmp_p
     vol = prepare_volume(fastmri.inspect_file(tmp_path / "wide.h5", 16), 16, MaskSpec("random", 4, 0.25))
     np.testing.assert_allclose(np.abs(_complex(vol["y"])) * vol["scale"][:, None, None], want, rtol=1e-4,
                                atol=1e-5 * want.max())
+
+
+def test_an_acquisition_s_mask_is_read_once_at_inspection(tmp_path):
+    path = tmp_path / "acq.h5"
+    write_fastmri_file(path, 1, size=16, slices=1)
+    want = _with_own_mask(path, keep_target=True)
+    info = fastmri.inspect_file(path, 16)
+    path.unlink()  # what follows needs the mask, not the file
+    got = fastmri.file_mask(info)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float32
+    got[:] = 0  # a copy: the inspected mask stays as read
+    np.testing.assert_array_equal(fastmri.file_mask(info), want)
+    assert fastmri.acquired_mask(info, 16).shape == (16,)
+    assert info == dataclasses.replace(info, mask=None) and not dataclasses.replace(info, mask=None).has_mask
 
 
 def test_synthetic_acquisitions_have_the_challenge_layout(tmp_path):

@@ -60,7 +60,13 @@ class FastMRIFile:
     target_key: str | None
     attrs: dict
     header: dict = dataclasses.field(default_factory=dict)
-    has_mask: bool = False  # a 'mask' dataset: the k-space is an undersampled acquisition
+    # the file's 'mask' (W,) float32 0/1, read once at inspection: the k-space is an undersampled acquisition
+    mask: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the file holds its own undersampled acquisition (a ``mask`` dataset)."""
+        return self.mask is not None
 
 
 def inspect_file(path: str | os.PathLike, crop_size: int | None = None) -> FastMRIFile:
@@ -107,12 +113,7 @@ def _inspect_open(f: h5py.File, path: str, crop_size: int | None) -> FastMRIFile
         raise FastMRIFormatError(
             f"{path}: image {h}x{w} is smaller than crop_size {crop_size}"
         )
-    if "mask" in f:
-        m = f["mask"]
-        if m.ndim != 1 or m.shape[0] != w:
-            raise FastMRIFormatError(
-                f"{path}: 'mask' has shape {m.shape}, expected ({w},) to match the k-space width"
-            )
+    mask = _read_mask(f, path, w) if "mask" in f else None
     multicoil = k.ndim == 4
     target_key = None
     preferred = ("reconstruction_rss", "reconstruction_esc")
@@ -129,7 +130,21 @@ def _inspect_open(f: h5py.File, path: str, crop_size: int | None) -> FastMRIFile
     attrs = {key: _plain(v) for key, v in f.attrs.items()}
     header = parse_ismrmrd_header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else {}
     return FastMRIFile(path, int(k.shape[0]), tuple(int(s) for s in k.shape), multicoil, target_key, attrs,
-                       header, has_mask="mask" in f)
+                       header, mask)
+
+
+def _read_mask(f: h5py.File, path: str, width: int) -> np.ndarray:
+    """A file's ``mask`` dataset as ``(width,)`` float32 0/1, checked against the k-space width."""
+    m = f["mask"]
+    if not isinstance(m, h5py.Dataset) or m.ndim != 1 or m.shape[0] != width:
+        raise FastMRIFormatError(
+            f"{path}: 'mask' has shape {getattr(m, 'shape', None)}, expected ({width},) to match the k-space width"
+        )
+    mask = (np.asarray(m[()]) != 0).astype(np.float32)
+    if not np.any(mask):
+        raise FastMRIFormatError(f"{path}: 'mask' acquires no k-space column")
+    mask.flags.writeable = False
+    return mask
 
 
 def _open_h5(path: str) -> h5py.File:
@@ -273,15 +288,11 @@ def measurement_mask(info: FastMRIFile, sampling: MaskSpec, crop_size: int) -> n
 
 
 def file_mask(info: FastMRIFile) -> np.ndarray:
-    """The ``mask`` ``(W,)`` float32 of a file that holds its own undersampled acquisition."""
-    try:
-        with _open_h5(info.path) as f:
-            mask = np.asarray(f["mask"][()]).astype(np.float32)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise FastMRIFormatError(f"{info.path}: unreadable 'mask' ({type(e).__name__}: {e})") from None
-    if not np.any(mask):
-        raise FastMRIFormatError(f"{info.path}: 'mask' acquires no k-space column")
-    return (mask != 0).astype(np.float32)
+    """The ``mask`` ``(W,)`` float32 0/1 of a file that holds its own undersampled acquisition
+    (read and checked by :func:`inspect_file`; a copy)."""
+    if info.mask is None:
+        raise FastMRIFormatError(f"{info.path}: fully sampled (no 'mask' dataset), not an acquisition")
+    return info.mask.copy()
 
 
 def acquired_mask(info: FastMRIFile, crop_size: int) -> np.ndarray:
