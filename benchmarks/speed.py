@@ -1,6 +1,6 @@
 """Speed benchmark: train steps, inference and the classical solvers, as ratios in one run.
 
-    .venv/bin/python benchmarks/speed.py                   # everything (~20 min on 2 cores), writes RESULTS.md
+    .venv/bin/python benchmarks/speed.py                   # everything (~25 min on 2 cores), writes RESULTS.md
     .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
     .venv/bin/python benchmarks/speed.py --smoke           # tiny networks, one repeat: checks it runs (make test)
     .venv/bin/python benchmarks/speed.py --profile=microscopy_demo  # where one OT step's time goes, printed
@@ -59,7 +59,13 @@ SMOKE = ("mri_smoke", "microscopy_smoke")
 VARIANTS = ("microscopy_demo_psf20", "microscopy_paper_psf20")
 # RESULTS.md from this heading on is measured by input_pipelines.py and out_of_core.py: kept on rewrite.
 KEPT = "\n## Input pipelines"
-METHODS = ("ot_cyclegan", "cyclegan", "supervised")
+METHODS = ("ot_cyclegan", "cyclegan", "supervised", "mc", "ei", "ssdu")
+MRI_ONLY = ("ssdu",)  # splits k-space columns: no microscopy row
+
+
+def methods_for(name: str, methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The train-step methods of ``methods`` that configuration ``name``'s task has."""
+    return tuple(m for m in methods if CONFIGS[name][0] == "mri" or m not in MRI_ONLY)
 
 
 # --- the child: one configuration -----------------------------------------------------------
@@ -340,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
                              "20^3 PSF)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
-    parser.add_argument("--methods", default=",".join(METHODS), help="train-step methods (default: all three)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="train-step methods (default: every learned method of train/compare.py)")
     parser.add_argument("--mixed_precision", default="none", choices=["none", "mixed_bfloat16", "mixed_float16"],
                         help="the networks' dtype policy in the train-step rows (printed only unless none)")
     parser.add_argument("--smoke", action="store_true",
@@ -375,12 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     rows, infer = [], []
     for name in names:
         repeats = 1 if args.smoke else args.repeats if "paper" not in name else 3
-        for method in methods:
+        for method in methods_for(name, methods):
             rows.append(run_child("train", name, method, repeats, peak_sizes=peak_sizes,
                                   precision=args.mixed_precision))
             print(train_line(rows[-1]), flush=True)
         if not args.smoke and args.mixed_precision == "none" and len(methods) == len(METHODS):
-            rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(rows[-3])))
+            ot = next(r for r in rows if r["name"] == name and r["method"] == "ot_cyclegan")
+            rows.append(run_child("train", name, "ot_cyclegan", repeats, other_threads(ot)))
             print(train_line(rows[-1]), flush=True)
         solvers = ["generator"] + (["pls_tv"] if name.startswith("mri") else ["richardson_lucy",
                                                                               "richardson_lucy_skimage"])
@@ -395,6 +403,19 @@ def main(argv: list[str] | None = None) -> None:
                     for name in ("mri_demo", "microscopy_demo")]
         out.write_text(report(rows, infer, profiles) + kept)
         print(f"wrote {args.out}")
+
+
+def step_ratio_lines(by: dict) -> list[str]:
+    """``- name: method ratio (FLOP ratio), ...`` against the OT step, per configuration with one;
+    ``by`` maps ``(name, method)`` to its row."""
+    lines = []
+    for name in dict.fromkeys(n for n, _ in by):
+        ot = by.get((name, "ot_cyclegan"))
+        others = [r for (n, m), r in by.items() if n == name and m != "ot_cyclegan"]
+        if ot and others:
+            lines.append(f"- {name}: " + ", ".join(
+                f"{r['method']} {r['seconds'] / ot['seconds']:.2f} ({r['gflop'] / ot['gflop']:.2f})" for r in others))
+    return lines
 
 
 def configurations(only: str) -> list[str]:
@@ -461,6 +482,10 @@ def report(rows: list[dict], infer: list[dict], profiles: list[dict] = ()) -> st
         ot, cg = by.get((name, "ot_cyclegan")), by.get((name, "cyclegan"))
         if ot and cg:
             lines.append(f"- {name}: {ot['seconds'] / cg['seconds']:.2f} ({ot['gflop'] / cg['gflop']:.2f})")
+    lines += ["", "Each method's step / the OT-cycleGAN's step, time (FLOPs), at the same threads (a learned "
+              "method of `train/compare.py` trains for the same number of steps, so this is its training time "
+              "relative to the OT-cycleGAN's, validation aside):", ""]
+    lines += step_ratio_lines(by)
     lines += ["", "## Inference", "",
               "Generator: `tf_otcycle.models.predictor` (compiled), batches of 8 slices (MRI) or one volume, per item. "
               "PLS-TV: 100 MFISTA iterations, compiled, batch of 8 slices. Richardson-Lucy: 30 iterations, one volume, "

@@ -48,3 +48,17 @@ def test_the_psf20_variants_differ_from_their_configuration_only_in_the_kernel_a
                                                                                "microscopy_paper_psf20"]
     with pytest.raises(SystemExit, match="unknown configuration"):
         speed.configurations("microscopy_papr")
+
+
+def test_every_learned_method_is_timed_against_the_ot_step_and_ssdu_only_on_mri():
+    assert speed.methods_for("mri_demo", speed.METHODS) == speed.METHODS
+    assert speed.methods_for("microscopy_demo", speed.METHODS) == ("ot_cyclegan", "cyclegan", "supervised", "mc", "ei")
+
+    def row(name, method, seconds, gflop):
+        return {"name": name, "method": method, "seconds": seconds, "gflop": gflop}
+
+    by = {("mri_demo", "ot_cyclegan"): row("mri_demo", "ot_cyclegan", 0.1, 16.0),
+          ("mri_demo", "supervised"): row("mri_demo", "supervised", 0.05, 4.0),
+          ("mri_demo", "ssdu"): row("mri_demo", "ssdu", 0.025, 4.0),
+          ("microscopy_demo", "ei"): row("microscopy_demo", "ei", 0.1, 1.0)}  # no OT row: no line
+    assert speed.step_ratio_lines(by) == ["- mri_demo: supervised 0.50 (0.25), ssdu 0.25 (0.25)"]
