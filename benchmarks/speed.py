@@ -1,6 +1,6 @@
 """Speed benchmark: train steps, inference and the classical solvers, as ratios in one run.
 
-    .venv/bin/python benchmarks/speed.py                   # everything (~25 min on 2 cores), writes RESULTS.md
+    .venv/bin/python benchmarks/speed.py                   # everything (~21 min on 2 cores), writes RESULTS.md
     .venv/bin/python benchmarks/speed.py --only=mri_demo   # one configuration, printed only
     .venv/bin/python benchmarks/speed.py --smoke           # tiny networks, one repeat: checks it runs (make test)
     .venv/bin/python benchmarks/speed.py --profile=microscopy_demo  # where one OT step's time goes, printed
