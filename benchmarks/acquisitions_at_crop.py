@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tf_otcycle.data.fastmri import FastMRIFormatError
+from tf_otcycle.data import fastmri
 from tf_otcycle.data.synthetic import write_kspace_file
 from tf_otcycle.physics.fft import fft2c, ifft2c
 from tf_otcycle.physics.masks import MaskSpec, file_seed
@@ -39,13 +39,14 @@ def centre_columns(kspace: np.ndarray, width: int) -> np.ndarray:
 
 def rewrite(src: Path, out: Path, crop_size: int, sampling: MaskSpec) -> None:
     """``src`` (fully sampled, single-coil) as an acquisition ``crop_size`` columns wide, at ``out``."""
+    info = fastmri.inspect_file(src, crop_size)  # a fastMRI file at least crop_size wide and high
+    fastmri.check_fully_sampled([info], "rewriting it as an acquisition")
+    if info.multicoil:
+        raise fastmri.FastMRIFormatError(f"{src}: multi-coil; expected a single-coil file")
     with h5py.File(src, "r") as f:
-        if "mask" in f or f["kspace"].ndim != 3:
-            raise FastMRIFormatError(f"{src}: expected a fully sampled single-coil file")
-        kspace, patient = f["kspace"][()], str(f.attrs.get("patient_id", src.stem))
-    if kspace.shape[-1] < crop_size:
-        raise FastMRIFormatError(f"{src}: k-space {kspace.shape[-1]} columns wide, narrower than {crop_size}")
+        kspace = f["kspace"][()]
     narrow = centre_columns(kspace, crop_size) / SCANNER_UNITS
+    patient = str(info.attrs.get("patient_id", src.stem))
     write_kspace_file(out, narrow, crop_size, 0.0, np.random.RandomState(0), patient,
                       mask=sampling(crop_size, seed=file_seed(src.name)))
 
